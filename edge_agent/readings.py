@@ -1,0 +1,57 @@
+"""Device-neutral readings: what a parsed GATT measurement means, before it becomes FHIR.
+
+A parser in ``edge_agent.gatt`` turns bytes into a characteristic-specific measurement; ``to_readings``
+functions there turn that measurement into these values. The FHIR layer (``fhir_contract``) turns a
+``Reading`` into an Observation. Keeping this step separate lets the contract be tested without Bluetooth
+and the parsers without FHIR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A measured number in a UCUM unit, with the device's precision kept (``Decimal('36.60')``)."""
+
+    value: Decimal
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class Absent:
+    """A value the device reported as special (NaN, NRes, +/-INF, reserved): never turned into a number.
+
+    ``reason`` is a code of http://terminology.hl7.org/CodeSystem/data-absent-reason.
+    """
+
+    reason: str
+
+
+Value = Quantity | Absent
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One part of a compound reading, e.g. the systolic pressure of a blood-pressure panel."""
+
+    kind: str
+    value: Value
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One reading of one type, as the contract's terminology names it (``fhir/terminology.json``).
+
+    ``kind`` is a terminology key such as ``"spo2"`` or ``"blood-pressure"``. A compound reading has
+    ``components`` and no ``value``. ``device_time`` is the device's own time stamp exactly as sent
+    (naive: device clocks have no zone), or None when the device sent none.
+    """
+
+    kind: str
+    value: Value | None = None
+    components: tuple[Component, ...] = ()
+    device_time: datetime | None = None

@@ -1,0 +1,123 @@
+"""Build the FHIR R4 Observations and the batch Bundle that a hub sends.
+
+Follows the HL7 Personal Health Device IG where it applies: LOINC coding (vital-signs profile) plus the
+IEEE 11073 MDC coding, UCUM units, the sensor as ``Observation.device``, the hub as the
+``observation-gatewayDevice`` extension, special values as ``dataAbsentReason``, and a stable identifier
+built from device, patient, type and the device's own time stamp, so the server de-duplicates
+redeliveries and re-sent stored readings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from edge_agent.readings import Absent, Quantity, Reading, Value
+from fhir_contract.terminology import (
+    DATA_ABSENT_REASON,
+    GATEWAY_DEVICE_EXTENSION,
+    IDENTIFIER_SYSTEM,
+    OBSERVATION_CATEGORY,
+    PHD_CATEGORY,
+    UCUM,
+    ReadingType,
+    reading_type,
+)
+
+_EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC)
+
+FhirJson = dict[str, Any]
+
+
+def observation_identifier(device_id: str, patient_id: str, kind: str, stamp: datetime) -> str:
+    """``device-patient-type-timestamp``, the PHD IG's duplicate guard; seconds since 2000-01-01.
+
+    ``stamp`` is the device's own time stamp when it sent one (naive is read as UTC), so the same
+    stored reading re-sent after a reconnection gets the same identifier.
+    """
+    aware = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    seconds = int((aware - _EPOCH_2000).total_seconds())
+    return f"{device_id}-{patient_id}-{kind}-{seconds}"
+
+
+def _number(value: Decimal) -> int | float:
+    # JSON has no decimal type; integers stay integers so '72' is not sent as '72.0'.
+    return int(value) if value == value.to_integral_value() and value.as_tuple().exponent == 0 else float(value)
+
+
+def _quantity(q: Quantity) -> FhirJson:
+    return {"value": _number(q.value), "unit": q.unit, "system": UCUM, "code": q.unit}
+
+
+def _absent(a: Absent) -> FhirJson:
+    return {"coding": [{"system": DATA_ABSENT_REASON, "code": a.reason}]}
+
+
+def _value_fields(value: Value) -> FhirJson:
+    if isinstance(value, Quantity):
+        return {"valueQuantity": _quantity(value)}
+    return {"dataAbsentReason": _absent(value)}
+
+
+def _code(rtype: ReadingType) -> FhirJson:
+    return {"coding": [c.to_fhir() for c in rtype.codings()], "text": rtype.display}
+
+
+def build_observation(
+    reading: Reading,
+    *,
+    patient_id: str,
+    device_id: str,
+    hub_id: str,
+    effective: datetime,
+) -> FhirJson:
+    """One Observation for one reading. ``effective`` is the corrected, time-zone-aware measurement time."""
+    if effective.tzinfo is None:
+        raise ValueError("effective time must carry a time zone")
+    rtype = reading_type(reading.kind)
+    categories = [{"coding": [{"system": PHD_CATEGORY, "code": "phd"}]}]
+    if rtype.vital_sign:
+        categories.insert(
+            0, {"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}]}
+        )
+    stamp = reading.device_time or effective
+    obs: FhirJson = {
+        "resourceType": "Observation",
+        "identifier": [
+            {"system": IDENTIFIER_SYSTEM, "value": observation_identifier(device_id, patient_id, rtype.key, stamp)}
+        ],
+        "status": "final",
+        "category": categories,
+        "code": _code(rtype),
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": effective.astimezone(UTC).isoformat(),
+        "device": {"reference": f"Device/{device_id}"},
+        "extension": [{"url": GATEWAY_DEVICE_EXTENSION, "valueReference": {"reference": f"Device/{hub_id}"}}],
+    }
+    if rtype.profile:
+        obs["meta"] = {"profile": [rtype.profile]}
+    if reading.value is not None:
+        obs.update(_value_fields(reading.value))
+    if reading.components:
+        obs["component"] = [
+            {"code": {"coding": [{"system": "http://loinc.org", "code": c.loinc[0]}, c.mdc.to_fhir()]}}
+            | _value_fields(part.value)
+            for part in reading.components
+            for c in (rtype.component(part.kind),)
+        ]
+    return obs
+
+
+def build_bundle(observations: list[FhirJson]) -> FhirJson:
+    """A FHIR ``batch`` Bundle: each entry stands alone, so one rejected Observation spares the rest."""
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "type": "batch",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "entry": [
+            {"resource": obs, "request": {"method": "POST", "url": "Observation"}} for obs in observations
+        ],
+    }

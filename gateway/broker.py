@@ -1,0 +1,198 @@
+"""The embedded MQTT broker for the demo and the tests: Mosquitto when its binary exists, else amqtt.
+
+Both run as child processes on a free loopback port with a configuration written here, so the
+configuration is deliberate rather than inherited from the machine:
+
+- Mosquitto's defaults keep at most 1,000 queued QoS 1 messages per client and then drop messages
+  silently; a gateway that falls behind must never lose readings, so the queue limits are raised on
+  purpose (``max_queued_messages``) and persistence is on.
+- amqtt (pure Python, MQTT 3.1.1 only) is the fallback where Mosquitto is absent. Its queues are
+  unbounded in memory, and it has no MQTT 5, so clients fall back to MQTT 3.1.1 and no shared
+  subscriptions.
+
+Production uses an external broker given by URL; nothing outside this module knows which broker runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+BrokerKind = Literal["mosquitto", "amqtt"]
+
+# Enough for several days of readings from hundreds of hubs while a gateway is down; QoS 1 messages
+# beyond this would be dropped by Mosquitto, so the figure is a capacity decision, not a default.
+MAX_QUEUED_MESSAGES = 1_000_000
+# How long a broker may take to accept connections before we give up (amqtt imports take ~1 s).
+START_TIMEOUT_S = 15.0
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker could not be started."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerEndpoint:
+    """Where clients connect and which MQTT version they may use."""
+
+    host: str
+    port: int
+    kind: BrokerKind
+    mqtt5: bool
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free right now on ``host`` (the broker binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def mosquitto_binary() -> str | None:
+    """Path of the Mosquitto broker binary, looking where Debian puts it when it is not on PATH."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    for candidate in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _mosquitto_config(port: int, workdir: Path) -> str:
+    return "\n".join(
+        [
+            f"listener {port} 127.0.0.1",
+            "allow_anonymous true",
+            "persistence true",
+            f"persistence_location {workdir}/",
+            f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+            "max_queued_bytes 0",
+            # Per-client in-flight window; larger windows only add reordering on redelivery.
+            "max_inflight_messages 100",
+            f"log_dest file {workdir}/mosquitto.log",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "",
+        ]
+    )
+
+
+def _amqtt_config(port: int) -> str:
+    return "\n".join(
+        [
+            "listeners:",
+            "  default:",
+            "    type: tcp",
+            f"    bind: 127.0.0.1:{port}",
+            "plugins:",
+            "  amqtt.plugins.authentication.AnonymousAuthPlugin:",
+            "    allow_anonymous: true",
+            "",
+        ]
+    )
+
+
+class EmbeddedBroker:
+    """An MQTT broker child process on a free loopback port. Use as a context manager or start/stop."""
+
+    def __init__(self, prefer: BrokerKind | None = None, port: int | None = None) -> None:
+        binary = mosquitto_binary()
+        if prefer == "mosquitto" and binary is None:
+            raise BrokerError("mosquitto was asked for but no mosquitto binary is installed")
+        self.kind: BrokerKind = prefer or ("mosquitto" if binary else "amqtt")
+        self._binary = binary
+        self._port = port
+        self._workdir = Path(tempfile.mkdtemp(prefix=f"homewatch-{self.kind}-"))
+        self._process: subprocess.Popen[bytes] | None = None
+        self.endpoint: BrokerEndpoint | None = None
+
+    def start(self) -> BrokerEndpoint:
+        port = self._port or free_port()
+        if self.kind == "mosquitto":
+            conf = self._workdir / "mosquitto.conf"
+            conf.write_text(_mosquitto_config(port, self._workdir))
+            assert self._binary is not None
+            cmd = [self._binary, "-c", str(conf)]
+        else:
+            conf = self._workdir / "amqtt.yaml"
+            conf.write_text(_amqtt_config(port))
+            cmd = [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
+        log_file = (self._workdir / "stdout.log").open("wb")
+        # Own process group: Ctrl-C in the terminal reaches us, and we stop the broker in order.
+        self._process = subprocess.Popen(
+            cmd, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log_file.close()
+        self._wait_until_listening(port)
+        self.endpoint = BrokerEndpoint("127.0.0.1", port, self.kind, mqtt5=self.kind == "mosquitto")
+        log.info("%s broker listening on 127.0.0.1:%d", self.kind, port)
+        return self.endpoint
+
+    def _wait_until_listening(self, port: int) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise BrokerError(f"{self.kind} exited at start-up: {self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise BrokerError(f"{self.kind} did not listen on port {port} within {START_TIMEOUT_S:.0f} s")
+
+    def log_tail(self, lines: int = 20) -> str:
+        text = ""
+        for name in ("mosquitto.log", "stdout.log"):
+            path = self._workdir / name
+            if path.exists():
+                text += path.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL the broker (tests of crash recovery); ``start()`` brings it back on the same port."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        if self.endpoint is not None:
+            self._port = self.endpoint.port
+
+    def stop(self) -> None:
+        """Stop the broker and remove its folder. Safe to call twice."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT if self.kind == "amqtt" else signal.SIGTERM)
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> BrokerEndpoint:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,68 @@
+"""Versioned schema migrations: ``migrations/NNNN_name.sql`` applied in order, each in one transaction.
+
+``schema_migrations`` records what is applied, so running ``migrate`` again is a no-op and a new file
+is applied exactly once. Migrations only go forward; a failed one rolls back and stops.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from gateway.store.errors import MigrationError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Every migration file in version order; a gap or a duplicate version is a programming error."""
+    found: list[Migration] = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if match is None:
+            raise ValueError(f"migration file name {path.name!r} is not NNNN_name.sql")
+        found.append(Migration(int(match[1]), match[2], path.read_text(encoding="utf-8")))
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise ValueError(f"migration versions must be 1..n without gaps, found {versions}")
+    return found
+
+
+def migrate(conn: psycopg.Connection[object], directory: Path = MIGRATIONS_DIR) -> list[int]:
+    """Apply the migrations not yet applied; return their versions."""
+    with conn.transaction():
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+    done: list[int] = []
+    for migration in load_migrations(directory):
+        try:
+            with conn.transaction():
+                # The lock serialises concurrent migrators (several workers starting at once); the check
+                # after it makes the loser skip what the winner applied.
+                conn.execute("SELECT pg_advisory_xact_lock(4242001)")
+                if conn.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = %s", (migration.version,)
+                ).fetchone():
+                    continue
+                conn.execute(migration.sql.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+        except psycopg.Error as exc:
+            raise MigrationError(migration.version, migration.name, str(exc).strip()) from exc
+        done.append(migration.version)
+    return done
