@@ -1,0 +1,51 @@
+"""From stored Observations to NEWS2 inputs: which reading stands for which NEWS2 parameter.
+
+Pure: takes the newest stored Observation of each kind and returns ``models.news2.VitalSigns``. A
+home measures SpO2, pulse, blood pressure and temperature; respiration rate only when a device sends
+it, and consciousness and supplemental oxygen never: those stay missing and NEWS2 says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fhir_contract.terminology import to_canonical
+from gateway.store.repository import StoredObservation
+from models.news2 import Measured, VitalSigns
+
+#: Stored kinds that feed NEWS2.
+NEWS2_KINDS = (
+    "spo2",
+    "blood-pressure",
+    "pulse-rate-oximeter",
+    "pulse-rate-cuff",
+    "heart-rate",
+    "body-temperature",
+    "respiratory-rate",
+)
+_PULSE_KINDS = ("pulse-rate-oximeter", "pulse-rate-cuff", "heart-rate")
+
+
+def _measured(obs: StoredObservation | None) -> Measured | None:
+    if obs is None or obs.value is None or obs.unit is None:
+        return None
+    value, _unit = to_canonical(obs.value, obs.unit)
+    return Measured(value, obs.effective)
+
+
+def vitals_from_observations(latest: Mapping[str, StoredObservation], *, scale2: bool) -> VitalSigns:
+    """NEWS2 inputs from the newest Observation per kind; the newest pulse of any device wins."""
+    pulses = [latest[k] for k in _PULSE_KINDS if k in latest and latest[k].value is not None]
+    pulse = max(pulses, key=lambda o: o.effective, default=None)
+    bp = latest.get("blood-pressure")
+    systolic = bp.components.get("systolic") if bp is not None else None
+    return VitalSigns(
+        respiration_rate=_measured(latest.get("respiratory-rate")),
+        spo2=_measured(latest.get("spo2")),
+        systolic_bp=Measured(systolic, bp.effective) if bp is not None and systolic is not None else None,
+        pulse=_measured(pulse),
+        temperature=_measured(latest.get("body-temperature")),
+        on_oxygen=None,
+        acvpu=None,
+        scale2=scale2,
+    )

@@ -1,0 +1,55 @@
+"""A NEWS2 result as a FHIR R4 RiskAssessment: the score, its band, its basis and its reasons.
+
+Every score homewatch shows is stored this way, so a nurse (or another FHIR system) can see why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from fhir_contract.terminology import IDENTIFIER_SYSTEM
+from models.news2 import News2Result
+
+# SNOMED CT 1104051000000101 "Royal College of Physicians National Early Warning Score 2 (NEWS2) total".
+NEWS2_METHOD = {"system": "http://snomed.info/sct", "code": "1104051000000101", "display": "NEWS2 score"}
+RISK_PROBABILITY = "http://terminology.hl7.org/CodeSystem/risk-probability"
+# NEWS2 bands onto the FHIR risk-probability codes (low-medium has no code of its own: 'moderate').
+_QUALITATIVE = {"low": "low", "low-medium": "moderate", "medium": "moderate", "high": "high"}
+
+
+def news2_risk_assessment(
+    result: News2Result, *, patient_id: str, basis_identifiers: Iterable[str], computed_at: datetime
+) -> dict[str, Any]:
+    """The RiskAssessment for one NEWS2 result; ``basis`` names the Observations by identifier."""
+    notes = [{"text": reason} for reason in result.reasons()]
+    return {
+        "resourceType": "RiskAssessment",
+        "status": "final",
+        "method": {"coding": [NEWS2_METHOD], "text": "NEWS2 (RCP 2017)"},
+        "code": {"text": "Early warning score"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "occurrenceDateTime": result.assessed_at.astimezone(UTC).isoformat(),
+        "basis": [
+            {"identifier": {"system": IDENTIFIER_SYSTEM, "value": ident}, "type": "Observation"}
+            for ident in sorted(basis_identifiers)
+        ],
+        "prediction": [
+            {
+                "outcome": {"text": "Clinical deterioration"},
+                "qualitativeRisk": {
+                    "coding": [{"system": RISK_PROBABILITY, "code": _QUALITATIVE[result.band]}],
+                    "text": f"NEWS2 {result.total}: {result.band}",
+                },
+            }
+        ],
+        "note": notes,
+        "extension": [
+            {
+                "url": "urn:homewatch:news2-total",
+                "valueInteger": result.total,
+            },
+            {"url": "urn:homewatch:computed-at", "valueDateTime": computed_at.astimezone(UTC).isoformat()},
+        ],
+    }

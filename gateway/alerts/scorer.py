@@ -1,0 +1,180 @@
+"""Scores patients with new readings and raises alerts: the step after storage.
+
+``score_patient`` (one transaction) reads the newest readings, computes NEWS2 as of the newest of
+them, stores the score with its detail and RiskAssessment, and opens an alert when the rules call for
+one. At most one alert per patient is open at a time (a unique index): a flapping value does not
+page anyone twice; a worse score escalates the open alert instead.
+
+``Scorer`` runs ``score_patient`` in its own thread for the patients ingest reports after each
+commit (``notify``), coalescing repeats, so ingest never waits for scoring.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+
+from gateway.alerts.news2_inputs import NEWS2_KINDS, vitals_from_observations
+from gateway.alerts.risk_assessment import news2_risk_assessment
+from gateway.alerts.rules import SEVERITY_RANK, AlertDecision, decide_alert
+from gateway.store.repository import latest_observations
+from models.news2 import score_news2
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreOutcome:
+    patient_id: str
+    score_id: int
+    news2: int
+    band: str
+    alert: AlertDecision | None
+    alert_raised: bool  # a new alert was opened (not an escalation or a repeat)
+
+
+def _patient_scale2(conn: psycopg.Connection[Any], municipality_id: str, patient_id: str) -> bool | None:
+    row = conn.execute(
+        "SELECT spo2_scale2 FROM patients WHERE municipality_id = %s AND id = %s", (municipality_id, patient_id)
+    ).fetchone()
+    return None if row is None else bool(row[0])
+
+
+def score_patient(
+    conn: psycopg.Connection[Any], municipality_id: str, patient_id: str, *, now: datetime | None = None
+) -> ScoreOutcome | None:
+    """Score one patient from stored readings; None when the patient is unknown or has no vitals yet."""
+    computed_at = now or datetime.now(UTC)
+    with conn.transaction():
+        scale2 = _patient_scale2(conn, municipality_id, patient_id)
+        if scale2 is None:
+            return None
+        latest = latest_observations(conn, municipality_id, patient_id, NEWS2_KINDS)
+        if not latest:
+            return None
+        as_of = max(obs.effective for obs in latest.values())
+        result = score_news2(vitals_from_observations(latest, scale2=scale2), as_of)
+        resource = news2_risk_assessment(
+            result, patient_id=patient_id, basis_identifiers=[o.identifier for o in latest.values()],
+            computed_at=computed_at,
+        )
+        detail = result.to_dict()  # includes the reasons, in the order a nurse reads them
+        row = conn.execute(
+            "INSERT INTO scores (municipality_id, patient_id, computed_at, as_of, method, score, band, detail,"
+            " resource) VALUES (%s, %s, %s, %s, 'news2', %s, %s, %s::jsonb, %s::jsonb) RETURNING id",
+            (
+                municipality_id, patient_id, computed_at, as_of, result.total, result.band,
+                orjson.dumps(detail, default=str).decode(), orjson.dumps(resource).decode(),
+            ),
+        ).fetchone()
+        assert row is not None
+        score_id = int(row[0])
+        decision = decide_alert(result)
+        raised = decision is not None and _open_or_escalate(
+            conn, municipality_id, patient_id, score_id, as_of, decision
+        )
+    return ScoreOutcome(patient_id, score_id, result.total, result.band, decision, raised)
+
+
+def _open_or_escalate(
+    conn: psycopg.Connection[Any],
+    municipality_id: str,
+    patient_id: str,
+    score_id: int,
+    as_of: datetime,
+    decision: AlertDecision,
+) -> bool:
+    """Open an alert, or escalate the open one when this is worse; True only for a new alert."""
+    open_alert = conn.execute(
+        "SELECT id, severity FROM alerts WHERE municipality_id = %s AND patient_id = %s AND status = 'open'"
+        " FOR UPDATE",
+        (municipality_id, patient_id),
+    ).fetchone()
+    if open_alert is None:
+        conn.execute(
+            "INSERT INTO alerts (municipality_id, patient_id, score_id, as_of, severity, reason)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (municipality_id, patient_id, score_id, as_of, decision.severity, decision.reason),
+        )
+        log.warning("ALERT %s patient %s: %s", decision.severity, patient_id, decision.reason)
+        return True
+    if SEVERITY_RANK[decision.severity] > SEVERITY_RANK[str(open_alert[1])]:
+        conn.execute(
+            "UPDATE alerts SET severity = %s, reason = %s, score_id = %s, as_of = %s WHERE id = %s",
+            (decision.severity, decision.reason, score_id, as_of, open_alert[0]),
+        )
+        log.warning("ALERT escalated to %s for patient %s: %s", decision.severity, patient_id, decision.reason)
+    return False
+
+
+class Scorer:
+    """A thread that scores patients as ingest reports them. ``notify`` never blocks."""
+
+    def __init__(self, database_url: str) -> None:
+        self._database_url = database_url
+        self._pending: set[tuple[str, str]] = set()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="scorer", daemon=True)
+        self.scored = 0
+        self.alerts_raised = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def notify(self, municipality_id: str, patient_ids: set[str]) -> None:
+        with self._cond:
+            self._pending.update((municipality_id, p) for p in patient_ids)
+            self._cond.notify()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once nothing is pending or being scored (for the demo's final summary and tests)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout=timeout)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._stopping)
+                if self._stopping:
+                    break
+                work, self._pending = self._pending, set()
+                self._busy = True
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self._database_url, autocommit=True)
+                for municipality_id, patient_id in sorted(work):
+                    outcome = score_patient(conn, municipality_id, patient_id)
+                    if outcome is not None:
+                        self.scored += 1
+                        self.alerts_raised += int(outcome.alert_raised)
+            except psycopg.Error as exc:
+                # Scores are derived data: put the work back and retry after a pause, losing nothing.
+                log.warning("scorer: database error, retrying: %s", exc)
+                with self._cond:
+                    self._pending |= work
+                if conn is not None:
+                    conn.close()
+                conn = None
+                with self._cond:
+                    self._cond.wait(timeout=1.0)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+        if conn is not None:
+            conn.close()

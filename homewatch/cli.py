@@ -1,0 +1,162 @@
+"""``homewatch``: one command line, a sub-command per role.
+
+- ``demo``     everything on one machine: database, broker, gateway and simulated homes (SYNTHETIC data)
+- ``edge``     the hub: decode device bytes
+- ``gateway``  the server: database migrations
+- ``models``   risk scores: NEWS2 from vital signs
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="homewatch: home monitoring of chronically ill people. Bluetooth devices at home -> FHIR over "
+    "MQTT -> risk scores, ranked worklists for municipal nurses, and alerts for clinicians.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+edge_app = typer.Typer(help="The hub in the patient's home: reads Bluetooth devices, sends FHIR.", no_args_is_help=True)
+gateway_app = typer.Typer(help="The server: ingest, storage, scores, alerts, web UI and FHIR API.", no_args_is_help=True)
+models_app = typer.Typer(help="Risk models: NEWS2 and (later) the learned admission risk.", no_args_is_help=True)
+app.add_typer(edge_app, name="edge")
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(models_app, name="models")
+
+
+def _fail(message: str) -> typer.Exit:
+    """One line on stderr, no traceback, non-zero exit."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def demo(
+    homes: Annotated[int, typer.Option(min=1, max=200, help="Simulated homes (one hub and patient each).")] = 12,
+    days: Annotated[int, typer.Option(min=1, max=365, help="Simulated days of monitoring to play.")] = 30,
+    speed: Annotated[
+        float | None,
+        typer.Option(min=1.0, help="Simulated seconds per real second [default: fit the days into "
+                     "--duration, else one day per 20 s]."),
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=5.0, help="Stop by itself after SECONDS and print a summary.")
+    ] = None,
+    port: Annotated[int, typer.Option(help="HTTP port of the web UI and FHIR API (127.0.0.1).")] = 8000,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Keep the database and hub outboxes here [default: a temporary folder].")
+    ] = None,
+    broker: Annotated[
+        str, typer.Option(help="MQTT broker: auto (Mosquitto if installed, else amqtt), mosquitto or amqtt.")
+    ] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic cohort.")] = 7,
+) -> None:
+    """Run every part on this machine with SYNTHETIC patients; serve http://127.0.0.1:PORT."""
+    from homewatch.demo.runner import DemoOptions, run_demo
+
+    if broker not in ("auto", "mosquitto", "amqtt"):
+        raise _fail(f"--broker must be auto, mosquitto or amqtt, not {broker!r}")
+    options = DemoOptions(
+        homes=homes, days=days, speed=speed, duration=duration, port=port, data_dir=data_dir,
+        broker=None if broker == "auto" else broker, seed=seed,  # type: ignore[arg-type]
+    )
+    sys.exit(run_demo(options))
+
+
+@edge_app.command("decode")
+def edge_decode(
+    characteristic: Annotated[str, typer.Argument(help="Characteristic UUID: 2a35, 0x2A35 or the 128-bit form.")],
+    hex_value: Annotated[str, typer.Argument(metavar="HEX", help="The characteristic value as hex bytes.")],
+    patient: Annotated[str, typer.Option(help="Patient id for Observation.subject.")] = "example-patient",
+    device: Annotated[str, typer.Option(help="Device id for Observation.device.")] = "example-device",
+    hub: Annotated[str, typer.Option(help="Hub id for the gateway-device extension.")] = "example-hub",
+    timezone: Annotated[str, typer.Option(help="Zone of the device clock.")] = "Europe/Copenhagen",
+) -> None:
+    """Decode one characteristic value and print its FHIR R4 Observations as a batch Bundle."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from edge_agent.gatt import ParseError, decode
+    from edge_agent.timing import effective_time
+    from fhir_contract.observation import build_bundle, build_observation
+
+    try:
+        data = bytes.fromhex(hex_value.replace(":", "").replace(" ", ""))
+    except ValueError:
+        raise _fail(f"{hex_value!r} is not hexadecimal bytes") from None
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _fail(f"unknown time zone {timezone!r}") from None
+    try:
+        readings = decode(characteristic, data)
+    except ParseError as exc:
+        raise _fail(str(exc)) from None
+    now = datetime.now(UTC)
+    observations = [
+        build_observation(
+            r, patient_id=patient, device_id=device, hub_id=hub,
+            effective=effective_time(r.device_time, now, zone).at,
+        )
+        for r in readings
+    ]
+    typer.echo(json.dumps(build_bundle(observations), indent=2))
+
+
+@gateway_app.command("migrate")
+def gateway_migrate(
+    database_url: Annotated[str, typer.Option(envvar="HOMEWATCH_DATABASE_URL", help="PostgreSQL URL.")],
+) -> None:
+    """Bring the database schema up to date (versioned migrations; safe to run again)."""
+    import psycopg
+
+    from gateway.store.errors import MigrationError
+    from gateway.store.migrate import migrate
+
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            applied = migrate(conn)
+    except psycopg.OperationalError as exc:
+        raise _fail(f"cannot connect to the database: {str(exc).strip()}") from None
+    except MigrationError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
+
+
+@models_app.command("news2")
+def models_news2(
+    rr: Annotated[float | None, typer.Option(help="Respiration rate, breaths/min.")] = None,
+    spo2: Annotated[float | None, typer.Option(help="SpO2, %.")] = None,
+    air: Annotated[bool, typer.Option("--air/--oxygen", help="Breathing air or on supplemental oxygen.")] = True,
+    sbp: Annotated[float | None, typer.Option(help="Systolic blood pressure, mmHg.")] = None,
+    hr: Annotated[float | None, typer.Option(help="Pulse, beats/min.")] = None,
+    acvpu: Annotated[str | None, typer.Option(help="Consciousness: A, C, V, P or U.")] = None,
+    temp: Annotated[float | None, typer.Option(help="Temperature, degrees Celsius.")] = None,
+    scale2: Annotated[bool, typer.Option("--scale2", help="SpO2 scale 2 (hypercapnic respiratory failure).")] = False,
+) -> None:
+    """Print NEWS2 (RCP 2017) as JSON: total, clinical-risk band and each parameter's points."""
+    from models.news2 import Measured, News2Error, VitalSigns, score_news2
+
+    now = datetime.now(UTC)
+
+    def measured(value: float | None) -> Measured | None:
+        return None if value is None else Measured(value, now)
+
+    try:
+        vitals = VitalSigns(
+            respiration_rate=measured(rr), spo2=measured(spo2), systolic_bp=measured(sbp), pulse=measured(hr),
+            temperature=measured(temp), on_oxygen=not air, acvpu=acvpu, scale2=scale2,
+        )
+        result = score_news2(vitals, now)
+    except News2Error as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
+
+
+if __name__ == "__main__":
+    app()

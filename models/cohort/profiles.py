@@ -1,0 +1,260 @@
+"""The ranges the SYNTHETIC cohort draws its patients from: baselines per condition, deterioration episodes,
+daily rhythms, measurement noise and the home-monitoring plan.
+
+Everything here is SYNTHETIC: plausible textbook values for older people living at home with heart
+failure, COPD, diabetes or frailty, chosen by hand and not fitted to any real patient or data set. The
+generator in `synthetic.py` uses these tables; nothing here is random or does I/O.
+
+The episode targets are chosen so that a patient at the peak of an episode scores NEWS2 5 or more from
+SpO2, pulse, systolic BP and temperature alone (what a home measures), with a margin for the daily
+rhythm, day-to-day variation and measurement noise; the baselines are chosen so that most stable
+patient-days score 0-2, as they do in practice (a COPD patient's SpO2 of 94 % already scores 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Condition = Literal["heart-failure", "copd", "diabetes", "frailty"]
+EpisodeKind = Literal["heart-failure-decompensation", "copd-exacerbation", "infection"]
+Sex = Literal["female", "male"]
+#: One physiological quantity, named as the fields of `TrueVitals`.
+Vital = Literal["spo2", "pulse", "systolic", "diastolic", "temperature", "weight"]
+#: What one home device measures, named as the reading types of the FHIR contract.
+MeasurementKind = Literal["blood-pressure", "spo2", "body-weight", "body-temperature"]
+
+CONDITIONS: Final[tuple[Condition, ...]] = ("heart-failure", "copd", "diabetes", "frailty")
+VITALS: Final[tuple[Vital, ...]] = ("spo2", "pulse", "systolic", "diastolic", "temperature", "weight")
+MEASUREMENT_KINDS: Final[tuple[MeasurementKind, ...]] = (
+    "blood-pressure",
+    "spo2",
+    "body-weight",
+    "body-temperature",
+)
+
+#: The vitals each device reports: a blood-pressure cuff and a pulse oximeter both report pulse.
+MEASUREMENT_VITALS: Final[dict[MeasurementKind, tuple[Vital, ...]]] = {
+    "blood-pressure": ("systolic", "diastolic", "pulse"),
+    "spo2": ("spo2", "pulse"),
+    "body-weight": ("weight",),
+    "body-temperature": ("temperature",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A closed interval [low, high] to draw a value from uniformly."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionProfile:
+    """Where a patient whose main condition this is sits when stable (daily means)."""
+
+    share: float  # share of the cohort with this main condition
+    age: Span
+    spo2: Span
+    pulse: Span
+    systolic: Span
+    pulse_pressure: Span  # systolic - diastolic
+    temperature: Span
+    weight_female: Span
+    weight_male: Span
+    episode_kinds: tuple[tuple[EpisodeKind, float], ...]  # kind, probability
+    comorbidities: tuple[tuple[Condition, float], ...]  # extra condition, probability
+
+
+PROFILES: Final[dict[Condition, ConditionProfile]] = {
+    # Beta-blocked, often on diuretics and ACE inhibitors: lowish pulse and pressure.
+    "heart-failure": ConditionProfile(
+        share=0.3,
+        age=Span(65, 92),
+        spo2=Span(95, 97.5),
+        pulse=Span(60, 80),
+        systolic=Span(112, 138),
+        pulse_pressure=Span(40, 55),
+        temperature=Span(36.5, 36.9),
+        weight_female=Span(58, 95),
+        weight_male=Span(70, 115),
+        episode_kinds=(("heart-failure-decompensation", 0.75), ("infection", 0.25)),
+        comorbidities=(("diabetes", 0.35), ("copd", 0.15), ("frailty", 0.2)),
+    ),
+    # Lower saturation and a faster pulse even when stable; often underweight.
+    "copd": ConditionProfile(
+        share=0.3,
+        age=Span(60, 88),
+        spo2=Span(93.5, 96.5),
+        pulse=Span(68, 90),
+        systolic=Span(118, 145),
+        pulse_pressure=Span(45, 60),
+        temperature=Span(36.5, 36.9),
+        weight_female=Span(45, 80),
+        weight_male=Span(55, 95),
+        episode_kinds=(("copd-exacerbation", 0.75), ("infection", 0.25)),
+        comorbidities=(("heart-failure", 0.2), ("diabetes", 0.15), ("frailty", 0.2)),
+    ),
+    "diabetes": ConditionProfile(
+        share=0.2,
+        age=Span(55, 85),
+        spo2=Span(95.5, 98.5),
+        pulse=Span(64, 84),
+        systolic=Span(122, 150),
+        pulse_pressure=Span(45, 65),
+        temperature=Span(36.5, 36.9),
+        weight_female=Span(65, 110),
+        weight_male=Span(75, 125),
+        episode_kinds=(("infection", 1.0),),
+        comorbidities=(("heart-failure", 0.2), ("frailty", 0.15)),
+    ),
+    # Very old, light, stiff arteries (wide pulse pressure).
+    "frailty": ConditionProfile(
+        share=0.2,
+        age=Span(78, 97),
+        spo2=Span(95, 98),
+        pulse=Span(62, 82),
+        systolic=Span(118, 150),
+        pulse_pressure=Span(50, 70),
+        temperature=Span(36.5, 36.8),
+        weight_female=Span(42, 68),
+        weight_male=Span(52, 78),
+        episode_kinds=(("infection", 1.0),),
+        comorbidities=(("diabetes", 0.2), ("heart-failure", 0.2)),
+    ),
+}
+
+#: Share of COPD patients with confirmed hypercapnic respiratory failure, scored on SpO2 scale 2.
+SCALE2_SHARE_OF_COPD: Final = 0.4
+#: Their stable saturation: the 88-92 % target range of scale 2.
+SPO2_SCALE2_BASELINE: Final = Span(89.5, 92.0)
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeProfile:
+    """A deterioration episode: how long it takes to peak and where the vitals stand at the peak.
+
+    SpO2, pulse, systolic and temperature are absolute targets at the peak (None: unchanged); weight
+    is a gain. The diastolic pressure moves by half the systolic change.
+    """
+
+    duration_days: Span
+    spo2: Span | None
+    spo2_scale2: Span | None
+    pulse: Span
+    systolic: Span | None
+    temperature: Span | None
+    weight_gain: Span
+
+
+EPISODES: Final[dict[EpisodeKind, EpisodeProfile]] = {
+    # Fluid overload: 2-4 kg over 3-5 days, tachycardia (often fast atrial fibrillation), desaturation.
+    "heart-failure-decompensation": EpisodeProfile(
+        duration_days=Span(3, 5),
+        spo2=Span(86, 89),
+        spo2_scale2=Span(79, 82),
+        pulse=Span(120, 132),
+        systolic=None,
+        temperature=None,
+        weight_gain=Span(2.0, 4.0),
+    ),
+    # Desaturation, tachycardia and a low fever.
+    "copd-exacerbation": EpisodeProfile(
+        duration_days=Span(2, 5),
+        spo2=Span(85, 89),
+        spo2_scale2=Span(78, 82),
+        pulse=Span(116, 128),
+        systolic=None,
+        temperature=Span(38.4, 38.9),
+        weight_gain=Span(0.0, 0.0),
+    ),
+    # Infection heading for sepsis: fever, tachycardia, falling pressure, some desaturation.
+    "infection": EpisodeProfile(
+        duration_days=Span(2, 4),
+        spo2=Span(92, 95),
+        spo2_scale2=Span(85, 88),
+        pulse=Span(118, 130),
+        systolic=Span(86, 96),
+        temperature=Span(39.3, 39.9),
+        weight_gain=Span(-1.0, 0.0),
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rhythm:
+    """The daily rhythm of one vital: a cosine of `amplitude` peaking at `peak_hour` local time."""
+
+    amplitude: float
+    peak_hour: float
+
+
+#: Daily rhythms: pulse and pressure dip at night, temperature peaks late afternoon, weight is lowest
+#: in the morning.
+RHYTHMS: Final[dict[Vital, Rhythm]] = {
+    "spo2": Rhythm(0.4, 14.0),
+    "pulse": Rhythm(4.0, 16.0),
+    "systolic": Rhythm(6.0, 12.0),
+    "diastolic": Rhythm(4.0, 12.0),
+    "temperature": Rhythm(0.25, 17.0),
+    "weight": Rhythm(0.4, 20.0),
+}
+
+#: Day-to-day variation: each vital wanders by the sum of two slow personal waves of this amplitude.
+WANDER: Final[dict[Vital, float]] = {
+    "spo2": 0.4,
+    "pulse": 2.0,
+    "systolic": 3.5,
+    "diastolic": 2.0,
+    "temperature": 0.06,
+    "weight": 0.25,
+}
+#: Periods of the wander waves, in days.
+WANDER_PERIOD_DAYS: Final = Span(2.5, 11.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Noise:
+    """A device's measurement error (standard deviation), resolution and the range it can display."""
+
+    sd: float
+    resolution: float
+    low: float
+    high: float
+
+
+NOISE: Final[dict[Vital, Noise]] = {
+    "spo2": Noise(0.8, 1.0, 70.0, 100.0),  # oximeters show whole percent
+    "pulse": Noise(2.0, 1.0, 30.0, 220.0),
+    "systolic": Noise(4.0, 1.0, 60.0, 250.0),  # an oscillometric cuff: a few mmHg
+    "diastolic": Noise(3.0, 1.0, 30.0, 150.0),
+    "temperature": Noise(0.1, 0.1, 34.0, 42.5),
+    "weight": Noise(0.15, 0.1, 30.0, 250.0),  # clothing and scale
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """Measurements a home-monitoring plan asks for at one time of day (local hour)."""
+
+    name: str
+    hour: float
+    kinds: tuple[MeasurementKind, ...]
+
+
+#: The daily plan: weight first thing in the morning, then pressure, saturation and temperature;
+#: pressure and saturation again in the evening.
+DAILY_PLAN: Final[tuple[Session, ...]] = (
+    Session("morning", 7.5, ("body-weight", "blood-pressure", "spo2", "body-temperature")),
+    Session("evening", 19.5, ("blood-pressure", "spo2")),
+)
+MEASUREMENTS_PER_DAY: Final = sum(len(session.kinds) for session in DAILY_PLAN)
+
+#: A patient's habitual time differs from the plan's by up to this many hours, and a day's from the
+#: habit by up to this many.
+HABIT_SPREAD_HOURS: Final = 1.0
+DAY_JITTER_HOURS: Final = 0.5
+#: Chance that a whole session is skipped (away, forgot) and that one measurement in it is.
+MISSED_SESSION: Final = 0.015
+MISSED_MEASUREMENT: Final = 0.025

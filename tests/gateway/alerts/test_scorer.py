@@ -1,0 +1,129 @@
+"""Scoring from stored readings: NEWS2 from the newest vitals, a RiskAssessment with reasons, one open
+alert per patient (no double paging), escalation when worse. Real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from fhir.resources.R4B.riskassessment import RiskAssessment
+
+from edge_agent.readings import Component, Quantity, Reading
+from fhir_contract.observation import build_observation
+from fhir_contract.validate import validate_observation
+from gateway.alerts.scorer import Scorer, score_patient
+from gateway.store.repository import (
+    Device,
+    Hub,
+    Municipality,
+    Patient,
+    enroll_device,
+    enroll_hub,
+    enroll_municipality,
+    enroll_patient,
+    insert_observations,
+)
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(database_url, autocommit=True) as c:
+        enroll_municipality(c, Municipality("0101", "København"))
+        for pid, scale2 in (("p-1", False), ("p-2", True)):
+            enroll_patient(c, Patient("0101", pid, f"Synthetic {pid}", spo2_scale2=scale2))
+            enroll_hub(c, Hub("0101", f"hub-{pid}", pid))
+            enroll_device(c, Device("0101", f"dev-{pid}", f"hub-{pid}", pid, "pulse-oximeter"))
+        yield c
+
+
+def _store(c: psycopg.Connection[Any], pid: str, at: datetime, spo2: int, pulse: int, sbp: int, temp: str) -> None:
+    readings = [
+        Reading("spo2", Quantity(Decimal(spo2), "%")),
+        Reading("pulse-rate-oximeter", Quantity(Decimal(pulse), "/min")),
+        Reading(
+            "blood-pressure",
+            components=(
+                Component("systolic", Quantity(Decimal(sbp), "mm[Hg]")),
+                Component("diastolic", Quantity(Decimal(sbp - 45), "mm[Hg]")),
+            ),
+        ),
+        Reading("body-temperature", Quantity(Decimal(temp), "Cel")),
+    ]
+    rows = [
+        validate_observation(
+            build_observation(r, patient_id=pid, device_id=f"dev-{pid}", hub_id=f"hub-{pid}", effective=at)
+        )
+        for r in readings
+    ]
+    insert_observations(c, "0101", f"hub-{pid}", rows)
+
+
+def _alerts(c: psycopg.Connection[Any], pid: str) -> list[tuple[Any, ...]]:
+    return c.execute(
+        "SELECT severity, status, reason FROM alerts WHERE patient_id = %s ORDER BY id", (pid,)
+    ).fetchall()
+
+
+def test_normal_vitals_score_zero_with_missing_parameters_said(conn: psycopg.Connection[Any]) -> None:
+    _store(conn, "p-1", T0, spo2=97, pulse=70, sbp=128, temp="36.8")
+    outcome = score_patient(conn, "0101", "p-1")
+    assert outcome is not None and outcome.news2 == 0 and outcome.band == "low"
+    assert outcome.alert is None and not outcome.alert_raised
+    detail, resource = conn.execute("SELECT detail, resource FROM scores WHERE id = %s", (outcome.score_id,)).fetchone()
+    assert {m["name"] for m in detail["missing"]} == {"respiration_rate", "consciousness", "air_or_oxygen"}
+    assert detail["reasons"]
+    RiskAssessment.model_validate(resource)
+    assert len(resource["basis"]) == 4
+    assert _alerts(conn, "p-1") == []
+
+
+def test_deterioration_raises_one_alert_and_escalates_without_paging_twice(conn: psycopg.Connection[Any]) -> None:
+    _store(conn, "p-1", T0, spo2=93, pulse=95, sbp=105, temp="38.2")  # 2+1+1+1 = 5 -> medium
+    first = score_patient(conn, "0101", "p-1")
+    assert first is not None and first.news2 == 5 and first.alert_raised
+    assert first.alert is not None and first.alert.severity == "medium"
+    again = score_patient(conn, "0101", "p-1")
+    assert again is not None and not again.alert_raised  # same state: no second page
+    _store(conn, "p-1", T0 + timedelta(hours=6), spo2=90, pulse=125, sbp=95, temp="39.4")  # 3+2+2+2 = 9
+    worse = score_patient(conn, "0101", "p-1")
+    assert worse is not None and worse.news2 == 9 and not worse.alert_raised
+    alerts = _alerts(conn, "p-1")
+    assert len(alerts) == 1
+    assert alerts[0][0] == "high" and alerts[0][1] == "open"
+    assert "SpO2" in alerts[0][2]
+
+
+def test_scale2_patient_is_not_alerted_for_their_usual_low_saturation(conn: psycopg.Connection[Any]) -> None:
+    for pid in ("p-1", "p-2"):
+        _store(conn, pid, T0, spo2=89, pulse=80, sbp=130, temp="36.9")
+    scale1 = score_patient(conn, "0101", "p-1")
+    scale2 = score_patient(conn, "0101", "p-2")
+    assert scale1 is not None and scale1.news2 == 3 and scale1.alert is not None  # red score on scale 1
+    assert scale2 is not None and scale2.news2 == 0 and scale2.alert is None
+
+
+def test_unknown_patient_or_no_vitals_gives_no_score(conn: psycopg.Connection[Any]) -> None:
+    assert score_patient(conn, "0101", "nobody") is None
+    assert score_patient(conn, "0101", "p-2") is None
+    assert score_patient(conn, "0147", "p-1") is None  # another municipality sees nothing
+
+
+def test_scorer_thread_scores_notified_patients(conn: psycopg.Connection[Any], database_url: str) -> None:
+    _store(conn, "p-1", T0, spo2=91, pulse=112, sbp=100, temp="38.5")
+    scorer = Scorer(database_url)
+    scorer.start()
+    try:
+        scorer.notify("0101", {"p-1"})
+        scorer.notify("0101", {"p-1"})
+        assert scorer.wait_idle(timeout=10)
+    finally:
+        scorer.stop()
+    assert scorer.alerts_raised == 1
+    count = conn.execute("SELECT count(*) FROM scores WHERE patient_id = 'p-1'").fetchone()
+    assert count is not None and 1 <= count[0] <= 2
