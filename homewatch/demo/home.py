@@ -1,0 +1,131 @@
+"""One simulated home: a SYNTHETIC patient, their emulated devices on the home's own radio, and the
+real hub agent reading them.
+
+The patient's measurement plan (``models.cohort.schedule``) drives the devices in simulated time: at
+each planned moment the device takes a reading from the patient's physiology, stamps it with its own
+clock and sends it over GATT. Everything after the radio is the product's own code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from edge_agent.agent import HubAgent
+from edge_agent.ble.connection import LinkPolicy
+from edge_agent.config import DeviceConfig, DeviceKind, HubConfig, MqttConfig
+from edge_agent.emulation.peripheral import EmulatedPeripheral, create_peripheral
+from edge_agent.emulation.radio import HomeRadio
+from gateway.broker import BrokerEndpoint
+from homewatch.demo.clock import SimClock
+from homewatch.demo.firmware import DEVICE_FOR, measurement_bytes
+from models.cohort.synthetic import ScheduledMeasurement, SyntheticPatient
+
+log = logging.getLogger(__name__)
+
+DEVICE_KINDS: tuple[DeviceKind, ...] = ("blood-pressure-cuff", "pulse-oximeter", "scale", "thermometer")
+# Share of oximeter readings that come out as a glitch (SpO2 127 %), so the demo shows rejections.
+ARTEFACT_RATE = 0.01
+# The demo's links retry quickly: simulated days pass in seconds.
+DEMO_LINK_POLICY = LinkPolicy(scan_timeout=3.0, connect_timeout=5.0, idle_retry=1.0, drain_timeout=2.0)
+
+
+@dataclass(slots=True)
+class HomeStats:
+    measurements_taken: int = 0
+    artefacts: int = 0
+
+
+@dataclass(slots=True)
+class SimulatedHome:
+    municipality: str
+    hub_id: str
+    patient: SyntheticPatient
+    radio: HomeRadio
+    devices: dict[DeviceKind, EmulatedPeripheral]
+    device_ids: dict[DeviceKind, str]
+    agent: HubAgent
+    zone: ZoneInfo
+    stats: HomeStats = field(default_factory=HomeStats)
+
+    @classmethod
+    async def create(
+        cls,
+        *,
+        municipality: str,
+        patient: SyntheticPatient,
+        endpoint: BrokerEndpoint,
+        outbox_dir: Path,
+        clock: SimClock,
+        timezone: str = "Europe/Copenhagen",
+    ) -> SimulatedHome:
+        number = patient.id.removeprefix("p-")
+        hub_id = f"hub-{number}"
+        radio = await HomeRadio(hub_id).start()
+        devices = {kind: await create_peripheral(radio, kind) for kind in DEVICE_KINDS}
+        device_ids = {kind: f"dev-{number}-{kind}" for kind in DEVICE_KINDS}
+        config = HubConfig(
+            municipality=municipality,
+            hub_id=hub_id,
+            patient_id=patient.id,
+            devices=tuple(
+                DeviceConfig(id=device_ids[kind], address=devices[kind].address, kind=kind) for kind in DEVICE_KINDS
+            ),
+            mqtt=MqttConfig(host=endpoint.host, port=endpoint.port, mqtt5=endpoint.mqtt5),
+            outbox_path=outbox_dir / f"{hub_id}.sqlite3",
+            timezone=timezone,
+        )
+        agent = HubAgent(config, backend=radio.backend, clock=clock.now, link_policy=DEMO_LINK_POLICY)
+        return cls(municipality, hub_id, patient, radio, devices, device_ids, agent, ZoneInfo(timezone))
+
+    async def play(self, plan: list[ScheduledMeasurement], clock: SimClock, seed: int) -> None:
+        """Take every planned measurement at its simulated time; returns when the plan is done."""
+        rng = np.random.default_rng([seed, self.patient.number, 7])
+        for planned in plan:
+            await clock.sleep_until(planned.at)
+            reading = self.patient.read(planned.kind, planned.at, rng)
+            artefact = planned.kind == "spo2" and rng.random() < ARTEFACT_RATE
+            # Device clocks keep local wall time with no zone, as real ones do.
+            device_time = planned.at.astimezone(self.zone).replace(tzinfo=None)
+            data = measurement_bytes(reading, device_time, artefact=artefact)
+            await self.devices[DEVICE_FOR[planned.kind]].measure(data)
+            self.stats.measurements_taken += 1
+            self.stats.artefacts += int(artefact)
+
+    async def close(self) -> None:
+        await self.agent.stop()
+        await self.radio.close()
+
+
+def latest_time(plan: list[ScheduledMeasurement], default: datetime) -> datetime:
+    return max((p.at for p in plan), default=default)
+
+
+async def create_homes(
+    patients: list[SyntheticPatient],
+    municipalities: list[str],
+    endpoint: BrokerEndpoint,
+    outbox_dir: Path,
+    clock: SimClock,
+) -> list[SimulatedHome]:
+    """Homes for ``patients``, spread over ``municipalities`` in turn."""
+    return list(
+        await asyncio.gather(
+            *(
+                SimulatedHome.create(
+                    municipality=municipalities[i % len(municipalities)],
+                    patient=patient,
+                    endpoint=endpoint,
+                    outbox_dir=outbox_dir,
+                    clock=clock,
+                )
+                for i, patient in enumerate(patients)
+            )
+        )
+    )
