@@ -39,7 +39,7 @@ def _fail(message: str) -> typer.Exit:
 @app.command()
 def demo(
     homes: Annotated[int, typer.Option(min=1, max=200, help="Simulated homes (one hub and patient each).")] = 12,
-    days: Annotated[int, typer.Option(min=1, max=365, help="Simulated days of monitoring to play.")] = 30,
+    days: Annotated[int, typer.Option(min=7, max=365, help="Simulated days of monitoring to play (7 or more).")] = 30,
     speed: Annotated[
         float | None,
         typer.Option(min=1.0, help="Simulated seconds per real second [default: fit the days into "

@@ -16,6 +16,10 @@ class SimClock:
     speed: float
     _t0: float = field(default_factory=time.monotonic)
 
+    def reset(self) -> None:
+        """Start simulated time (again) at ``start`` from this real moment."""
+        self._t0 = time.monotonic()
+
     def now(self) -> datetime:
         return self.start + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
 

