@@ -25,7 +25,7 @@ from edge_agent.emulation.radio import HomeRadio
 from gateway.broker import BrokerEndpoint
 from homewatch.demo.clock import SimClock
 from homewatch.demo.firmware import DEVICE_FOR, measurement_bytes
-from models.cohort.synthetic import ScheduledMeasurement, SyntheticPatient
+from models.cohort.synthetic import Reading, ScheduledMeasurement, SyntheticPatient
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,20 @@ ARTEFACT_RATE = 0.01
 DEMO_LINK_POLICY = LinkPolicy(scan_timeout=3.0, connect_timeout=5.0, idle_retry=1.0, drain_timeout=2.0)
 
 
+@dataclass(frozen=True, slots=True)
+class TakenMeasurement:
+    """What a device measured and sent (kept so the demo and its tests can check what arrived)."""
+
+    reading: Reading
+    device_time: datetime
+    artefact: bool
+
+
 @dataclass(slots=True)
 class HomeStats:
     measurements_taken: int = 0
     artefacts: int = 0
+    taken: list[TakenMeasurement] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -53,6 +63,7 @@ class SimulatedHome:
     agent: HubAgent
     zone: ZoneInfo
     stats: HomeStats = field(default_factory=HomeStats)
+    artefact_rate: float = ARTEFACT_RATE
 
     @classmethod
     async def create(
@@ -90,13 +101,14 @@ class SimulatedHome:
         for planned in plan:
             await clock.sleep_until(planned.at)
             reading = self.patient.read(planned.kind, planned.at, rng)
-            artefact = planned.kind == "spo2" and rng.random() < ARTEFACT_RATE
+            artefact = planned.kind == "spo2" and rng.random() < self.artefact_rate
             # Device clocks keep local wall time with no zone, as real ones do.
             device_time = planned.at.astimezone(self.zone).replace(tzinfo=None)
             data = measurement_bytes(reading, device_time, artefact=artefact)
             await self.devices[DEVICE_FOR[planned.kind]].measure(data)
             self.stats.measurements_taken += 1
             self.stats.artefacts += int(artefact)
+            self.stats.taken.append(TakenMeasurement(reading, device_time, artefact))
 
     async def close(self) -> None:
         await self.agent.stop()
