@@ -89,6 +89,10 @@ class HubAgent:
             link.start()
             self._links.append(link)
 
+    async def wait_connected(self) -> None:
+        """Return once every device is connected and subscribed (bound it with ``asyncio.timeout``)."""
+        await asyncio.gather(*(link.wait_connected() for link in self._links))
+
     def device_states(self) -> list[DeviceState]:
         return [link.state for link in self._links]
 

@@ -44,7 +44,9 @@ def observation_identifier(device_id: str, patient_id: str, kind: str, stamp: da
 
 def _number(value: Decimal) -> int | float:
     # JSON has no decimal type; integers stay integers so '72' is not sent as '72.0'.
-    return int(value) if value == value.to_integral_value() and value.as_tuple().exponent == 0 else float(value)
+    return (
+        int(value) if value == value.to_integral_value() and value.as_tuple().exponent == 0 else float(value)
+    )
 
 
 def _quantity(q: Quantity) -> FhirJson:
@@ -86,7 +88,10 @@ def build_observation(
     obs: FhirJson = {
         "resourceType": "Observation",
         "identifier": [
-            {"system": IDENTIFIER_SYSTEM, "value": observation_identifier(device_id, patient_id, rtype.key, stamp)}
+            {
+                "system": IDENTIFIER_SYSTEM,
+                "value": observation_identifier(device_id, patient_id, rtype.key, stamp),
+            }
         ],
         "status": "final",
         "category": categories,

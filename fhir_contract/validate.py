@@ -57,7 +57,7 @@ class ValidObservation:
     resource: dict[str, Any]
 
 
-def parse_bundle(payload: bytes, max_bytes: int) -> list[dict[str, Any]]:
+def parse_bundle(payload: bytes, max_bytes: int) -> list[Any]:
     """The resources of a ``batch`` Bundle. Entries that are not objects are returned as they are, for
     ``validate_observation`` to reject one by one."""
     if len(payload) > max_bytes:
@@ -89,18 +89,22 @@ def _codings(concept: Any) -> list[tuple[str, str]]:
     return [(c.get("system", ""), c.get("code", "")) for c in codings if isinstance(c, dict)]
 
 
-def _check_value(quantity: Any, units: tuple[str, ...], bounds: tuple[float, float], what: str) -> tuple[float, str]:
+def _check_value(
+    quantity: Any, units: tuple[str, ...], bounds: tuple[float, float], what: str
+) -> tuple[float, str]:
     unit = quantity.get("code")
     if quantity.get("system") != UCUM or unit not in units:
         raise ContractViolation(
-            "unit-mismatch", f"{what} unit {unit!r} (system {quantity.get('system')!r}) is not one of {units} in UCUM"
+            "unit-mismatch",
+            f"{what} unit {unit!r} (system {quantity.get('system')!r}) is not one of {units} in UCUM",
         )
     value = float(quantity["value"])
     canonical, canonical_unit = to_canonical(value, unit)
     low, high = bounds
     if not low <= canonical <= high:
         raise ContractViolation(
-            "impossible-value", f"{what} {value:g} {unit} is outside the possible range {low:g}-{high:g} {canonical_unit}"
+            "impossible-value",
+            f"{what} {value:g} {unit} is outside the possible range {low:g}-{high:g} {canonical_unit}",
         )
     return value, unit
 
@@ -110,7 +114,11 @@ def _components(resource: Mapping[str, Any], rtype: ReadingType) -> dict[str, fl
     for part in resource.get("component", []):
         codings = _codings(part.get("code"))
         ctype = next(
-            (c for c in rtype.components if (MDC, c.mdc.code) in codings or any((LOINC, code) in codings for code in c.loinc)),
+            (
+                c
+                for c in rtype.components
+                if (MDC, c.mdc.code) in codings or any((LOINC, code) in codings for code in c.loinc)
+            ),
             None,
         )
         if ctype is None:
@@ -120,7 +128,9 @@ def _components(resource: Mapping[str, Any], rtype: ReadingType) -> dict[str, fl
         elif "dataAbsentReason" in part:
             found[ctype.key] = None
         else:
-            raise ContractViolation("missing-element", f"component {ctype.key} has neither value nor dataAbsentReason")
+            raise ContractViolation(
+                "missing-element", f"component {ctype.key} has neither value nor dataAbsentReason"
+            )
     missing = [key for key in rtype.required_components if key not in found]
     if missing:
         raise ContractViolation("missing-element", f"{rtype.display} lacks component(s) {', '.join(missing)}")
@@ -141,16 +151,22 @@ def validate_observation(resource: Mapping[str, Any]) -> ValidObservation:
 
     status = resource.get("status")
     if status not in ACCEPTED_STATUSES:
-        raise ContractViolation("invalid-fhir", f"status {status!r} is not one of {sorted(ACCEPTED_STATUSES)}")
+        raise ContractViolation(
+            "invalid-fhir", f"status {status!r} is not one of {sorted(ACCEPTED_STATUSES)}"
+        )
     identifier = next(
         (i.get("value") for i in resource.get("identifier", []) if i.get("system") == IDENTIFIER_SYSTEM), None
     )
     if not identifier:
-        raise ContractViolation("missing-element", f"Observation.identifier with system {IDENTIFIER_SYSTEM} is required")
+        raise ContractViolation(
+            "missing-element", f"Observation.identifier with system {IDENTIFIER_SYSTEM} is required"
+        )
     codings = _codings(resource.get("code"))
     rtype = find_reading_type(codings)
     if rtype is None:
-        raise ContractViolation("unknown-code", f"Observation.code {codings} is no reading type of the contract")
+        raise ContractViolation(
+            "unknown-code", f"Observation.code {codings} is no reading type of the contract"
+        )
     patient_id = _reference_id(resource.get("subject"), "Patient", "Observation.subject")
     device_id = _reference_id(resource.get("device"), "Device", "Observation.device")
     hub_id = next(

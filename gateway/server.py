@@ -34,13 +34,17 @@ def check_port_free(host: str, port: int) -> None:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            raise GatewayError(f"port {port} on {host} is in use ({exc.strerror}); choose another with --port") from exc
+            raise GatewayError(
+                f"port {port} on {host} is in use ({exc.strerror}); choose another with --port"
+            ) from exc
 
 
 class GatewayServer:
     """Start with ``start()``, stop with ``stop()``; every part is stopped in reverse order."""
 
-    def __init__(self, settings: GatewaySettings, *, endpoint: BrokerEndpoint | None = None, demo: bool = False):
+    def __init__(
+        self, settings: GatewaySettings, *, endpoint: BrokerEndpoint | None = None, demo: bool = False
+    ):
         self.settings = settings
         self._endpoint = endpoint
         self._demo = demo
@@ -65,7 +69,11 @@ class GatewayServer:
             raise GatewayError("ingest did not subscribe to the broker in time")
         app = create_app(self.settings, self.pool, demo=self._demo)
         config = uvicorn.Config(
-            app, host=self.settings.http_host, port=self.settings.http_port, log_level="warning", access_log=False
+            app,
+            host=self.settings.http_host,
+            port=self.settings.http_port,
+            log_level="warning",
+            access_log=False,
         )
         self._http = uvicorn.Server(config)
         # uvicorn installs no signal handlers outside the main thread: Ctrl-C stays ours.

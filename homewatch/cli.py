@@ -22,9 +22,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-edge_app = typer.Typer(help="The hub in the patient's home: reads Bluetooth devices, sends FHIR.", no_args_is_help=True)
-gateway_app = typer.Typer(help="The server: ingest, storage, scores, alerts, web UI and FHIR API.", no_args_is_help=True)
-models_app = typer.Typer(help="Risk models: NEWS2 and (later) the learned admission risk.", no_args_is_help=True)
+edge_app = typer.Typer(
+    help="The hub in the patient's home: reads Bluetooth devices, sends FHIR.", no_args_is_help=True
+)
+gateway_app = typer.Typer(
+    help="The server: ingest, storage, scores, alerts, web UI and FHIR API.", no_args_is_help=True
+)
+models_app = typer.Typer(
+    help="Risk models: NEWS2 and (later) the learned admission risk.", no_args_is_help=True
+)
 app.add_typer(edge_app, name="edge")
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(models_app, name="models")
@@ -38,19 +44,27 @@ def _fail(message: str) -> typer.Exit:
 
 @app.command()
 def demo(
-    homes: Annotated[int, typer.Option(min=1, max=200, help="Simulated homes (one hub and patient each).")] = 12,
-    days: Annotated[int, typer.Option(min=7, max=365, help="Simulated days of monitoring to play (7 or more).")] = 30,
+    homes: Annotated[
+        int, typer.Option(min=1, max=200, help="Simulated homes (one hub and patient each).")
+    ] = 12,
+    days: Annotated[
+        int, typer.Option(min=7, max=365, help="Simulated days of monitoring to play (7 or more).")
+    ] = 30,
     speed: Annotated[
         float | None,
-        typer.Option(min=1.0, help="Simulated seconds per real second [default: fit the days into "
-                     "--duration, else one day per 20 s]."),
+        typer.Option(
+            min=1.0,
+            help="Simulated seconds per real second [default: fit the days into "
+            "--duration, else one day per 20 s].",
+        ),
     ] = None,
     duration: Annotated[
         float | None, typer.Option(min=5.0, help="Stop by itself after SECONDS and print a summary.")
     ] = None,
     port: Annotated[int, typer.Option(help="HTTP port of the web UI and FHIR API (127.0.0.1).")] = 8000,
     data_dir: Annotated[
-        Path | None, typer.Option(help="Keep the database and hub outboxes here [default: a temporary folder].")
+        Path | None,
+        typer.Option(help="Keep the database and hub outboxes here [default: a temporary folder]."),
     ] = None,
     broker: Annotated[
         str, typer.Option(help="MQTT broker: auto (Mosquitto if installed, else amqtt), mosquitto or amqtt.")
@@ -63,15 +77,23 @@ def demo(
     if broker not in ("auto", "mosquitto", "amqtt"):
         raise _fail(f"--broker must be auto, mosquitto or amqtt, not {broker!r}")
     options = DemoOptions(
-        homes=homes, days=days, speed=speed, duration=duration, port=port, data_dir=data_dir,
-        broker=None if broker == "auto" else broker, seed=seed,  # type: ignore[arg-type]
+        homes=homes,
+        days=days,
+        speed=speed,
+        duration=duration,
+        port=port,
+        data_dir=data_dir,
+        broker=None if broker == "auto" else broker,  # type: ignore[arg-type]
+        seed=seed,
     )
     sys.exit(run_demo(options))
 
 
 @edge_app.command("decode")
 def edge_decode(
-    characteristic: Annotated[str, typer.Argument(help="Characteristic UUID: 2a35, 0x2A35 or the 128-bit form.")],
+    characteristic: Annotated[
+        str, typer.Argument(help="Characteristic UUID: 2a35, 0x2A35 or the 128-bit form.")
+    ],
     hex_value: Annotated[str, typer.Argument(metavar="HEX", help="The characteristic value as hex bytes.")],
     patient: Annotated[str, typer.Option(help="Patient id for Observation.subject.")] = "example-patient",
     device: Annotated[str, typer.Option(help="Device id for Observation.device.")] = "example-device",
@@ -100,7 +122,10 @@ def edge_decode(
     now = datetime.now(UTC)
     observations = [
         build_observation(
-            r, patient_id=patient, device_id=device, hub_id=hub,
+            r,
+            patient_id=patient,
+            device_id=device,
+            hub_id=hub,
             effective=effective_time(r.device_time, now, zone).at,
         )
         for r in readings
@@ -132,12 +157,16 @@ def gateway_migrate(
 def models_news2(
     rr: Annotated[float | None, typer.Option(help="Respiration rate, breaths/min.")] = None,
     spo2: Annotated[float | None, typer.Option(help="SpO2, %.")] = None,
-    air: Annotated[bool, typer.Option("--air/--oxygen", help="Breathing air or on supplemental oxygen.")] = True,
+    air: Annotated[
+        bool, typer.Option("--air/--oxygen", help="Breathing air or on supplemental oxygen.")
+    ] = True,
     sbp: Annotated[float | None, typer.Option(help="Systolic blood pressure, mmHg.")] = None,
     hr: Annotated[float | None, typer.Option(help="Pulse, beats/min.")] = None,
     acvpu: Annotated[str | None, typer.Option(help="Consciousness: A, C, V, P or U.")] = None,
     temp: Annotated[float | None, typer.Option(help="Temperature, degrees Celsius.")] = None,
-    scale2: Annotated[bool, typer.Option("--scale2", help="SpO2 scale 2 (hypercapnic respiratory failure).")] = False,
+    scale2: Annotated[
+        bool, typer.Option("--scale2", help="SpO2 scale 2 (hypercapnic respiratory failure).")
+    ] = False,
 ) -> None:
     """Print NEWS2 (RCP 2017) as JSON: total, clinical-risk band and each parameter's points."""
     from models.news2 import Measured, News2Error, VitalSigns, score_news2
@@ -149,8 +178,14 @@ def models_news2(
 
     try:
         vitals = VitalSigns(
-            respiration_rate=measured(rr), spo2=measured(spo2), systolic_bp=measured(sbp), pulse=measured(hr),
-            temperature=measured(temp), on_oxygen=not air, acvpu=acvpu, scale2=scale2,
+            respiration_rate=measured(rr),
+            spo2=measured(spo2),
+            systolic_bp=measured(sbp),
+            pulse=measured(hr),
+            temperature=measured(temp),
+            on_oxygen=not air,
+            acvpu=acvpu,
+            scale2=scale2,
         )
         result = score_news2(vitals, now)
     except News2Error as exc:

@@ -24,7 +24,7 @@ from gateway.broker import BrokerEndpoint, free_port
 from gateway.server import GatewayServer
 from gateway.settings import GatewaySettings
 from homewatch.demo.clock import SimClock
-from homewatch.demo.home import SimulatedHome, create_homes
+from homewatch.demo.home import SimulatedHome, create_homes, wait_until_delivered
 from homewatch.demo.provision import MUNICIPALITIES, provision
 from models.cohort.synthetic import make_cohort, schedule
 
@@ -33,7 +33,14 @@ pytestmark = pytest.mark.e2e
 ZONE = ZoneInfo("Europe/Copenhagen")
 DAYS = 8
 # Device resolution: whole mmHg, %, /min; 0.1 Cel; 5 g.
-TOLERANCE = {"spo2": 0.5, "pulse": 0.5, "systolic": 0.5, "diastolic": 0.5, "temperature": 0.05, "weight": 0.0025}
+TOLERANCE = {
+    "spo2": 0.5,
+    "pulse": 0.5,
+    "systolic": 0.5,
+    "diastolic": 0.5,
+    "temperature": 0.05,
+    "weight": 0.0025,
+}
 
 
 def _stored(database_url: str) -> list[dict[str, Any]]:
@@ -54,8 +61,11 @@ def _expected(home: SimulatedHome) -> list[tuple[str, datetime, str, float]]:
         if taken.artefact:
             out.append(("pulse-rate-oximeter", at, "pulse", r.pulse))
         elif r.kind == "blood-pressure":
-            out += [("blood-pressure", at, "systolic", r.systolic), ("blood-pressure", at, "diastolic", r.diastolic),
-                    ("pulse-rate-cuff", at, "pulse", r.pulse)]
+            out += [
+                ("blood-pressure", at, "systolic", r.systolic),
+                ("blood-pressure", at, "diastolic", r.diastolic),
+                ("pulse-rate-cuff", at, "pulse", r.pulse),
+            ]
         elif r.kind == "spo2":
             out += [("spo2", at, "spo2", r.spo2), ("pulse-rate-oximeter", at, "pulse", r.pulse)]
         elif r.kind == "body-weight":
@@ -65,7 +75,9 @@ def _expected(home: SimulatedHome) -> list[tuple[str, datetime, str, float]]:
     return [(k, at, vital, float(v)) for k, at, vital, v in out if v is not None]
 
 
-async def _run_homes(endpoint: BrokerEndpoint, database_url: str, tmp_path: Path) -> tuple[list[SimulatedHome], str]:
+async def _run_homes(
+    endpoint: BrokerEndpoint, database_url: str, tmp_path: Path
+) -> tuple[list[SimulatedHome], str]:
     end = datetime.now(ZONE).replace(second=0, microsecond=0)
     start = (end - timedelta(days=DAYS)).replace(hour=0, minute=0)
     clock = SimClock(start, speed=DAYS * 86_400 / 6.0)  # the whole period in about 6 s
@@ -76,7 +88,10 @@ async def _run_homes(endpoint: BrokerEndpoint, database_url: str, tmp_path: Path
     with psycopg.connect(database_url, autocommit=True) as conn:
         logins = provision(conn, homes)
     settings = GatewaySettings(
-        database_url=database_url, mqtt_host=endpoint.host, mqtt_port=endpoint.port, mqtt_v5=endpoint.mqtt5,
+        database_url=database_url,
+        mqtt_host=endpoint.host,
+        mqtt_port=endpoint.port,
+        mqtt_v5=endpoint.mqtt5,
         http_port=free_port(),
     )
     gateway = GatewayServer(settings, endpoint=endpoint, demo=True)
@@ -86,14 +101,13 @@ async def _run_homes(endpoint: BrokerEndpoint, database_url: str, tmp_path: Path
             await home.agent.start()
         clock.reset()
         async with asyncio.timeout(60):
-            await asyncio.gather(*(home.play(schedule(home.patient, start, DAYS, 11), clock, 11) for home in homes))
-            while sum(h.agent.outbox.depth() for h in homes) > 0:
-                await asyncio.sleep(0.05)
-            assert gateway.ingest is not None and gateway.scorer is not None
-            while (c := gateway.ingest.counters()).messages_received != c.messages_acked:
-                await asyncio.sleep(0.05)
-        await asyncio.to_thread(gateway.scorer.wait_idle, 10)
-        worklist = await asyncio.to_thread(_worklist_page, gateway.url, logins[0].username, logins[0].password)
+            await asyncio.gather(
+                *(home.play(schedule(home.patient, start, DAYS, 11), clock, 11) for home in homes)
+            )
+            await wait_until_delivered(homes, gateway)
+        worklist = await asyncio.to_thread(
+            _worklist_page, gateway.url, logins[0].username, logins[0].password
+        )
         return homes, worklist
     finally:
         for home in homes:
@@ -126,7 +140,9 @@ async def test_readings_flow_from_emulated_devices_to_scores_and_worklist(
             row = by_key.get((kind, at))
             assert row is not None, f"{home.patient.id}: {kind} at {at} never arrived"
             got = row["components"][vital] if kind == "blood-pressure" else row["value"]
-            assert abs(got - value) <= TOLERANCE[vital] + 1e-9, f"{kind} {vital} at {at}: stored {got}, measured {value}"
+            assert abs(got - value) <= TOLERANCE[vital] + 1e-9, (
+                f"{kind} {vital} at {at}: stored {got}, measured {value}"
+            )
         # Nothing stored that no device measured (artefacts are refused, not stored).
         assert len(mine) == len({(k, at) for k, at, _, _ in expected})
 
@@ -135,7 +151,8 @@ async def test_readings_flow_from_emulated_devices_to_scores_and_worklist(
         quarantined = conn.execute("SELECT reason FROM quarantine").fetchall()
         latest = dict(
             conn.execute(
-                "SELECT DISTINCT ON (patient_id) patient_id, score FROM scores ORDER BY patient_id, as_of DESC, id DESC"
+                "SELECT DISTINCT ON (patient_id) patient_id, score FROM scores"
+                " ORDER BY patient_id, as_of DESC, id DESC"
             ).fetchall()
         )
         alerted = {r[0] for r in conn.execute("SELECT patient_id FROM alerts")}
@@ -148,5 +165,7 @@ async def test_readings_flow_from_emulated_devices_to_scores_and_worklist(
     assert latest[sick.id] > latest[well.id]
     assert sick.id in alerted and well.id not in alerted
     # The worklist lists the deteriorating patient first.
-    order = [m.start() for name in (sick.name, well.name) for m in [re.search(re.escape(name), worklist)] if m]
+    order = [
+        m.start() for name in (sick.name, well.name) for m in [re.search(re.escape(name), worklist)] if m
+    ]
     assert len(order) == 2 and order[0] < order[1], "the deteriorating patient must rank first"

@@ -74,7 +74,8 @@ class Outbox:
         """Up to ``limit`` rows with a sequence number above ``seq``, oldest first."""
         with self._lock:
             cur = self._db.execute(
-                "SELECT seq, identifier, resource FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+                "SELECT seq, identifier, resource FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
             )
             return [OutboxRow(int(s), str(i), bytes(r)) for s, i, r in cur.fetchall()]
 
@@ -91,8 +92,10 @@ class Outbox:
         """Block until a row above ``seq`` exists or ``timeout`` passes; True when there is one."""
         with self._changed:
             return self._changed.wait_for(
-                lambda: self._db.execute("SELECT 1 FROM outbox WHERE seq > ? LIMIT 1", (seq,)).fetchone()
-                is not None,
+                lambda: (
+                    self._db.execute("SELECT 1 FROM outbox WHERE seq > ? LIMIT 1", (seq,)).fetchone()
+                    is not None
+                ),
                 timeout=timeout,
             )
 

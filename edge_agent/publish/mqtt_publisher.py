@@ -75,16 +75,20 @@ class MqttPublisher:
 
     def _status(self, state: str) -> bytes:
         return orjson.dumps(
-            {"state": state, "agentVersion": AGENT_VERSION, "queueDepth": self._outbox.depth() if state == "online" else None}
+            {
+                "state": state,
+                "agentVersion": AGENT_VERSION,
+                "queueDepth": self._outbox.depth() if state == "online" else None,
+            }
         )
 
     def start(self) -> None:
         mqtt_cfg = self._config.mqtt
         if mqtt_cfg.mqtt5:
-            from paho.mqtt.properties import Properties
             from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
 
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = 7 * 24 * 3600  # keep our session (and its PUBACKs) for a week
             self._client.connect_async(mqtt_cfg.host, mqtt_cfg.port, clean_start=False, properties=props)
         else:
@@ -111,7 +115,9 @@ class MqttPublisher:
 
     # -- paho callbacks (network thread) ---------------------------------------------------------
 
-    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, _u: object, _f: object, reason: ReasonCode, _p: object
+    ) -> None:
         if reason.is_failure:
             log.warning("hub %s: broker refused connection: %s", self._config.hub_id, reason)
             return
@@ -167,7 +173,8 @@ class MqttPublisher:
     def _send(self, rows: list[OutboxRow]) -> None:
         # The Bundle is assembled from stored JSON bytes without re-parsing each Observation.
         entries = b",".join(
-            b'{"resource":' + row.resource + b',"request":{"method":"POST","url":"Observation"}}' for row in rows
+            b'{"resource":' + row.resource + b',"request":{"method":"POST","url":"Observation"}}'
+            for row in rows
         )
         payload = b'{"resourceType":"Bundle","type":"batch","entry":[' + entries + b"]}"
         # Published outside our lock: paho's network thread may hold its own locks while it calls

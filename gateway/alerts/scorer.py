@@ -41,7 +41,8 @@ class ScoreOutcome:
 
 def _patient_scale2(conn: psycopg.Connection[Any], municipality_id: str, patient_id: str) -> bool | None:
     row = conn.execute(
-        "SELECT spo2_scale2 FROM patients WHERE municipality_id = %s AND id = %s", (municipality_id, patient_id)
+        "SELECT spo2_scale2 FROM patients WHERE municipality_id = %s AND id = %s",
+        (municipality_id, patient_id),
     ).fetchone()
     return None if row is None else bool(row[0])
 
@@ -61,16 +62,24 @@ def score_patient(
         as_of = max(obs.effective for obs in latest.values())
         result = score_news2(vitals_from_observations(latest, scale2=scale2), as_of)
         resource = news2_risk_assessment(
-            result, patient_id=patient_id, basis_identifiers=[o.identifier for o in latest.values()],
+            result,
+            patient_id=patient_id,
+            basis_identifiers=[o.identifier for o in latest.values()],
             computed_at=computed_at,
         )
         detail = result.to_dict()  # includes the reasons, in the order a nurse reads them
         row = conn.execute(
-            "INSERT INTO scores (municipality_id, patient_id, computed_at, as_of, method, score, band, detail,"
-            " resource) VALUES (%s, %s, %s, %s, 'news2', %s, %s, %s::jsonb, %s::jsonb) RETURNING id",
+            "INSERT INTO scores (municipality_id, patient_id, computed_at, as_of, method, score, band,"
+            " detail, resource) VALUES (%s, %s, %s, %s, 'news2', %s, %s, %s::jsonb, %s::jsonb) RETURNING id",
             (
-                municipality_id, patient_id, computed_at, as_of, result.total, result.band,
-                orjson.dumps(detail, default=str).decode(), orjson.dumps(resource).decode(),
+                municipality_id,
+                patient_id,
+                computed_at,
+                as_of,
+                result.total,
+                result.band,
+                orjson.dumps(detail, default=str).decode(),
+                orjson.dumps(resource).decode(),
             ),
         ).fetchone()
         assert row is not None
@@ -109,7 +118,9 @@ def _open_or_escalate(
             "UPDATE alerts SET severity = %s, reason = %s, score_id = %s, as_of = %s WHERE id = %s",
             (decision.severity, decision.reason, score_id, as_of, open_alert[0]),
         )
-        log.warning("ALERT escalated to %s for patient %s: %s", decision.severity, patient_id, decision.reason)
+        log.warning(
+            "ALERT escalated to %s for patient %s: %s", decision.severity, patient_id, decision.reason
+        )
     return False
 
 

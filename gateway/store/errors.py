@@ -19,3 +19,17 @@ class MigrationError(StoreError):
         self.version = version
         self.name = name
         self.cause = cause
+
+
+class EnrolmentConflict(StoreError):
+    """An enrolment would cross municipalities (or name a patient/hub the municipality does not have).
+
+    ``kind`` is 'patient', 'hub' or 'device'; ``id`` the row's id; nothing was changed.
+    """
+
+    def __init__(self, kind: str, id: str, municipality_id: str, detail: str) -> None:
+        super().__init__(f"cannot enrol {kind} {id} in municipality {municipality_id}: {detail}")
+        self.kind = kind
+        self.id = id
+        self.municipality_id = municipality_id
+        self.detail = detail

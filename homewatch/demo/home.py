@@ -23,6 +23,7 @@ from edge_agent.config import DeviceConfig, DeviceKind, HubConfig, MqttConfig
 from edge_agent.emulation.peripheral import EmulatedPeripheral, create_peripheral
 from edge_agent.emulation.radio import HomeRadio
 from gateway.broker import BrokerEndpoint
+from gateway.server import GatewayServer
 from homewatch.demo.clock import SimClock
 from homewatch.demo.firmware import DEVICE_FOR, measurement_bytes
 from models.cohort.synthetic import Reading, ScheduledMeasurement, SyntheticPatient
@@ -86,7 +87,8 @@ class SimulatedHome:
             hub_id=hub_id,
             patient_id=patient.id,
             devices=tuple(
-                DeviceConfig(id=device_ids[kind], address=devices[kind].address, kind=kind) for kind in DEVICE_KINDS
+                DeviceConfig(id=device_ids[kind], address=devices[kind].address, kind=kind)
+                for kind in DEVICE_KINDS
             ),
             mqtt=MqttConfig(host=endpoint.host, port=endpoint.port, mqtt5=endpoint.mqtt5),
             outbox_path=outbox_dir / f"{hub_id}.sqlite3",
@@ -141,3 +143,23 @@ async def create_homes(
             )
         )
     )
+
+
+async def wait_until_delivered(homes: list[SimulatedHome], gateway: GatewayServer) -> None:
+    """Return once every reading the hubs hold has been sent, ingest has taken (stored, found duplicate
+    or rejected) as many Observations as the broker acknowledged to the hubs, and the scorer is idle.
+    Bound it with ``asyncio.timeout``."""
+    assert gateway.ingest is not None and gateway.scorer is not None
+    while True:
+        depth = sum(await asyncio.gather(*(asyncio.to_thread(h.agent.outbox.depth) for h in homes)))
+        sent = sum(h.agent.publisher.stats.observations_sent for h in homes)
+        c = gateway.ingest.counters()
+        if (
+            depth == 0
+            and c.messages_in_hand == 0
+            and c.observations_stored + c.duplicates + c.observations_rejected >= sent
+        ):
+            break
+        await asyncio.sleep(0.05)
+    while not await asyncio.to_thread(gateway.scorer.wait_idle, 0.5):
+        pass

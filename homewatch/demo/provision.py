@@ -50,14 +50,19 @@ def provision(conn: psycopg.Connection[Any], homes: list[SimulatedHome]) -> list
             enroll_patient(
                 conn,
                 Patient(
-                    home.municipality, p.id, p.name, birth_date=p.birth_date,
-                    conditions=tuple(p.conditions), spo2_scale2=p.spo2_scale2,
+                    home.municipality,
+                    p.id,
+                    p.name,
+                    birth_date=p.birth_date,
+                    conditions=tuple(p.conditions),
+                    spo2_scale2=p.spo2_scale2,
                 ),
             )
             enroll_hub(conn, Hub(home.municipality, home.hub_id, p.id))
             for kind, device_id in home.device_ids.items():
                 enroll_device(
-                    conn, Device(home.municipality, device_id, home.hub_id, p.id, kind, home.devices[kind].address)
+                    conn,
+                    Device(home.municipality, device_id, home.hub_id, p.id, kind, home.devices[kind].address),
                 )
         conn.execute("DELETE FROM users WHERE username LIKE 'nurse.%%'")
         for municipality in MUNICIPALITIES:

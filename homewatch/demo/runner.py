@@ -34,8 +34,8 @@ from gateway.store.embedded import EmbeddedPostgres
 from gateway.store.errors import StoreError
 from gateway.store.migrate import migrate
 from homewatch.demo.clock import SimClock
-from homewatch.demo.home import SimulatedHome, create_homes
-from homewatch.demo.provision import MUNICIPALITIES, Login, provision
+from homewatch.demo.home import SimulatedHome, create_homes, wait_until_delivered
+from homewatch.demo.provision import MUNICIPALITIES, provision
 from homewatch.demo.summary import DemoSummary, collect_summary, summary_table
 from models.cohort.synthetic import CohortError, make_cohort, schedule
 
@@ -47,6 +47,10 @@ DATABASE = "homewatch"
 PLAY_SHARE = 0.8
 # Without --duration or --speed: one simulated day per 20 real seconds.
 DEFAULT_SPEED = 86_400 / 20
+# Emulated devices connect in well under a second; past this the demo starts anyway (links keep retrying).
+CONNECT_TIMEOUT_S = 30.0
+# At the end: time for the hubs to send what they hold and the gateway to store and score it.
+DRAIN_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,24 +153,26 @@ class Demo:
             with psycopg.connect(database_url, autocommit=True) as conn:
                 self.logins = provision(conn, self.homes)
         settings = GatewaySettings(
-            database_url=database_url, mqtt_host=endpoint.host, mqtt_port=endpoint.port,
-            mqtt_v5=endpoint.mqtt5, http_port=opts.port, secret_key=secrets.token_urlsafe(32),
+            database_url=database_url,
+            mqtt_host=endpoint.host,
+            mqtt_port=endpoint.port,
+            mqtt_v5=endpoint.mqtt5,
+            http_port=opts.port,
+            secret_key=secrets.token_urlsafe(32),
         )
         with self.console.status("Starting the gateway (ingest, scorer, web UI, FHIR API) ..."):
             self.gateway = GatewayServer(settings, endpoint=endpoint, demo=True)
             await asyncio.to_thread(self.gateway.start)
             for home in self.homes:
                 await home.agent.start()
-            await self._wait_for_devices(timeout=30)
+            await self._wait_for_devices()
         self._print_banner(endpoint)
 
-    async def _wait_for_devices(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            states = [s for home in self.homes for s in home.agent.device_states()]
-            if all(s.connected for s in states):
+    async def _wait_for_devices(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                await asyncio.gather(*(home.agent.wait_connected() for home in self.homes))
                 return
-            await asyncio.sleep(0.05)
         down = [s.address for home in self.homes for s in home.agent.device_states() if not s.connected]
         log.warning("%d devices not connected yet (they keep retrying): %s", len(down), ", ".join(down[:5]))
 
@@ -196,18 +202,28 @@ class Demo:
         self.clock.reset()
         started = time.monotonic()
         tasks = [
-            asyncio.create_task(home.play(self.plans[home.patient.id], self.clock, opts.seed), name=home.hub_id)
+            asyncio.create_task(
+                home.play(self.plans[home.patient.id], self.clock, opts.seed), name=home.hub_id
+            )
             for home in self.homes
         ]
         sim_end = self.clock.start + timedelta(days=opts.days)
         try:
-            with Live(self._progress(sim_end), console=self.console, refresh_per_second=4, transient=True) as live:
+            with Live(
+                self._progress(sim_end), console=self.console, refresh_per_second=4, transient=True
+            ) as live:
                 while not self._stop.is_set():
                     if opts.duration is not None and time.monotonic() - started >= opts.duration:
                         break
-                    if all(t.done() for t in tasks) and opts.duration is None and not getattr(self, "_told", False):
+                    if (
+                        all(t.done() for t in tasks)
+                        and opts.duration is None
+                        and not getattr(self, "_told", False)
+                    ):
                         self._told = True
-                        self.console.print("[green]✓[/] simulated period complete; still serving (Ctrl-C to stop)")
+                        self.console.print(
+                            "[green]✓[/] simulated period complete; still serving (Ctrl-C to stop)"
+                        )
                         self.console.print(summary_table(await asyncio.to_thread(self._collect)))
                     live.update(self._progress(sim_end))
                     with contextlib.suppress(TimeoutError):
@@ -238,22 +254,19 @@ class Demo:
     # -- finish ------------------------------------------------------------------------------------
 
     async def _finish(self) -> DemoSummary:
-        await self._drain(timeout=20)
+        await self._drain()
         summary = await asyncio.to_thread(self._collect)
         self.console.print(summary_table(summary))
         return summary
 
-    async def _drain(self, timeout: float) -> None:
+    async def _drain(self) -> None:
         """Let hubs send what they hold and the gateway store and score it."""
-        assert self.gateway is not None and self.gateway.ingest is not None and self.gateway.scorer is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            depth = sum(await asyncio.gather(*(asyncio.to_thread(h.agent.outbox.depth) for h in self.homes)))
-            counters = self.gateway.ingest.counters()
-            if depth == 0 and counters.messages_received == counters.messages_acked:
-                break
-            await asyncio.sleep(0.1)
-        await asyncio.to_thread(self.gateway.scorer.wait_idle, max(1.0, deadline - time.monotonic()))
+        assert self.gateway is not None
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await wait_until_delivered(self.homes, self.gateway)
+        except TimeoutError:
+            log.warning("not all delivered and scored in %.0f s; the summary is partial", DRAIN_TIMEOUT_S)
 
     def _collect(self) -> DemoSummary:
         assert self.gateway is not None

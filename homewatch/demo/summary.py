@@ -45,13 +45,17 @@ ORDER BY s.patient_id, s.as_of DESC, s.id DESC
 """
 
 
-def collect_summary(conn: psycopg.Connection[Any], homes: list[SimulatedHome], gateway: GatewayServer) -> DemoSummary:
+def collect_summary(
+    conn: psycopg.Connection[Any], homes: list[SimulatedHome], gateway: GatewayServer
+) -> DemoSummary:
     truth = {home.patient.id: home.patient.deteriorating for home in homes}
     stored = conn.execute("SELECT count(*) FROM observations").fetchone()
     alerts = conn.execute("SELECT count(*), count(DISTINCT patient_id) FROM alerts").fetchone()
     alerted = {row[0] for row in conn.execute("SELECT DISTINCT patient_id FROM alerts")}
     latest = [
-        RankedPatient(str(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), truth.get(str(r[0]), False), str(r[5]))
+        RankedPatient(
+            str(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), truth.get(str(r[0]), False), str(r[5])
+        )
         for r in conn.execute(_TOP)
     ]
     latest.sort(key=lambda r: (-r.news2, r.patient_id))
@@ -86,8 +90,12 @@ def summary_table(summary: DemoSummary) -> Table:
         top.add_column(column)
     for p in summary.top:
         top.add_row(
-            f"{p.name} ({p.patient_id})", p.municipality, str(p.news2), p.band,
-            "deteriorating" if p.deteriorating else "stable", p.reason,
+            f"{p.name} ({p.patient_id})",
+            p.municipality,
+            str(p.news2),
+            p.band,
+            "deteriorating" if p.deteriorating else "stable",
+            p.reason,
         )
     outer = Table.grid()
     outer.add_row(table)

@@ -79,7 +79,11 @@ def test_pulse_rates_of_cuff_and_oximeter_are_told_apart_by_mdc_code() -> None:
 def test_identifier_uses_device_time_so_a_resent_reading_keeps_it() -> None:
     first = _obs(_bp())
     later = build_observation(
-        _bp(), patient_id="p-1", device_id="dev-1", hub_id="hub-1", effective=datetime(2026, 11, 3, tzinfo=UTC)
+        _bp(),
+        patient_id="p-1",
+        device_id="dev-1",
+        hub_id="hub-1",
+        effective=datetime(2026, 11, 3, tzinfo=UTC),
     )
     assert first["identifier"] == later["identifier"]
     assert observation_identifier("d", "p", "spo2", datetime(2000, 1, 1, 0, 1)) == "d-p-spo2-60"

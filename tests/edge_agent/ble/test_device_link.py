@@ -65,7 +65,9 @@ async def radio() -> AsyncIterator[HomeRadio]:
 
 @pytest.fixture
 async def cuff(radio: HomeRadio) -> EmulatedPeripheral:
-    return await create_peripheral(radio, "blood-pressure-cuff", serial="CUFF-7", firmware="3.2.1", battery=81)
+    return await create_peripheral(
+        radio, "blood-pressure-cuff", serial="CUFF-7", firmware="3.2.1", battery=81
+    )
 
 
 def link_for(radio: HomeRadio, peripheral: EmulatedPeripheral, on_value: Received) -> DeviceLink:

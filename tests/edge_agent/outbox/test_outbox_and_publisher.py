@@ -101,7 +101,9 @@ def _wait(predicate: Any, timeout: float = 10.0) -> bool:
     return predicate()
 
 
-def test_publisher_drains_backlog_in_order_and_empties_outbox(tmp_path: Path, any_broker: BrokerEndpoint) -> None:
+def test_publisher_drains_backlog_in_order_and_empties_outbox(
+    tmp_path: Path, any_broker: BrokerEndpoint
+) -> None:
     config = _config(tmp_path, any_broker)
     box = Outbox(config.outbox_path)
     box.put([_obs(i) for i in range(100)])

@@ -42,7 +42,9 @@ def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
         yield c
 
 
-def _store(c: psycopg.Connection[Any], pid: str, at: datetime, spo2: int, pulse: int, sbp: int, temp: str) -> None:
+def _store(
+    c: psycopg.Connection[Any], pid: str, at: datetime, spo2: int, pulse: int, sbp: int, temp: str
+) -> None:
     readings = [
         Reading("spo2", Quantity(Decimal(spo2), "%")),
         Reading("pulse-rate-oximeter", Quantity(Decimal(pulse), "/min")),
@@ -75,7 +77,9 @@ def test_normal_vitals_score_zero_with_missing_parameters_said(conn: psycopg.Con
     outcome = score_patient(conn, "0101", "p-1")
     assert outcome is not None and outcome.news2 == 0 and outcome.band == "low"
     assert outcome.alert is None and not outcome.alert_raised
-    detail, resource = conn.execute("SELECT detail, resource FROM scores WHERE id = %s", (outcome.score_id,)).fetchone()
+    detail, resource = conn.execute(
+        "SELECT detail, resource FROM scores WHERE id = %s", (outcome.score_id,)
+    ).fetchone()
     assert {m["name"] for m in detail["missing"]} == {"respiration_rate", "consciousness", "air_or_oxygen"}
     assert detail["reasons"]
     RiskAssessment.model_validate(resource)
@@ -83,7 +87,9 @@ def test_normal_vitals_score_zero_with_missing_parameters_said(conn: psycopg.Con
     assert _alerts(conn, "p-1") == []
 
 
-def test_deterioration_raises_one_alert_and_escalates_without_paging_twice(conn: psycopg.Connection[Any]) -> None:
+def test_deterioration_raises_one_alert_and_escalates_without_paging_twice(
+    conn: psycopg.Connection[Any],
+) -> None:
     _store(conn, "p-1", T0, spo2=93, pulse=95, sbp=105, temp="38.2")  # 2+1+1+1 = 5 -> medium
     first = score_patient(conn, "0101", "p-1")
     assert first is not None and first.news2 == 5 and first.alert_raised

@@ -1,0 +1,96 @@
+"""The gateway's web application: the nurses' UI, the FHIR API and the health probe in one FastAPI app.
+
+``create_app`` wires the routers to a settings object and a connection pool that the caller owns (opens,
+and closes after the server stops). Errors become responses here, in one place: a missing session sends
+a browser to /login, a FHIR error is an OperationOutcome with its status, and any other HTTP error is an
+HTML page, or an OperationOutcome under /fhir. Serving the app (uvicorn) is left to the caller.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from psycopg_pool import ConnectionPool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.api import fhir_api, health, web
+from gateway.api.errors import FhirError, LoginRequired
+from gateway.api.fhir_model import operation_outcome
+from gateway.api.presenters import TEMPLATE_GLOBALS
+from gateway.settings import GatewaySettings
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+# OperationOutcome issue types (http://hl7.org/fhir/issue-type) for HTTP errors raised outside the FHIR code.
+_ISSUE_TYPES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported"}
+
+
+def _is_fhir(request: Request) -> bool:
+    return request.url.path == "/fhir" or request.url.path.startswith("/fhir/")
+
+
+def _outcome(status: int, code: str, diagnostics: str, headers: dict[str, str] | None = None) -> Response:
+    return fhir_api.FhirResponse(operation_outcome(code, diagnostics), status_code=status, headers=headers)
+
+
+def _error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    return web.templates(request).TemplateResponse(
+        request,
+        "error.html",
+        {"status": status, "message": message, "user": None, "demo": False},
+        status_code=status,
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    def login_required(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={quote(exc.next_path, safe='')}", status_code=303)
+
+    @app.exception_handler(FhirError)
+    def fhir_error(request: Request, exc: FhirError) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _outcome(exc.status, exc.code, exc.diagnostics, headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _is_fhir(request):
+            code = _ISSUE_TYPES.get(exc.status_code, "processing")
+            return _outcome(exc.status_code, code, str(exc.detail), dict(exc.headers or {}) or None)
+        if request.url.path == "/login/access-token":
+            return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
+        return _error_page(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        if _is_fhir(request):
+            return _outcome(400, "invalid", problems)
+        return _error_page(request, 400, f"The request was not understood ({problems}).")
+
+
+def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bool = False) -> FastAPI:
+    """The web application over ``pool`` (owned by the caller); ``demo`` shows the synthetic-data banner."""
+    app = FastAPI(
+        title="homewatch gateway",
+        summary="Worklists for municipal nurses and a FHIR R4 API over home-monitoring data.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.pool = pool
+    app.state.demo = demo
+    templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    templates.env.globals.update(TEMPLATE_GLOBALS)
+    app.state.templates = templates
+    _install_error_handlers(app)
+    app.include_router(web.router)
+    app.include_router(fhir_api.router)
+    app.include_router(health.router)
+    return app

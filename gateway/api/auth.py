@@ -1,0 +1,156 @@
+"""Users, passwords and session tokens, with the standard library only.
+
+Passwords are stored as scrypt hashes (random salt, parameters kept in the stored string, constant-time
+comparison). A session token is ``base64url(username|municipality|role|expiry) . base64url(HMAC-SHA256)``
+signed with ``GatewaySettings.secret_key``; the web UI carries it in an HttpOnly cookie, the FHIR API as
+``Authorization: Bearer``. Tokens are stateless: they end at their expiry (``session_hours``). Reading the
+token from a request and refusing access is left to ``deps.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from gateway.settings import GatewaySettings
+
+ROLES = frozenset({"nurse", "clinician", "admin"})
+SESSION_COOKIE = "homewatch_session"
+
+# scrypt cost: n=2**14, r=8, p=1 is the interactive-login setting of the scrypt paper and of Python's
+# docs; it needs 16 MiB and about 50 ms here, slow enough for guessing, fast enough for a login.
+_SCRYPT_N = 2**14
+_SCRYPT_R = 8
+_SCRYPT_P = 1
+_SALT_BYTES = 16
+_KEY_BYTES = 32
+# Separates token signatures from any other use of the secret key (the CSRF token below).
+_TOKEN_CONTEXT = b"homewatch-session-v1"
+_CSRF_CONTEXT = b"homewatch-csrf-v1"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A logged-in user: who, which municipality they may see, and their role."""
+
+    username: str
+    municipality_id: str
+    role: str
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str) -> str:
+    """An scrypt hash of ``password`` with a new random salt, as ``scrypt$n$r$p$salt$key``."""
+    salt = secrets.token_bytes(_SALT_BYTES)
+    key = hashlib.scrypt(
+        password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=_KEY_BYTES
+    )
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${_b64(salt)}${_b64(key)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches ``stored`` (from ``hash_password``); a malformed hash never matches."""
+    try:
+        scheme, n, r, p, salt, key = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = _unb64(key)
+        actual = hashlib.scrypt(
+            password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected)
+        )
+    except ValueError:
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+# Checked against when the username is unknown, so a wrong username costs as long as a wrong password.
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+def create_user(
+    conn: psycopg.Connection[Any], username: str, municipality_id: str, role: str, password: str
+) -> User:
+    """Insert a user with an scrypt hash of ``password``; the municipality must exist."""
+    for name, value in (("username", username), ("municipality_id", municipality_id), ("role", role)):
+        if not value or "|" in value:
+            raise ValueError(f"{name} must be non-empty and must not contain '|'")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {sorted(ROLES)}, not {role!r}")
+    if len(password) < 8:
+        raise ValueError("password must have at least 8 characters")
+    conn.execute(
+        "INSERT INTO users (username, municipality_id, role, password_hash) VALUES (%s, %s, %s, %s)",
+        (username, municipality_id, role, hash_password(password)),
+    )
+    return User(username, municipality_id, role)
+
+
+def authenticate(conn: psycopg.Connection[Any], username: str, password: str) -> User | None:
+    """The user when ``username`` exists and ``password`` is right, else None (same cost either way)."""
+    row = conn.execute(
+        "SELECT municipality_id, role, password_hash FROM users WHERE username = %s", (username,)
+    ).fetchone()
+    if row is None:
+        verify_password(password, _DUMMY_HASH)
+        return None
+    municipality_id, role, password_hash = row
+    if not verify_password(password, password_hash):
+        return None
+    return User(username, municipality_id, role)
+
+
+def _signature(secret_key: str, context: bytes, payload: bytes) -> bytes:
+    key = hmac.new(secret_key.encode(), context, hashlib.sha256).digest()
+    return hmac.new(key, payload, hashlib.sha256).digest()
+
+
+def issue_token(settings: GatewaySettings, user: User, now: datetime | None = None) -> str:
+    """A signed session token for ``user``, valid for ``settings.session_hours``."""
+    issued = now or datetime.now(UTC)
+    expiry = int((issued + timedelta(hours=settings.session_hours)).timestamp())
+    payload = f"{user.username}|{user.municipality_id}|{user.role}|{expiry}".encode()
+    return f"{_b64(payload)}.{_b64(_signature(settings.secret_key, _TOKEN_CONTEXT, payload))}"
+
+
+def verify_token(settings: GatewaySettings, token: str, now: datetime | None = None) -> User | None:
+    """The user a token names when its signature is right and it has not expired, else None."""
+    try:
+        encoded_payload, encoded_signature = token.split(".")
+        payload = _unb64(encoded_payload)
+        signature = _unb64(encoded_signature)
+    except ValueError:
+        return None
+    if not hmac.compare_digest(signature, _signature(settings.secret_key, _TOKEN_CONTEXT, payload)):
+        return None
+    try:
+        username, municipality_id, role, expiry = payload.decode().split("|")
+        expires = int(expiry)
+    except ValueError:
+        return None
+    if (now or datetime.now(UTC)).timestamp() >= expires:
+        return None
+    return User(username, municipality_id, role)
+
+
+def csrf_token(settings: GatewaySettings, session_token: str) -> str:
+    """The anti-forgery token that the session's forms carry (bound to the session token)."""
+    return _b64(_signature(settings.secret_key, _CSRF_CONTEXT, session_token.encode()))
+
+
+def csrf_ok(settings: GatewaySettings, session_token: str, submitted: str) -> bool:
+    """Whether a submitted form's anti-forgery token belongs to this session."""
+    return hmac.compare_digest(csrf_token(settings, session_token).encode(), submitted.encode())

@@ -1,0 +1,90 @@
+"""FastAPI dependencies as ``Annotated`` aliases: the database connection, settings and the current user.
+
+``DbDep`` lends a pooled connection in autocommit mode for one request: each read is its own statement,
+and a write that must be atomic (an acknowledgement with its audit row) uses ``conn.transaction()``, so
+it is committed before the route returns. ``CurrentUser`` reads the session cookie (web UI; no session
+means a redirect to /login), ``FhirUser`` the bearer token (FHIR API; none means 401). ``FormDep`` reads
+the UI's urlencoded forms with the standard library. The pool itself belongs to whoever called
+``create_app``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+import psycopg
+from fastapi import Depends, HTTPException, Request
+from psycopg_pool import ConnectionPool
+
+from gateway.api.auth import SESSION_COOKIE, User, verify_token
+from gateway.api.errors import FhirError, LoginRequired
+from gateway.settings import GatewaySettings
+
+
+def get_settings(request: Request) -> GatewaySettings:
+    """The settings ``create_app`` was given."""
+    settings: GatewaySettings = request.app.state.settings
+    return settings
+
+
+def get_db(request: Request) -> Iterator[psycopg.Connection[Any]]:
+    """A connection from the caller's pool, in autocommit mode while this request holds it."""
+    pool: ConnectionPool[Any] = request.app.state.pool
+    with pool.connection() as conn:
+        previous = conn.autocommit
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            if not conn.closed:
+                conn.autocommit = previous
+
+
+SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
+DbDep = Annotated[psycopg.Connection[Any], Depends(get_db)]
+
+
+def session_token(request: Request) -> str | None:
+    """The session token of the web UI's cookie, if any."""
+    return request.cookies.get(SESSION_COOKIE)
+
+
+def get_current_user(request: Request, settings: SettingsDep) -> User:
+    """The user of a valid session cookie; otherwise the request is sent to the login page."""
+    token = session_token(request)
+    user = verify_token(settings, token) if token else None
+    if user is None:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(path if request.method == "GET" else "/")
+    return user
+
+
+def get_fhir_user(request: Request, settings: SettingsDep) -> User:
+    """The user of a valid ``Authorization: Bearer`` token; otherwise 401 with an OperationOutcome."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    user = verify_token(settings, token.strip()) if scheme.lower() == "bearer" and token else None
+    if user is None:
+        raise FhirError(401, "login", "a valid bearer token is required (POST /login/access-token)")
+    return user
+
+
+# The UI's forms are a few short fields; anything longer is not one of them.
+_MAX_FORM_BYTES = 16_384
+_FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+async def get_form(request: Request) -> dict[str, str]:
+    """The fields of an urlencoded form body (the UI's forms are parsed here, with the standard library)."""
+    if request.headers.get("content-type", "").partition(";")[0].strip().lower() != _FORM_TYPE:
+        return {}
+    body = await request.body()
+    if len(body) > _MAX_FORM_BYTES:
+        raise HTTPException(413, "form too large")
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+FormDep = Annotated[dict[str, str], Depends(get_form)]
+CurrentUser = Annotated[User, Depends(get_current_user)]
+FhirUser = Annotated[User, Depends(get_fhir_user)]

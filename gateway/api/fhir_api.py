@@ -1,0 +1,98 @@
+"""The FHIR R4 API under ``/fhir``: metadata, Observation read/search, Patient read, RiskAssessment search.
+
+Thin routes: parameters are parsed by ``fhir_search``, rows read by ``queries``, resources and Bundles
+built by ``fhir_model``. Everything but ``/fhir/metadata`` needs a bearer token and sees only the user's
+municipality; another municipality's patient is "not found" (404), never "forbidden", so its existence
+does not leak. Every read of patient data writes a ``fhir-read`` audit row per patient seen.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from gateway.api import queries
+from gateway.api.auth import User
+from gateway.api.capability import capability_statement
+from gateway.api.deps import DbDep, FhirUser
+from gateway.api.errors import FhirError
+from gateway.api.fhir_model import (
+    FHIR_JSON,
+    Entry,
+    observation_id,
+    patient_resource,
+    risk_assessment_id,
+    searchset,
+    with_id,
+)
+from gateway.api.fhir_search import ID_PATTERN, Cursor, parse_search
+
+router = APIRouter(prefix="/fhir", tags=["fhir"])
+
+_AUDIT_DETAIL_CHARS = 500
+
+
+class FhirResponse(JSONResponse):
+    """A JSON response with FHIR's media type."""
+
+    media_type = FHIR_JSON
+
+
+def fhir_base(request: Request) -> str:
+    """The FHIR base URL as this request reached the server."""
+    return f"{str(request.base_url).rstrip('/')}/fhir"
+
+
+def _audit(conn: queries.Conn, user: User, request: Request, patient_ids: list[str]) -> None:
+    detail = f"{request.method} {request.url.path}?{request.url.query}".rstrip("?")[:_AUDIT_DETAIL_CHARS]
+    queries.record_audit(conn, user, "fhir-read", patient_ids, detail)
+
+
+@router.get("/metadata", response_class=FhirResponse)
+def metadata(request: Request) -> FhirResponse:
+    """The CapabilityStatement: what this server implements (no token needed)."""
+    return FhirResponse(capability_statement(fhir_base(request)))
+
+
+@router.get("/Observation", response_class=FhirResponse)
+def search_observations(request: Request, user: FhirUser, conn: DbDep) -> FhirResponse:
+    """Search the municipality's Observations (patient, code, date, _count); newest first."""
+    search = parse_search("Observation", request.query_params.multi_items())
+    rows, more = queries.search_observations(conn, user.municipality_id, search)
+    entries = [Entry(with_id(r.resource, observation_id(r.key)), Cursor(r.at, r.key)) for r in rows]
+    _audit(conn, user, request, queries.patient_ids(rows))
+    return FhirResponse(searchset(fhir_base(request), search, entries, more))
+
+
+@router.get("/Observation/{observation_id}", response_class=FhirResponse)
+def read_observation(observation_id: str, request: Request, user: FhirUser, conn: DbDep) -> FhirResponse:
+    """Read one Observation by the id its search entries carry."""
+    row = None
+    if ID_PATTERN.fullmatch(observation_id):
+        row = queries.observation_by_id(conn, user.municipality_id, observation_id)
+    if row is None:
+        raise FhirError(404, "not-found", f"Observation/{observation_id} is not known")
+    _audit(conn, user, request, [row.patient_id])
+    return FhirResponse(with_id(row.resource, observation_id.lower()))
+
+
+@router.get("/Patient/{patient_id}", response_class=FhirResponse)
+def read_patient(patient_id: str, request: Request, user: FhirUser, conn: DbDep) -> FhirResponse:
+    """Read one Patient of the user's municipality."""
+    row = queries.patient(conn, user.municipality_id, patient_id)
+    if row is None:
+        raise FhirError(404, "not-found", f"Patient/{patient_id} is not known")
+    _audit(conn, user, request, [row.id])
+    return FhirResponse(patient_resource(row.id, row.name, row.birth_date, row.municipality_name))
+
+
+@router.get("/RiskAssessment", response_class=FhirResponse)
+def search_risk_assessments(request: Request, user: FhirUser, conn: DbDep) -> FhirResponse:
+    """Search the municipality's stored RiskAssessments (patient, _count); newest first."""
+    search = parse_search("RiskAssessment", request.query_params.multi_items())
+    if search.cursor is not None and not search.cursor.key.isdigit():
+        raise FhirError(400, "invalid", "_cursor is not one this server issued")
+    rows, more = queries.search_risk_assessments(conn, user.municipality_id, search)
+    entries = [Entry(with_id(r.resource, risk_assessment_id(int(r.key))), Cursor(r.at, r.key)) for r in rows]
+    _audit(conn, user, request, queries.patient_ids(rows))
+    return FhirResponse(searchset(fhir_base(request), search, entries, more))

@@ -1,0 +1,265 @@
+"""FHIR search parameters: one declared table, parsed and formatted here and nowhere else.
+
+``SEARCH_PARAMS`` says which parameters each resource type supports (the CapabilityStatement in
+``fhir/capability-statement.json`` must list exactly these; a test keeps the two equal). ``parse_search``
+turns a query string into a ``Search`` of plain values (``Reference``, ``Token``, ``Period``), rejecting
+anything unknown or malformed with a ``FhirError``; ``format_search`` turns a ``Search`` back into the
+query string of a ``self`` or ``next`` link. Turning criteria into SQL is left to ``queries.py``.
+
+Conventions: parameters repeat with AND, commas inside one value mean OR (FHIR's rules). Dates without a
+time zone are taken as UTC; a date means the whole range its precision covers (``2024-05`` is all of May).
+Paging is by an opaque ``_cursor`` (keyset: newest first), which ``next`` links carry and clients only copy.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import urlencode
+
+from gateway.api.errors import FhirError
+
+DEFAULT_COUNT = 20
+MAX_COUNT = 100
+COUNT_PARAM = "_count"
+CURSOR_PARAM = "_cursor"
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A reference search value: the id of the referenced Patient."""
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A token search value: ``system|code``, or ``code`` in any system (``|code`` is read the same)."""
+
+    system: str | None
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A date search value as a half-open UTC range ``[lower, upper)``; None is unbounded."""
+
+    lower: datetime | None
+    upper: datetime | None
+
+
+SearchValue = Reference | Token | Period
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """One occurrence of a parameter: it matches when any of its alternatives matches."""
+
+    name: str
+    alternatives: tuple[SearchValue, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where the next page starts: after the row with this time and key (newest-first order)."""
+
+    at: datetime
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """A parsed search: criteria (AND), page size and position, and the criteria as given for links."""
+
+    resource_type: str
+    criteria: tuple[Criterion, ...]
+    count: int
+    cursor: Cursor | None
+    given: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParam:
+    """A supported search parameter as the CapabilityStatement declares it, with its value parser."""
+
+    name: str
+    type: str  # FHIR search parameter type: reference, token, date, number
+    definition: str
+    documentation: str
+    parse: Callable[[str], SearchValue]
+
+
+def parse_reference(value: str) -> Reference:
+    """``Patient/123`` or ``123`` -> Reference('123')."""
+    kind, _, ident = value.rpartition("/")
+    if kind not in ("", "Patient") or not ID_PATTERN.fullmatch(ident):
+        raise FhirError(400, "invalid", f"patient must be 'Patient/<id>' or '<id>', not {value!r}")
+    return Reference(ident)
+
+
+def parse_token(value: str) -> Token:
+    """``system|code`` or ``code`` -> Token."""
+    system, bar, code = value.rpartition("|")
+    if not code:
+        raise FhirError(400, "invalid", f"code must be 'system|code' or 'code', not {value!r}")
+    return Token(system if bar and system else None, code)
+
+
+_DATE = re.compile(
+    r"(?P<prefix>[a-z]{2})?"
+    r"(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
+    r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?P<fraction>\.\d+)?)?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?"
+)
+_SUPPORTED_PREFIXES = ("eq", "gt", "ge", "lt", "le")
+
+
+def _date_range(match: re.Match[str]) -> tuple[datetime, datetime]:
+    """The instant range ``[start, end)`` a date value of any precision covers."""
+    g = match.groupdict()
+    year = int(g["year"])
+    if g["month"] is None:
+        return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+    month = int(g["month"])
+    if g["day"] is None:
+        start = datetime(year, month, 1, tzinfo=UTC)
+        return start, datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    if g["hour"] is None:
+        start = datetime(year, month, int(g["day"]), tzinfo=UTC)
+        return start, start + timedelta(days=1)
+    zone = UTC
+    if g["zone"] not in (None, "Z"):
+        sign = -1 if g["zone"][0] == "-" else 1
+        zone = timezone(sign * timedelta(hours=int(g["zone"][1:3]), minutes=int(g["zone"][4:6])))
+    start = datetime(
+        year, month, int(g["day"]), int(g["hour"]), int(g["minute"]), int(g["second"] or 0), tzinfo=zone
+    )
+    if g["second"] is None:
+        return start, start + timedelta(minutes=1)
+    if g["fraction"] is None:
+        return start, start + timedelta(seconds=1)
+    instant = start + timedelta(seconds=float("0" + g["fraction"]))
+    return instant, instant + timedelta(microseconds=1)
+
+
+def parse_date(value: str) -> Period:
+    """``[prefix]date`` -> Period; prefixes eq (default), gt, ge, lt, le."""
+    match = _DATE.fullmatch(value)
+    if match is None:
+        expected = "[eq|gt|ge|lt|le]YYYY[-MM[-DD[Thh:mm[:ss]]]][zone]"
+        raise FhirError(400, "invalid", f"date must be {expected}, not {value!r}")
+    prefix = match["prefix"] or "eq"
+    if prefix not in _SUPPORTED_PREFIXES:
+        supported = ", ".join(_SUPPORTED_PREFIXES)
+        raise FhirError(400, "not-supported", f"date prefix {prefix!r} is not supported; use {supported}")
+    try:
+        start, end = _date_range(match)
+    except ValueError as exc:
+        raise FhirError(400, "invalid", f"date {value!r} is not a real date: {exc}") from exc
+    return {
+        "eq": Period(start, end),
+        "gt": Period(end, None),
+        "ge": Period(start, None),
+        "lt": Period(None, start),
+        "le": Period(None, end),
+    }[prefix]
+
+
+_PATIENT = SearchParam(
+    "patient",
+    "reference",
+    "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    "The patient the resource is about: 'Patient/<id>' or '<id>'.",
+    parse_reference,
+)
+
+SEARCH_PARAMS: Mapping[str, Mapping[str, SearchParam]] = {
+    "Observation": {
+        "patient": _PATIENT,
+        "code": SearchParam(
+            "code",
+            "token",
+            "http://hl7.org/fhir/SearchParameter/clinical-code",
+            "Observation.code: 'system|code' or 'code' (LOINC or IEEE 11073 MDC).",
+            parse_token,
+        ),
+        "date": SearchParam(
+            "date",
+            "date",
+            "http://hl7.org/fhir/SearchParameter/clinical-date",
+            "Observation.effective with prefixes eq, gt, ge, lt, le; no zone means UTC.",
+            parse_date,
+        ),
+    },
+    "RiskAssessment": {"patient": _PATIENT},
+}
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    """The opaque text of a cursor, as ``next`` links carry it."""
+    raw = json.dumps([cursor.at.isoformat(), cursor.key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(text: str) -> Cursor:
+    """The cursor of a ``next`` link; anything else is a 400."""
+    try:
+        at, key = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        parsed = datetime.fromisoformat(at)
+        if not isinstance(key, str) or parsed.tzinfo is None:
+            raise ValueError("cursor fields have the wrong types")
+    except (ValueError, TypeError) as exc:
+        raise FhirError(400, "invalid", f"{CURSOR_PARAM} is not one this server issued") from exc
+    return Cursor(parsed, key)
+
+
+def _parse_count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError as exc:
+        raise FhirError(400, "invalid", f"{COUNT_PARAM} must be a whole number, not {value!r}") from exc
+    if count < 1:
+        raise FhirError(400, "invalid", f"{COUNT_PARAM} must be at least 1")
+    return min(count, MAX_COUNT)
+
+
+def parse_search(resource_type: str, items: Sequence[tuple[str, str]]) -> Search:
+    """Parse a query string's items for ``resource_type``; unknown or malformed parameters are a 400."""
+    params = SEARCH_PARAMS[resource_type]
+    criteria: list[Criterion] = []
+    given: list[tuple[str, str]] = []
+    count: int | None = None
+    cursor: Cursor | None = None
+    for name, value in items:
+        if name in (COUNT_PARAM, CURSOR_PARAM):
+            if (count if name == COUNT_PARAM else cursor) is not None:
+                raise FhirError(400, "invalid", f"{name} may be given only once")
+            if name == COUNT_PARAM:
+                count = _parse_count(value)
+            else:
+                cursor = decode_cursor(value)
+            continue
+        param = params.get(name)
+        if param is None:
+            supported = ", ".join([*params, COUNT_PARAM])
+            message = f"unknown search parameter {name!r} for {resource_type}; supported: {supported}"
+            raise FhirError(400, "not-supported", message)
+        if not value:
+            raise FhirError(400, "invalid", f"search parameter {name!r} has no value")
+        criteria.append(Criterion(name, tuple(param.parse(part) for part in value.split(","))))
+        given.append((name, value))
+    return Search(resource_type, tuple(criteria), count or DEFAULT_COUNT, cursor, tuple(given))
+
+
+def format_search(search: Search, cursor: Cursor | None) -> str:
+    """The query string of ``search`` at page ``cursor`` (None: the first page)."""
+    items = [*search.given, (COUNT_PARAM, str(search.count))]
+    if cursor is not None:
+        items.append((CURSOR_PARAM, encode_cursor(cursor)))
+    return urlencode(items)

@@ -1,0 +1,153 @@
+"""The nurses' web UI: login, the ranked worklist, a patient's page, acknowledging an alert.
+
+Server-rendered Jinja2, no JavaScript. Thin routes: rows come from ``queries``, wording from
+``presenters`` (as template globals), tokens from ``auth``. Every page that shows patient data and every
+acknowledgement writes audit rows; state-changing forms carry an anti-forgery token bound to the session
+on top of the SameSite=Lax cookie.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel
+
+from gateway.api import queries
+from gateway.api.auth import SESSION_COOKIE, User, authenticate, csrf_ok, csrf_token, issue_token
+from gateway.api.deps import CurrentUser, DbDep, FormDep, SettingsDep, session_token
+from gateway.api.presenters import patient_url
+
+router = APIRouter(tags=["web"])
+
+
+class AccessToken(BaseModel):
+    """A bearer token for the FHIR API."""
+
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+def templates(request: Request) -> Jinja2Templates:
+    """The app's templates (set up by ``create_app``)."""
+    found: Jinja2Templates = request.app.state.templates
+    return found
+
+
+def safe_next(path: str | None) -> str:
+    """A local path to return to after login; anything else (another site) becomes '/'."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path
+
+
+def _page(request: Request, user: User | None, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """Render a page with what every page needs: the user, the demo flag, the clock, the form token."""
+    settings = request.app.state.settings
+    token = session_token(request)
+    return templates(request).TemplateResponse(
+        request,
+        name,
+        {
+            "user": user,
+            "demo": bool(request.app.state.demo),
+            "now": datetime.now(UTC),
+            "csrf": csrf_token(settings, token) if token else "",
+            **context,
+        },
+        status_code=status,
+    )
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    """The login form."""
+    return _page(request, None, "login.html", next=safe_next(next), error=None)
+
+
+@router.post("/login", response_class=HTMLResponse, response_model=None)
+def login(request: Request, form: FormDep, conn: DbDep, settings: SettingsDep) -> Response:
+    """Check the password and start a session (cookie), or show the form again."""
+    user = authenticate(conn, form.get("username", ""), form.get("password", ""))
+    target = safe_next(form.get("next"))
+    if user is None:
+        return _page(request, None, "login.html", 401, next=target, error="Wrong username or password.")
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        issue_token(settings, user),
+        max_age=settings.session_hours * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=settings.environment == "production",
+    )
+    return response
+
+
+@router.post("/login/access-token", response_model=AccessToken)
+def access_token(form: FormDep, conn: DbDep, settings: SettingsDep) -> AccessToken:
+    """A bearer token for the FHIR API, for a username and password."""
+    user = authenticate(conn, form.get("username", ""), form.get("password", ""))
+    if user is None:
+        raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
+    return AccessToken(access_token=issue_token(settings, user), expires_in=settings.session_hours * 3600)
+
+
+@router.post("/logout")
+def logout() -> RedirectResponse:
+    """End the session."""
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def worklist(request: Request, user: CurrentUser, conn: DbDep) -> HTMLResponse:
+    """The nurse's ranked worklist for their municipality."""
+    rows = queries.worklist(conn, user.municipality_id)
+    seen = [row.patient_id for row in rows]
+    queries.record_audit(conn, user, "view-worklist", seen, f"{len(rows)} patients")
+    return _page(
+        request,
+        user,
+        "worklist.html",
+        rows=rows,
+        synthetic=any(row.synthetic for row in rows),
+        municipality=queries.municipality_name(conn, user.municipality_id),
+    )
+
+
+@router.get("/patients/{patient_id}", response_class=HTMLResponse)
+def patient_page(patient_id: str, request: Request, user: CurrentUser, conn: DbDep) -> HTMLResponse:
+    """One patient's readings, scores and alerts."""
+    patient = queries.patient(conn, user.municipality_id, patient_id)
+    if patient is None:
+        raise HTTPException(404, "There is no such patient in your municipality.")
+    queries.record_audit(conn, user, "view-patient", [patient.id])
+    return _page(
+        request,
+        user,
+        "patient.html",
+        patient=patient,
+        synthetic=patient.synthetic,
+        readings=queries.recent_readings(conn, user.municipality_id, patient.id),
+        scores=queries.score_history(conn, user.municipality_id, patient.id),
+        alerts=queries.patient_alerts(conn, user.municipality_id, patient.id),
+    )
+
+
+@router.post("/alerts/{alert_id}/acknowledge")
+def acknowledge(
+    alert_id: int, request: Request, form: FormDep, user: CurrentUser, conn: DbDep, settings: SettingsDep
+) -> RedirectResponse:
+    """Acknowledge an alert (records who and when) and return to the patient's page."""
+    if not csrf_ok(settings, session_token(request) or "", form.get("csrf", "")):
+        raise HTTPException(403, "The form has expired; reload the page and try again.")
+    patient_id = queries.acknowledge_alert(conn, user, alert_id)
+    if patient_id is None:
+        raise HTTPException(404, "There is no such alert in your municipality.")
+    return RedirectResponse(f"{patient_url(patient_id)}#alerts", status_code=303)

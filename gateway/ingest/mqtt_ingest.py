@@ -1,0 +1,543 @@
+"""The ingest worker: MQTT in, PostgreSQL out, and an acknowledgement only after the commit.
+
+One ``IngestWorker`` holds one paho-mqtt client and one worker thread:
+
+- paho's network thread only queues each message (its callbacks must never wait for the database: a
+  blocked network thread stops keep-alives and the broker drops the connection);
+- the worker thread takes what has arrived together (up to ``batch_max_messages`` or ``batch_wait_s``),
+  looks up the hubs in one query, runs the pure ``process_message`` on each message, stores accepted
+  Observations and quarantines rejections in ONE transaction, commits, and only then acknowledges each
+  message and publishes the hub's rejections to its ``errors`` topic (QoS 1).
+
+Delivery is at least once with an idempotent effect. What this relies on in paho-mqtt 2.x and MQTT:
+
+- ``manual_ack=True``: paho sends no PUBACK by itself; ``Client.ack(mid, qos)`` sends it. A message not
+  acknowledged is still the broker's responsibility.
+- A persistent session (fixed client id; MQTT 3.1.1 ``clean_session=False``, MQTT 5 ``clean_start=False``
+  with a session expiry interval): when the connection drops or the process dies, the broker keeps the
+  subscription, queues new messages, and resends the unacknowledged ones on the next connection of the
+  same client id. Messages that reach this process while it is stopping are deliberately not taken.
+- A PUBACK only makes sense on the connection that received the message. After a reconnect the broker
+  resends what was unacknowledged, so a message taken on an older connection is stored (a no-op if the
+  copy got there first) but never acknowledged; its redelivered copy is acknowledged instead.
+- Subscribing in ``on_connect``, so a reconnect never leaves the client without its subscription.
+- paho reconnects by itself (``loop_start``), with ``reconnect_delay_set`` back-off.
+
+When the database is down nothing is acknowledged: the worker keeps the batch, retries with bounded
+back-off (``RETRY_FIRST_S`` doubling to ``RETRY_MAX_S``) and resumes by itself; the broker holds
+everything else (its in-flight window stops it sending more). A crash loses nothing for the same reason.
+A row the database refuses outright (a data error) is not retried forever: the batch is stored again
+row by row and only the refused rows are rejected (``unstorable``).
+
+With MQTT 5 the worker subscribes through the shared subscription ``$share/{group}/...``, so adding
+workers (each with its own client id) scales ingest; with MQTT 3.1.1 (amqtt) one worker takes all.
+
+Left to others: validation rules (``processing``, ``fhir_contract``), SQL (``gateway.store``), scoring
+(``on_stored`` callback), and the broker (``gateway.broker`` or an external one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.broker import BrokerEndpoint
+from gateway.ingest.processing import (
+    OBSERVATIONS_SUBSCRIPTION,
+    UNSTORABLE,
+    MessageOutcome,
+    Rejection,
+    error_report,
+    parse_topic,
+    process_message,
+)
+from gateway.settings import GatewaySettings
+from gateway.store.repository import (
+    DeliveredObservation,
+    HubAssignment,
+    QuarantineEntry,
+    hub_assignments,
+    insert_observation_batch,
+    quarantine_many,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLIENT_ID = "homewatch-ingest-1"
+# A batch is what arrived together: ~200 messages of 10 Observations is one COPY of ~2,000 rows, where
+# PostgreSQL's batching pays off; 50 ms bounds the latency a lone reading waits for company.
+BATCH_MAX_MESSAGES = 200
+BATCH_WAIT_S = 0.05
+# Database retry: start fast (a restart or a failover takes seconds), cap at 5 s so ingest resumes
+# within seconds of the database coming back, and never give up (the broker holds the backlog).
+RETRY_FIRST_S = 0.1
+RETRY_MAX_S = 5.0
+# Broker reconnect back-off for paho: 1 s up to 30 s.
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 30
+# MQTT 5 session expiry: the broker keeps the session (and queues for it) this long while no worker with
+# this client id is connected. A week covers a long weekend of a stopped gateway.
+SESSION_EXPIRY_S = 7 * 24 * 3600
+# MQTT 5 receive maximum: unacknowledged messages the broker may have in flight to us; two batches lets
+# the broker fill the next batch while one commits.
+RECEIVE_MAXIMUM = 2 * BATCH_MAX_MESSAGES
+KEEPALIVE_S = 30
+DB_CONNECT_TIMEOUT_S = 5
+
+
+@dataclass(frozen=True, slots=True)
+class IngestCounters:
+    """A snapshot of what the worker did since it started (for metrics and the demo summary)."""
+
+    messages_received: int = 0
+    messages_acked: int = 0
+    # Taken but not finished yet (queued or in a batch); 0 means the worker has caught up.
+    messages_in_hand: int = 0
+    # Finished but not acknowledged because the connection that delivered them was gone: the broker
+    # redelivers them (stored already, they then count as duplicates). received = acked + this + in hand.
+    messages_left_for_redelivery: int = 0
+    messages_rejected: int = 0  # whole messages refused (bad topic, unknown hub, not a Bundle, ...)
+    observations_stored: int = 0
+    duplicates: int = 0
+    observations_rejected: int = 0
+    rejected_by_code: Mapping[str, int] = field(default_factory=dict)
+    batches: int = 0
+    database_retries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbound:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    connection: int  # which broker connection delivered it (acks are valid only on that one)
+
+
+@dataclass(slots=True)
+class _Tally:
+    received: int = 0
+    acked: int = 0
+    in_hand: int = 0
+    left: int = 0
+    messages_rejected: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    by_code: Counter[str] = field(default_factory=Counter)
+    batches: int = 0
+    retries: int = 0
+
+
+class _Abandoned(Exception):
+    """The worker is stopping while the database is unavailable: leave the batch to the broker."""
+
+
+class IngestWorker:
+    """Subscribe to every hub's observations, store them, acknowledge after commit. ``start`` / ``stop``."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        endpoint: BrokerEndpoint | None = None,
+        client_id: str = DEFAULT_CLIENT_ID,
+        username: str | None = None,
+        password: str | None = None,
+        on_stored: Callable[[str, set[str]], None] | None = None,
+        batch_max_messages: int = BATCH_MAX_MESSAGES,
+        batch_wait_s: float = BATCH_WAIT_S,
+    ) -> None:
+        """``settings`` gives the database URL, the broker (unless ``endpoint`` is given: the embedded
+        broker, which also says whether MQTT 5 is possible), the share group and the payload limit.
+
+        ``client_id`` names the broker session: keep it fixed per worker slot, so a restarted worker
+        gets back what its predecessor left unacknowledged; give each concurrent worker its own.
+        ``username``/``password`` authenticate to the broker (amqtt keeps no offline queue for
+        sessions it treats as anonymous). ``on_stored(municipality_id, patient_ids)`` runs in the
+        worker thread after each commit that stored new rows; keep it quick (hand work to a queue).
+        """
+        self._settings = settings
+        self._host = endpoint.host if endpoint else settings.mqtt_host
+        self._port = endpoint.port if endpoint else settings.mqtt_port
+        self.mqtt5 = settings.mqtt_v5 and (endpoint.mqtt5 if endpoint else True)
+        self._client_id = client_id
+        self._on_stored = on_stored
+        self._batch_max = batch_max_messages
+        self._batch_wait = batch_wait_s
+        self._inbox: queue.SimpleQueue[_Inbound] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._subscribed = threading.Event()
+        self._lock = threading.Lock()
+        self._tally = _Tally()
+        self._connection = 0  # incremented in on_connect (paho's thread), read when acknowledging
+        self._db: psycopg.Connection[Any] | None = None
+        self._client = self._make_client()
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        self._thread = threading.Thread(target=self._run, name=f"ingest-{client_id}", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def subscription(self) -> str:
+        if self.mqtt5:
+            return f"$share/{self._settings.mqtt_share_group}/{OBSERVATIONS_SUBSCRIPTION}"
+        return OBSERVATIONS_SUBSCRIPTION
+
+    def start(self) -> None:
+        """Connect (paho keeps retrying while the broker is away) and start the worker thread."""
+        if self.mqtt5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = SESSION_EXPIRY_S
+            properties.ReceiveMaximum = RECEIVE_MAXIMUM
+            self._client.connect_async(
+                self._host, self._port, keepalive=KEEPALIVE_S, clean_start=False, properties=properties
+            )
+        else:
+            self._client.connect_async(self._host, self._port, keepalive=KEEPALIVE_S)
+        self._thread.start()
+        self._client.loop_start()
+
+    def wait_until_subscribed(self, timeout: float) -> bool:
+        """Whether the subscription is in place (messages published from now on reach this session)."""
+        return self._subscribed.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking messages, finish what is in hand (unless the database is down), disconnect.
+
+        Messages not acknowledged stay with the broker for the next worker with this client id.
+        """
+        self._stopping.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning(
+                "ingest worker did not finish within %.0f s; leaving its batch to the broker", timeout
+            )
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def counters(self) -> IngestCounters:
+        with self._lock:
+            t = self._tally
+            return IngestCounters(
+                messages_received=t.received,
+                messages_acked=t.acked,
+                messages_in_hand=t.in_hand,
+                messages_left_for_redelivery=t.left,
+                messages_rejected=t.messages_rejected,
+                observations_stored=t.stored,
+                duplicates=t.duplicates,
+                observations_rejected=t.rejected,
+                rejected_by_code=dict(t.by_code),
+                batches=t.batches,
+                database_retries=t.retries,
+            )
+
+    # -- paho callbacks (paho's network thread: queue and return) ------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        if self.mqtt5:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self._client_id,
+                protocol=MQTTProtocolVersion.MQTTv5,
+                manual_ack=True,
+            )
+        else:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self._client_id,
+                protocol=MQTTProtocolVersion.MQTTv311,
+                clean_session=False,
+                manual_ack=True,
+            )
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, reason: ReasonCode, _p: object
+    ) -> None:
+        if reason.is_failure:
+            log.warning("ingest %s: broker refused the connection: %s", self._client_id, reason)
+            return
+        with self._lock:
+            self._connection += 1
+            reconnect = self._connection > 1
+        if reconnect and not flags.session_present:
+            # The broker lost our session (restarted without persistence, or it expired): whatever it
+            # held for us is gone. Nothing to do but say so loudly.
+            log.error("ingest %s: reconnected but the broker kept no session for us", self._client_id)
+        else:
+            log.info("ingest %s: connected (session present: %s)", self._client_id, flags.session_present)
+        client.subscribe(self.subscription, qos=1)
+
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: object, _mid: int, reasons: list[ReasonCode], _p: object
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error(
+                "ingest %s: subscription to %s refused: %s", self._client_id, self.subscription, reasons
+            )
+            return
+        self._subscribed.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
+        self._subscribed.clear()
+        if not self._stopping.is_set():
+            log.warning("ingest %s: disconnected (%s); paho reconnects", self._client_id, reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        if self._stopping.is_set():
+            return  # not taken, not acknowledged: the broker redelivers it to the next session
+        with self._lock:
+            self._tally.received += 1
+            self._tally.in_hand += 1
+            connection = self._connection
+        payload = bytes(message.payload)
+        self._inbox.put(_Inbound(message.topic, payload, message.mid, message.qos, connection))
+
+    # -- worker thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                batch = self._take_batch()
+                if batch:
+                    try:
+                        self._handle(batch)
+                    except _Abandoned:
+                        with self._lock:
+                            self._tally.left += self._tally.in_hand
+                            self._tally.in_hand = 0
+                        log.warning(
+                            "ingest %s: stopping, database unavailable; %d message(s) left to the broker",
+                            self._client_id,
+                            len(batch) + self._inbox.qsize(),
+                        )
+                        return
+                elif self._stopping.is_set():
+                    return
+        finally:
+            self._close_database()
+
+    def _take_batch(self) -> list[_Inbound]:
+        try:
+            first = self._inbox.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self._batch_wait
+        while len(batch) < self._batch_max:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(
+                    self._inbox.get(timeout=remaining) if remaining > 0 else self._inbox.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return batch
+
+    def _handle(self, batch: list[_Inbound]) -> None:
+        """Store the batch (retrying until the database takes it), then acknowledge and report."""
+        delay = RETRY_FIRST_S
+        outcomes: list[MessageOutcome] | None = None
+        while True:
+            try:
+                db = self._database()
+                if outcomes is None:
+                    outcomes = self._decide(db, batch)
+                outcomes, patients = self._store(db, outcomes, batch)
+                break
+            except Exception as exc:
+                # Connection lost, server restarting, disk full, schema not migrated yet...: keep the
+                # batch, back off, try again. Nothing is acknowledged, so nothing is lost meanwhile.
+                self._close_database()
+                with self._lock:
+                    self._tally.retries += 1
+                log.warning(
+                    "ingest %s: storing %d message(s) failed (%s); retrying in %.1f s",
+                    self._client_id,
+                    len(batch),
+                    str(exc).strip() or type(exc).__name__,
+                    delay,
+                    exc_info=not isinstance(exc, psycopg.Error),
+                )
+                if self._stopping.wait(delay):
+                    raise _Abandoned from exc
+                delay = min(delay * 2, RETRY_MAX_S)
+        self._after_commit(batch, outcomes, patients)
+
+    def _database(self) -> psycopg.Connection[Any]:
+        if self._db is None or self._db.closed:
+            self._db = psycopg.connect(
+                self._settings.database_url,
+                autocommit=True,
+                connect_timeout=DB_CONNECT_TIMEOUT_S,
+                application_name=f"homewatch-{self._client_id}",
+            )
+        return self._db
+
+    def _close_database(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(psycopg.Error):
+                db.close()
+
+    def _decide(self, db: psycopg.Connection[Any], batch: list[_Inbound]) -> list[MessageOutcome]:
+        hubs = {(t.municipality_id, t.hub_id) for m in batch if (t := parse_topic(m.topic)) is not None}
+        assignments = hub_assignments(db, hubs)  # one query for the batch, outside any write transaction
+
+        def lookup(municipality_id: str, hub_id: str) -> HubAssignment | None:
+            return assignments.get((municipality_id, hub_id))
+
+        max_bytes = self._settings.max_payload_bytes
+        return [process_message(m.topic, m.payload, lookup, max_bytes) for m in batch]
+
+    def _store(
+        self, db: psycopg.Connection[Any], outcomes: list[MessageOutcome], batch: list[_Inbound]
+    ) -> tuple[list[MessageOutcome], dict[str, set[str]]]:
+        """One transaction: accepted rows in, rejections quarantined. Returns the outcomes (with rows
+        the database refused turned into rejections) and the patients with new data per municipality."""
+        rows = [
+            DeliveredObservation(o.source.municipality_id, o.source.hub_id, obs)
+            for o in outcomes
+            if o.source is not None
+            for obs in o.accepted
+        ]
+        with db.transaction():
+            try:
+                result = insert_observation_batch(db, rows)
+                stored, duplicates, patients = result.inserted, result.duplicates, result.patients
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                log.warning("ingest %s: a row was refused (%s); storing row by row", self._client_id, exc)
+                outcomes, stored, duplicates, patients = self._store_one_by_one(db, outcomes)
+            quarantine_many(
+                db, [entry for o, m in zip(outcomes, batch, strict=True) for entry in _quarantine(o, m)]
+            )
+        with self._lock:
+            self._tally.stored += stored
+            self._tally.duplicates += duplicates
+        return outcomes, patients
+
+    def _store_one_by_one(
+        self, db: psycopg.Connection[Any], outcomes: list[MessageOutcome]
+    ) -> tuple[list[MessageOutcome], int, int, dict[str, set[str]]]:
+        stored = duplicates = 0
+        patients: dict[str, set[str]] = {}
+        kept: list[MessageOutcome] = []
+        for outcome in outcomes:
+            if outcome.source is None or not outcome.accepted:
+                kept.append(outcome)
+                continue
+            accepted, positions, rejections = [], [], list(outcome.rejections)
+            for obs, position in zip(outcome.accepted, outcome.accepted_positions, strict=True):
+                row = DeliveredObservation(outcome.source.municipality_id, outcome.source.hub_id, obs)
+                try:
+                    result = insert_observation_batch(db, [row])  # its own savepoint
+                except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                    reason = f"the database refused this Observation: {str(exc).strip()}"
+                    rejections.append(Rejection(position, obs.identifier, UNSTORABLE, reason, obs.resource))
+                    continue
+                accepted.append(obs)
+                positions.append(position)
+                stored += result.inserted
+                duplicates += result.duplicates
+                for municipality_id, ids in result.patients.items():
+                    patients.setdefault(municipality_id, set()).update(ids)
+            rejections.sort(key=lambda r: -1 if r.index is None else r.index)
+            kept.append(
+                replace(
+                    outcome,
+                    accepted=tuple(accepted),
+                    rejections=tuple(rejections),
+                    accepted_positions=tuple(positions),
+                )
+            )
+        return kept, stored, duplicates, patients
+
+    def _after_commit(
+        self, batch: list[_Inbound], outcomes: list[MessageOutcome], patients: dict[str, set[str]]
+    ) -> None:
+        with self._lock:
+            current = self._connection
+        for outcome in outcomes:
+            if outcome.rejections and outcome.source is not None:
+                self._client.publish(outcome.source.errors_topic, orjson.dumps(error_report(outcome)), qos=1)
+        acked = 0
+        for message in batch:
+            # An ack is only meaningful on the connection that delivered the message; an older one's
+            # message is redelivered by the broker and acknowledged then (its store was idempotent).
+            if message.connection == current:
+                self._client.ack(message.mid, message.qos)  # a no-op for QoS 0
+                acked += 1
+        with self._lock:
+            t = self._tally
+            t.batches += 1
+            t.acked += acked
+            t.left += len(batch) - acked
+            t.in_hand -= len(batch)
+            for outcome in outcomes:
+                t.messages_rejected += outcome.message_rejected
+                t.rejected += sum(r.index is not None for r in outcome.rejections)
+                t.by_code.update(r.code for r in outcome.rejections)
+        if self._on_stored is not None:
+            for municipality_id, patient_ids in patients.items():
+                try:
+                    self._on_stored(municipality_id, patient_ids)
+                except Exception:
+                    log.exception("ingest %s: on_stored callback failed", self._client_id)
+
+
+def _quarantine(outcome: MessageOutcome, message: _Inbound) -> list[QuarantineEntry]:
+    municipality_id = outcome.source.municipality_id if outcome.source else None
+    hub_id = outcome.source.hub_id if outcome.source else None
+    entries: list[QuarantineEntry] = []
+    for rejection in outcome.rejections:
+        if rejection.index is None:
+            entries.append(
+                QuarantineEntry(
+                    message.topic,
+                    municipality_id,
+                    hub_id,
+                    f"{rejection.code}: {rejection.reason}",
+                    message.payload,
+                )
+            )
+            continue
+        where = f"entry {rejection.index}" + (
+            f", identifier {rejection.identifier}" if rejection.identifier else ""
+        )
+        try:
+            payload = orjson.dumps(rejection.resource)
+        except TypeError:
+            payload = repr(rejection.resource).encode()
+        entries.append(
+            QuarantineEntry(
+                message.topic,
+                municipality_id,
+                hub_id,
+                f"{rejection.code}: {rejection.reason} ({where})",
+                payload,
+            )
+        )
+    return entries

@@ -1,0 +1,218 @@
+"""What the gateway decides about one MQTT message: which Observations to store, which to reject and why.
+
+``process_message`` is pure: it takes the topic, the payload and a way to look up a hub's assignment,
+and returns values. No broker, no database, no clock; the MQTT worker (``mqtt_ingest``) does the I/O
+around it, so every rule here is tested without a server.
+
+Rules, in order:
+
+1. The topic must be ``homewatch/v1/{municipality}/{hub}/observations`` (else ``bad-topic``).
+2. The hub must be enrolled in that municipality (else ``unknown-hub``; a hub of another municipality
+   is unknown here). These two reject the whole message.
+3. The payload must be a FHIR ``batch`` Bundle within the size limit (``not-json``, ``not-a-bundle``,
+   ``too-large``; whole message).
+4. Each entry is validated on its own against the contract (``fhir_contract.validate``); one bad
+   Observation never rejects its good neighbours.
+5. A valid Observation must be about the hub's patient, from one of the hub's devices, and, when it
+   names a gateway (the ``observation-gatewayDevice`` extension), name this hub (else ``not-authorised``).
+
+``error_report`` turns the rejections of a message into the OperationOutcome the hub receives on its
+``errors`` topic. Left to others: storage, acknowledgement, quarantine (``mqtt_ingest`` and
+``gateway.store``), and the contract itself (``fhir_contract``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fhir_contract.terminology import IDENTIFIER_SYSTEM
+from fhir_contract.validate import ContractViolation, ValidObservation, parse_bundle, validate_observation
+from gateway.store.repository import HubAssignment
+
+log = logging.getLogger(__name__)
+
+TOPIC_ROOT = "homewatch/v1"
+OBSERVATIONS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/observations"
+
+# Rejection codes added here to the contract's own (ContractViolation.code).
+BAD_TOPIC = "bad-topic"
+UNKNOWN_HUB = "unknown-hub"
+NOT_AUTHORISED = "not-authorised"
+# The database refused a row the contract accepted (e.g. a JSON string holding \u0000, which jsonb
+# cannot store). Raised by the worker, listed here so every code lives in one place.
+UNSTORABLE = "unstorable"
+
+# FHIR IssueType per rejection code, for the OperationOutcome sent back to the hub.
+_ISSUE_TYPE = {
+    BAD_TOPIC: "invalid",
+    UNKNOWN_HUB: "forbidden",
+    NOT_AUTHORISED: "forbidden",
+    UNSTORABLE: "exception",
+    "not-json": "structure",
+    "not-a-bundle": "structure",
+    "too-large": "too-long",
+    "invalid-fhir": "invalid",
+    "unknown-code": "code-invalid",
+    "unit-mismatch": "value",
+    "impossible-value": "value",
+    "missing-element": "required",
+}
+REJECTION_CODE_SYSTEM = "urn:homewatch:ingest-rejection"
+IDENTIFIER_EXTENSION = "urn:homewatch:observation-identifier"
+
+AssignmentLookup = Callable[[str, str], HubAssignment | None]
+
+
+@dataclass(frozen=True, slots=True)
+class HubTopic:
+    """The hub a message came from, as its topic names it."""
+
+    municipality_id: str
+    hub_id: str
+
+    @property
+    def errors_topic(self) -> str:
+        return f"{TOPIC_ROOT}/{self.municipality_id}/{self.hub_id}/errors"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message (``index`` None) or one Bundle entry (``index`` = its position) was refused.
+
+    ``resource`` is the rejected entry as parsed, kept for the quarantine (None for a whole message:
+    the raw payload is quarantined instead).
+    """
+
+    index: int | None
+    identifier: str | None
+    code: str
+    reason: str
+    resource: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOutcome:
+    """The decision about one message. ``accepted_positions[i]`` is the Bundle entry of ``accepted[i]``."""
+
+    topic: str
+    source: HubTopic | None
+    accepted: tuple[ValidObservation, ...]
+    rejections: tuple[Rejection, ...]
+    accepted_positions: tuple[int, ...] = ()
+
+    @property
+    def message_rejected(self) -> bool:
+        """The whole message was refused (bad topic, unknown hub, not a Bundle, too large)."""
+        return any(r.index is None for r in self.rejections)
+
+
+def parse_topic(topic: str) -> HubTopic | None:
+    """The hub of an observations topic, or None when the topic is not one."""
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT or parts[4] != "observations":
+        return None
+    municipality_id, hub_id = parts[2], parts[3]
+    if not municipality_id or not hub_id or any(c in "+#" for c in municipality_id + hub_id):
+        return None
+    return HubTopic(municipality_id, hub_id)
+
+
+def _identifier_of(resource: Any) -> str | None:
+    """The contract identifier of an entry, if it has a readable one, even when the entry is invalid."""
+    if not isinstance(resource, Mapping):
+        return None
+    identifiers = resource.get("identifier")
+    if not isinstance(identifiers, list):
+        return None
+    for item in identifiers:
+        if isinstance(item, Mapping) and item.get("system") == IDENTIFIER_SYSTEM:
+            value = item.get("value")
+            return value if isinstance(value, str) else None
+    return None
+
+
+def _authorisation_problem(obs: ValidObservation, assignment: HubAssignment) -> str | None:
+    if obs.patient_id != assignment.patient_id:
+        return f"hub {assignment.hub_id} does not serve patient {obs.patient_id}"
+    if obs.device_id not in assignment.device_ids:
+        return f"device {obs.device_id} is not enrolled on hub {assignment.hub_id}"
+    if obs.hub_id is not None and obs.hub_id != assignment.hub_id:
+        return f"gatewayDevice names hub {obs.hub_id}, but the message came from hub {assignment.hub_id}"
+    return None
+
+
+def _validate(index: int, resource: Any) -> ValidObservation | Rejection:
+    try:
+        return validate_observation(resource)
+    except ContractViolation as exc:
+        return Rejection(index, _identifier_of(resource), exc.code, exc.reason, resource)
+    except Exception as exc:
+        # The validator must not let odd input escape as anything but a rejection: a message that
+        # crashed the worker would be redelivered forever.
+        log.warning("validator failed on entry %d with %r; rejecting it as invalid-fhir", index, exc)
+        return Rejection(
+            index, _identifier_of(resource), "invalid-fhir", f"entry could not be checked: {exc}", resource
+        )
+
+
+def process_message(
+    topic: str, payload: bytes, assignment_lookup: AssignmentLookup, max_bytes: int
+) -> MessageOutcome:
+    """Decide about one message; see the module docstring for the rules."""
+    source = parse_topic(topic)
+    if source is None:
+        reason = f"topic {topic!r} is not {TOPIC_ROOT}/{{municipality}}/{{hub}}/observations"
+        return MessageOutcome(topic, None, (), (Rejection(None, None, BAD_TOPIC, reason),))
+    assignment = assignment_lookup(source.municipality_id, source.hub_id)
+    if assignment is None:
+        reason = f"hub {source.hub_id} is not enrolled in municipality {source.municipality_id}"
+        return MessageOutcome(topic, source, (), (Rejection(None, None, UNKNOWN_HUB, reason),))
+    try:
+        resources = parse_bundle(payload, max_bytes)
+    except ContractViolation as exc:
+        return MessageOutcome(topic, source, (), (Rejection(None, None, exc.code, exc.reason),))
+
+    accepted: list[ValidObservation] = []
+    positions: list[int] = []
+    rejections: list[Rejection] = []
+    for index, resource in enumerate(resources):
+        checked = _validate(index, resource)
+        if isinstance(checked, Rejection):
+            rejections.append(checked)
+            continue
+        problem = _authorisation_problem(checked, assignment)
+        if problem is not None:
+            rejections.append(Rejection(index, checked.identifier, NOT_AUTHORISED, problem, resource))
+            continue
+        accepted.append(checked)
+        positions.append(index)
+    return MessageOutcome(topic, source, tuple(accepted), tuple(rejections), tuple(positions))
+
+
+def error_report(outcome: MessageOutcome) -> dict[str, Any]:
+    """A FHIR OperationOutcome listing each rejection: code, reason, Bundle position, identifier."""
+    issues: list[dict[str, Any]] = []
+    for rejection in outcome.rejections:
+        issue: dict[str, Any] = {
+            "severity": "error",
+            "code": _ISSUE_TYPE.get(rejection.code, "processing"),
+            "details": {
+                "coding": [{"system": REJECTION_CODE_SYSTEM, "code": rejection.code}],
+                "text": rejection.reason,
+            },
+            "expression": [
+                "Bundle" if rejection.index is None else f"Bundle.entry[{rejection.index}].resource"
+            ],
+        }
+        if rejection.identifier is not None:
+            issue["extension"] = [
+                {
+                    "url": IDENTIFIER_EXTENSION,
+                    "valueIdentifier": {"system": IDENTIFIER_SYSTEM, "value": rejection.identifier},
+                }
+            ]
+        issues.append(issue)
+    return {"resourceType": "OperationOutcome", "issue": issues}

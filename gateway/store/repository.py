@@ -1,0 +1,485 @@
+"""Typed queries over the homewatch schema: enrolment, observations, quarantine.
+
+Small functions over a synchronous psycopg ``Connection``. Callers own transactions: nothing here commits
+(a function that needs several statements to be atomic opens a savepoint with ``conn.transaction()``).
+Every query is scoped by municipality, because one database serves many municipalities and nothing may
+leak between them: a row of another municipality is, to these functions, a row that does not exist.
+
+Observations are stored idempotently on their identifier: a batch is COPYed into a temporary staging
+table and moved with ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, so a redelivered reading is a
+no-op and the caller learns exactly which rows were new. Monthly partitions are created on the way
+(``gateway.store.partitions``).
+
+Left to others: validation (``fhir_contract``), authorisation of a hub for a patient
+(``gateway.ingest.processing``), transactions and retries (``gateway.ingest.mqtt_ingest``), FHIR search
+(``gateway.api``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import psycopg
+from psycopg.rows import tuple_row
+
+from gateway.store.errors import EnrolmentConflict
+from gateway.store.partitions import ensure_partitions_for
+
+if TYPE_CHECKING:
+    from fhir_contract.validate import ValidObservation
+
+# Quarantined payloads are kept to explain a rejection, not to be replayed at any size: a hub that sends
+# megabytes of garbage must not fill the database. Longer payloads are cut and the cut is recorded.
+QUARANTINE_PAYLOAD_LIMIT = 256_000
+
+_STAGING = "_observation_staging"
+_COLUMNS = (
+    "municipality_id",
+    "identifier",
+    "patient_id",
+    "hub_id",
+    "device_id",
+    "kind",
+    "loinc",
+    "effective",
+    "value",
+    "unit",
+    "components",
+    "resource",
+)
+
+
+# --- rows ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Municipality:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Patient:
+    municipality_id: str
+    id: str
+    name: str
+    birth_date: date | None = None
+    conditions: tuple[str, ...] = ()
+    spo2_scale2: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Hub:
+    municipality_id: str
+    id: str
+    patient_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    municipality_id: str
+    id: str
+    hub_id: str
+    patient_id: str
+    kind: str
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HubAssignment:
+    """What a hub may report: its one patient and the devices enrolled on it."""
+
+    municipality_id: str
+    hub_id: str
+    patient_id: str
+    device_ids: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class InsertResult:
+    inserted: int
+    duplicates: int
+    patient_ids: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredObservation:
+    """A validated Observation with the hub that delivered it (the hub may differ from its extension)."""
+
+    municipality_id: str
+    hub_id: str
+    observation: ValidObservation
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    inserted: int
+    duplicates: int
+    # Patients with new rows, per municipality (what a scorer should look at again).
+    patients: dict[str, set[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObservation:
+    municipality_id: str
+    identifier: str
+    patient_id: str
+    hub_id: str
+    device_id: str
+    kind: str
+    loinc: str
+    effective: datetime
+    value: float | None
+    unit: str | None
+    components: dict[str, float | None]
+    resource: dict[str, Any]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """One rejected message or Observation, with the raw text that was rejected."""
+
+    topic: str
+    municipality_id: str | None
+    hub_id: str | None
+    reason: str
+    payload: bytes | str
+
+
+# --- enrolment ----------------------------------------------------------------------------------
+
+
+def enroll_municipality(conn: psycopg.Connection[Any], municipality: Municipality) -> None:
+    """Create the municipality or update its name."""
+    conn.execute(
+        "INSERT INTO municipalities (id, name) VALUES (%s, %s)"
+        " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
+        (municipality.id, municipality.name),
+    )
+
+
+def enroll_patient(conn: psycopg.Connection[Any], patient: Patient) -> None:
+    """Create or update a patient. A patient id held by another municipality is a conflict, not a move."""
+    row = conn.execute(
+        "INSERT INTO patients (municipality_id, id, name, birth_date, conditions, spo2_scale2)"
+        " VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, birth_date = EXCLUDED.birth_date,"
+        " conditions = EXCLUDED.conditions, spo2_scale2 = EXCLUDED.spo2_scale2"
+        " WHERE patients.municipality_id = EXCLUDED.municipality_id"
+        " RETURNING id",
+        (
+            patient.municipality_id,
+            patient.id,
+            patient.name,
+            patient.birth_date,
+            list(patient.conditions),
+            patient.spo2_scale2,
+        ),
+    ).fetchone()
+    if row is None:
+        raise EnrolmentConflict(
+            "patient", patient.id, patient.municipality_id, "enrolled in another municipality"
+        )
+
+
+def enroll_hub(conn: psycopg.Connection[Any], hub: Hub) -> None:
+    """Create a hub or move it to another patient of the same municipality."""
+    row = conn.execute(
+        "INSERT INTO hubs (municipality_id, id, patient_id)"
+        " SELECT p.municipality_id, %s, p.id FROM patients p WHERE p.municipality_id = %s AND p.id = %s"
+        " ON CONFLICT (id) DO UPDATE SET patient_id = EXCLUDED.patient_id"
+        " WHERE hubs.municipality_id = EXCLUDED.municipality_id"
+        " RETURNING id",
+        (hub.id, hub.municipality_id, hub.patient_id),
+    ).fetchone()
+    if row is None:
+        raise EnrolmentConflict(
+            "hub",
+            hub.id,
+            hub.municipality_id,
+            f"patient {hub.patient_id} not in this municipality, or hub is",
+        )
+
+
+def enroll_device(conn: psycopg.Connection[Any], device: Device) -> None:
+    """Create a device or re-pair it; its hub and patient must belong to the device's municipality."""
+    row = conn.execute(
+        "INSERT INTO devices (municipality_id, id, hub_id, patient_id, kind, address)"
+        " SELECT h.municipality_id, %s, h.id, h.patient_id, %s, %s FROM hubs h"
+        " WHERE h.municipality_id = %s AND h.id = %s AND h.patient_id = %s"
+        " ON CONFLICT (id) DO UPDATE SET hub_id = EXCLUDED.hub_id, patient_id = EXCLUDED.patient_id,"
+        " kind = EXCLUDED.kind, address = EXCLUDED.address"
+        " WHERE devices.municipality_id = EXCLUDED.municipality_id"
+        " RETURNING id",
+        (device.id, device.kind, device.address, device.municipality_id, device.hub_id, device.patient_id),
+    ).fetchone()
+    if row is None:
+        raise EnrolmentConflict(
+            "device",
+            device.id,
+            device.municipality_id,
+            f"hub {device.hub_id} of patient {device.patient_id} not in this municipality, or device is",
+        )
+
+
+def hub_assignments(
+    conn: psycopg.Connection[Any], hubs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], HubAssignment]:
+    """Assignments of many ``(municipality_id, hub_id)`` pairs in one query; unknown pairs are absent."""
+    pairs = sorted(set(hubs))
+    if not pairs:
+        return {}
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(
+            "SELECT h.municipality_id, h.id, h.patient_id,"
+            " coalesce(array_agg(d.id) FILTER (WHERE d.id IS NOT NULL), '{}')"
+            " FROM unnest(%s::text[], %s::text[]) AS want(municipality_id, hub_id)"
+            " JOIN hubs h ON h.municipality_id = want.municipality_id AND h.id = want.hub_id"
+            " LEFT JOIN devices d ON d.hub_id = h.id AND d.municipality_id = h.municipality_id"
+            " AND d.patient_id = h.patient_id"
+            " GROUP BY h.municipality_id, h.id, h.patient_id",
+            ([m for m, _ in pairs], [h for _, h in pairs]),
+        )
+        return {
+            (municipality_id, hub_id): HubAssignment(municipality_id, hub_id, patient_id, frozenset(devices))
+            for municipality_id, hub_id, patient_id, devices in cur.fetchall()
+        }
+
+
+def hub_assignment(conn: psycopg.Connection[Any], municipality_id: str, hub_id: str) -> HubAssignment | None:
+    """The hub's patient and devices, or None when the hub is unknown in this municipality."""
+    return hub_assignments(conn, [(municipality_id, hub_id)]).get((municipality_id, hub_id))
+
+
+# --- observations -------------------------------------------------------------------------------
+
+
+def _ensure_staging(conn: psycopg.Connection[Any]) -> None:
+    # ON COMMIT DELETE ROWS empties it at every commit; it is also emptied after each use, so two
+    # batches in one transaction never see each other's rows.
+    conn.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING}"
+        f" (LIKE observations INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+
+
+def _json(value: object) -> str:
+    # The resource came from orjson.loads, so it serialises (numbers beyond 64 bits were read as floats).
+    return orjson.dumps(value).decode()
+
+
+def insert_observations(
+    conn: psycopg.Connection[Any], municipality_id: str, hub_id: str, rows: Sequence[ValidObservation]
+) -> InsertResult:
+    """Store validated Observations a hub delivered; rows whose identifier is already stored are skipped.
+
+    Returns how many were new, how many were duplicates (already stored, or repeated in ``rows``), and
+    the patients that got new data.
+    """
+    batch = insert_observation_batch(
+        conn, [DeliveredObservation(municipality_id, hub_id, row) for row in rows]
+    )
+    return InsertResult(batch.inserted, batch.duplicates, batch.patients.get(municipality_id, set()))
+
+
+def insert_observation_batch(
+    conn: psycopg.Connection[Any], rows: Sequence[DeliveredObservation]
+) -> BatchResult:
+    """Store Observations of many hubs and municipalities in one COPY and one idempotent INSERT.
+
+    The ingest worker's path: one batch of MQTT messages is one call, whatever hubs they came from.
+    """
+    if not rows:
+        return BatchResult(0, 0, {})
+    with conn.transaction():
+        ensure_partitions_for(conn, (row.observation.effective for row in rows))
+        _ensure_staging(conn)
+        with conn.cursor(row_factory=tuple_row) as cur:
+            with cur.copy(f"COPY {_STAGING} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    obs = row.observation
+                    copy.write_row(
+                        (
+                            row.municipality_id,
+                            obs.identifier,
+                            obs.patient_id,
+                            row.hub_id,
+                            obs.device_id,
+                            obs.kind,
+                            obs.loinc,
+                            obs.effective,
+                            obs.value,
+                            obs.unit,
+                            _json(obs.components) if obs.components else None,
+                            _json(obs.resource),
+                        )
+                    )
+            columns = ", ".join(_COLUMNS)
+            cur.execute(
+                f"INSERT INTO observations ({columns}) SELECT {columns} FROM {_STAGING}"
+                " ON CONFLICT DO NOTHING RETURNING municipality_id, patient_id"
+            )
+            returned = cur.fetchall()
+            cur.execute(f"DELETE FROM {_STAGING}")
+    patients: dict[str, set[str]] = {}
+    for municipality_id, patient_id in returned:
+        patients.setdefault(municipality_id, set()).add(patient_id)
+    return BatchResult(len(returned), len(rows) - len(returned), patients)
+
+
+_STORED = (
+    "municipality_id, identifier, patient_id, hub_id, device_id, kind, loinc, effective, value, unit,"
+    " components, resource, received_at"
+)
+
+
+def _stored(row: tuple[Any, ...]) -> StoredObservation:
+    return StoredObservation(
+        municipality_id=row[0],
+        identifier=row[1],
+        patient_id=row[2],
+        hub_id=row[3],
+        device_id=row[4],
+        kind=row[5],
+        loinc=row[6],
+        effective=row[7],
+        value=row[8],
+        unit=row[9],
+        components=dict(row[10] or {}),
+        resource=row[11],
+        received_at=row[12],
+    )
+
+
+def count_observations(
+    conn: psycopg.Connection[Any], municipality_id: str, patient_id: str | None = None
+) -> int:
+    """How many Observations are stored for the municipality, or for one of its patients."""
+    row = conn.execute(
+        "SELECT count(*) FROM observations WHERE municipality_id = %s"
+        " AND (%s::text IS NULL OR patient_id = %s)",
+        (municipality_id, patient_id, patient_id),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def latest_observations(
+    conn: psycopg.Connection[Any],
+    municipality_id: str,
+    patient_id: str,
+    kinds: Iterable[str],
+    as_of: datetime | None = None,
+) -> dict[str, StoredObservation]:
+    """The newest Observation of each kind with ``effective <= as_of`` (now when None); absent kinds omitted.
+
+    One index probe per kind (``observations_patient_time``), however long the patient's history.
+    """
+    wanted = sorted(set(kinds))
+    if not wanted:
+        return {}
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(
+            f"SELECT o.* FROM unnest(%s::text[]) AS k(kind) CROSS JOIN LATERAL ("
+            f" SELECT {_STORED} FROM observations"
+            "  WHERE municipality_id = %s AND patient_id = %s AND kind = k.kind"
+            "  AND effective <= coalesce(%s::timestamptz, 'infinity')"
+            "  ORDER BY effective DESC LIMIT 1) o",
+            (wanted, municipality_id, patient_id, as_of),
+        )
+        return {stored.kind: stored for stored in map(_stored, cur.fetchall())}
+
+
+def observations_for_patient(
+    conn: psycopg.Connection[Any],
+    municipality_id: str,
+    patient_id: str,
+    *,
+    kinds: Iterable[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[StoredObservation]:
+    """A patient's Observations, newest first, optionally of some kinds and in ``[since, until]``."""
+    kind_list = sorted(set(kinds)) if kinds is not None else None
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(
+            f"SELECT {_STORED} FROM observations"
+            " WHERE municipality_id = %s AND patient_id = %s"
+            " AND (%s::text[] IS NULL OR kind = ANY(%s::text[]))"
+            " AND effective >= coalesce(%s::timestamptz, '-infinity')"
+            " AND effective <= coalesce(%s::timestamptz, 'infinity')"
+            " ORDER BY effective DESC, identifier LIMIT %s OFFSET %s",
+            (municipality_id, patient_id, kind_list, kind_list, since, until, limit, offset),
+        )
+        return [_stored(row) for row in cur.fetchall()]
+
+
+# --- quarantine ---------------------------------------------------------------------------------
+
+
+def _payload_text(payload: bytes | str) -> tuple[str, bool]:
+    text = payload if isinstance(payload, str) else payload.decode("utf-8", errors="backslashreplace")
+    # PostgreSQL text cannot hold NUL; keep it visible rather than failing the whole batch.
+    text = text.replace("\x00", "\\x00")
+    if len(text) > QUARANTINE_PAYLOAD_LIMIT:
+        return text[:QUARANTINE_PAYLOAD_LIMIT], True
+    return text, False
+
+
+def quarantine_many(conn: psycopg.Connection[Any], entries: Sequence[QuarantineEntry]) -> None:
+    """Keep rejected input with its reason (one statement for the lot)."""
+    if not entries:
+        return
+    params: list[tuple[str, str | None, str | None, str, str]] = []
+    for entry in entries:
+        text, cut = _payload_text(entry.payload)
+        reason = entry.reason + (f" (payload cut to {QUARANTINE_PAYLOAD_LIMIT} characters)" if cut else "")
+        params.append((entry.topic, entry.municipality_id, entry.hub_id, reason.replace("\x00", ""), text))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO quarantine (topic, municipality_id, hub_id, reason, payload)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            params,
+        )
+
+
+def quarantine(
+    conn: psycopg.Connection[Any],
+    topic: str,
+    municipality_id: str | None,
+    hub_id: str | None,
+    reason: str,
+    payload: bytes | str,
+) -> None:
+    """Keep one rejected message or Observation with its reason."""
+    quarantine_many(conn, [QuarantineEntry(topic, municipality_id, hub_id, reason, payload)])
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRow:
+    id: int
+    received_at: datetime
+    topic: str
+    municipality_id: str | None
+    hub_id: str | None
+    reason: str
+    payload: str
+
+
+def quarantined(
+    conn: psycopg.Connection[Any], municipality_id: str, limit: int = 100
+) -> list[QuarantinedRow]:
+    """The municipality's newest quarantined rows (for operators and tests)."""
+    with conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute(
+            "SELECT id, received_at, topic, municipality_id, hub_id, reason, payload FROM quarantine"
+            " WHERE municipality_id = %s ORDER BY id DESC LIMIT %s",
+            (municipality_id, limit),
+        )
+        return [QuarantinedRow(*row) for row in cur.fetchall()]

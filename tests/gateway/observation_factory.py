@@ -1,0 +1,110 @@
+"""Test data for the gateway: enrolled homes and the Observations/Bundles their hubs send.
+
+Observations are built with the contract's own builder (``fhir_contract.observation``), so the gateway is
+tested against exactly what a hub sends. ``Home`` enrols a municipality, patient, hub and devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import psycopg
+
+from edge_agent.readings import Component, Quantity, Reading
+from fhir_contract.observation import build_bundle, build_observation
+from gateway.store.repository import (
+    Device,
+    Hub,
+    Municipality,
+    Patient,
+    enroll_device,
+    enroll_hub,
+    enroll_municipality,
+    enroll_patient,
+)
+
+BASE_TIME = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Home:
+    """One patient's home: municipality, patient, hub, an oximeter and a blood-pressure cuff."""
+
+    municipality_id: str = "0101"
+    patient_id: str = "p1"
+    hub_id: str = "hub1"
+    oximeter_id: str = "OXI1"
+    cuff_id: str = "BPC1"
+
+    @property
+    def topic(self) -> str:
+        return f"homewatch/v1/{self.municipality_id}/{self.hub_id}/observations"
+
+    @property
+    def errors_topic(self) -> str:
+        return f"homewatch/v1/{self.municipality_id}/{self.hub_id}/errors"
+
+    def enroll(self, conn: psycopg.Connection[Any]) -> None:
+        enroll_municipality(conn, Municipality(self.municipality_id, f"Municipality {self.municipality_id}"))
+        enroll_patient(conn, Patient(self.municipality_id, self.patient_id, f"Patient {self.patient_id}"))
+        enroll_hub(conn, Hub(self.municipality_id, self.hub_id, self.patient_id))
+        for device_id, kind in ((self.oximeter_id, "pulse-oximeter"), (self.cuff_id, "blood-pressure-cuff")):
+            enroll_device(conn, Device(self.municipality_id, device_id, self.hub_id, self.patient_id, kind))
+
+    def spo2(
+        self,
+        value: float,
+        at: datetime = BASE_TIME,
+        *,
+        patient_id: str | None = None,
+        device_id: str | None = None,
+        hub_id: str | None = None,
+    ) -> dict[str, Any]:
+        return build_observation(
+            Reading("spo2", Quantity(Decimal(str(value)), "%")),
+            patient_id=patient_id or self.patient_id,
+            device_id=device_id or self.oximeter_id,
+            hub_id=hub_id or self.hub_id,
+            effective=at,
+        )
+
+    def pulse(self, value: float, at: datetime = BASE_TIME) -> dict[str, Any]:
+        return build_observation(
+            Reading("pulse-rate-oximeter", Quantity(Decimal(str(value)), "/min")),
+            patient_id=self.patient_id,
+            device_id=self.oximeter_id,
+            hub_id=self.hub_id,
+            effective=at,
+        )
+
+    def blood_pressure(self, systolic: float, diastolic: float, at: datetime = BASE_TIME) -> dict[str, Any]:
+        reading = Reading(
+            "blood-pressure",
+            components=(
+                Component("systolic", Quantity(Decimal(str(systolic)), "mm[Hg]")),
+                Component("diastolic", Quantity(Decimal(str(diastolic)), "mm[Hg]")),
+            ),
+        )
+        return build_observation(
+            reading, patient_id=self.patient_id, device_id=self.cuff_id, hub_id=self.hub_id, effective=at
+        )
+
+    def readings(
+        self, count: int, start: datetime = BASE_TIME, step: timedelta = timedelta(minutes=1)
+    ) -> list[dict[str, Any]]:
+        """``count`` distinct valid SpO2 Observations one ``step`` apart."""
+        return [self.spo2(90 + i % 10, start + i * step) for i in range(count)]
+
+
+def bundle(observations: list[dict[str, Any]]) -> bytes:
+    """The JSON payload a hub publishes."""
+    return orjson.dumps(build_bundle(observations))
+
+
+def identifier(observation: dict[str, Any]) -> str:
+    value: str = observation["identifier"][0]["value"]
+    return value
