@@ -105,6 +105,10 @@ async def _run_homes(
                 *(home.play(schedule(home.patient, start, DAYS, 11), clock, 11) for home in homes)
             )
             await wait_until_delivered(homes, gateway)
+            # Each refused glitch comes back to its hub on the errors topic.
+            artefacts = sum(t.artefact for h in homes for t in h.stats.taken)
+            while _issues_reported(homes) < artefacts:
+                await asyncio.sleep(0.05)
         worklist = await asyncio.to_thread(
             _worklist_page, gateway.url, logins[0].username, logins[0].password
         )
@@ -113,6 +117,11 @@ async def _run_homes(
         for home in homes:
             await home.close()
         await asyncio.to_thread(gateway.stop)
+
+
+def _issues_reported(homes: list[SimulatedHome]) -> int:
+    """Rejected Observations the gateway reported back to the hubs (one OperationOutcome issue each)."""
+    return sum(len(report["issue"]) for h in homes for report in h.agent.publisher.stats.errors_received)
 
 
 def _worklist_page(url: str, username: str, password: str) -> str:

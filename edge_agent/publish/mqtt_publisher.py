@@ -150,7 +150,8 @@ class MqttPublisher:
             rejection = orjson.loads(message.payload)
         except orjson.JSONDecodeError:
             rejection = {"unreadable": message.payload[:200].decode(errors="replace")}
-        log.warning("hub %s: gateway rejected data: %s", self._config.hub_id, rejection)
+        for line in _rejection_lines(rejection):
+            log.warning("hub %s: gateway rejected %s", self._config.hub_id, line)
         with self._lock:
             self.stats.errors_received.append(rejection)
 
@@ -191,3 +192,22 @@ class MqttPublisher:
                 self._delivered(seqs)
             else:
                 self._inflight[info.mid] = seqs
+
+
+def _rejection_lines(report: Any) -> list[str]:
+    """One line per rejected Observation of the gateway's OperationOutcome: code, reason, identifier."""
+    issues = report.get("issue") if isinstance(report, dict) else None
+    if not isinstance(issues, list) or not issues:
+        return [str(report)[:300]]
+    lines = []
+    for issue in issues:
+        details = issue.get("details", {}) if isinstance(issue, dict) else {}
+        codes = [c.get("code") for c in details.get("coding", []) if isinstance(c, dict)]
+        idents = [
+            ext.get("valueIdentifier", {}).get("value")
+            for ext in issue.get("extension", [])
+            if isinstance(ext, dict)
+        ]
+        ident = next((i for i in idents if i), "the message")
+        lines.append(f"{ident} ({', '.join(str(c) for c in codes) or 'error'}): {details.get('text', '')}")
+    return lines
