@@ -76,9 +76,16 @@ def mosquitto_binary() -> str | None:
     return None
 
 
+def run_as_root_line() -> str:
+    """Mosquitto started by root drops to the ``mosquitto`` user, which cannot use our private temporary
+    folder (persistence, password files). A broker we start for a test or the demo stays our user."""
+    return "user root" if os.geteuid() == 0 else ""
+
+
 def _mosquitto_config(port: int, workdir: Path) -> str:
     return "\n".join(
         [
+            run_as_root_line(),
             f"listener {port} 127.0.0.1",
             "allow_anonymous true",
             "persistence true",
