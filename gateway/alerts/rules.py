@@ -30,6 +30,11 @@ def decide_alert(result: News2Result) -> AlertDecision | None:
         severity = "medium"
     else:
         return None
-    why = "; ".join(result.reasons(limit=3))
+    scoring = sorted((p for p in result.parameters if p.points), key=lambda p: -p.points)
+    why = "; ".join(p.describe() for p in scoring[:3])
     trigger = "red score in a single parameter" if result.total < 5 else f"aggregate {result.total}"
-    return AlertDecision(severity, f"NEWS2 {result.total} ({result.band}, {trigger}): {why}")
+    reason = f"NEWS2 {result.total} ({result.band}, {trigger}): {why}"
+    if result.missing:
+        # Said once and short: the clinician must know the score is a lower bound.
+        reason += f". Not measured: {', '.join(name.replace('_', ' ') for name in result.missing)}"
+    return AlertDecision(severity, reason)
