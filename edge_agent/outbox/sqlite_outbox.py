@@ -26,7 +26,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     identifier TEXT NOT NULL UNIQUE,
     created_at REAL NOT NULL,  -- unix time the hub stored it
     resource   BLOB NOT NULL
-)
+);
+-- How far the hub has read each device's record history (a glucose meter's sequence number), written
+-- in the same transaction as the readings, so a crash never skips or repeats a record.
+CREATE TABLE IF NOT EXISTS device_progress (
+    device_id     TEXT PRIMARY KEY,
+    last_sequence INTEGER NOT NULL,
+    updated_at    REAL NOT NULL
+);
 """
 
 
@@ -48,10 +55,16 @@ class Outbox:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
 
-    def put(self, observations: Iterable[dict[str, object]]) -> int:
-        """Store Observations durably; return how many were new (a known identifier is a no-op)."""
+    def put(
+        self, observations: Iterable[dict[str, object]], *, progress: tuple[str, int] | None = None
+    ) -> int:
+        """Store Observations durably; return how many were new (a known identifier is a no-op).
+
+        ``progress`` = (device id, sequence number) records, in the same transaction, how far a device's
+        history has been read.
+        """
         now = time.time()
         rows = [(_identifier(obs), now, orjson.dumps(obs)) for obs in observations]
         with self._lock:
@@ -61,11 +74,18 @@ class Outbox:
                 self._db.executemany(
                     "INSERT OR IGNORE INTO outbox (identifier, created_at, resource) VALUES (?, ?, ?)", rows
                 )
+                added = self._db.total_changes - before
+                if progress is not None:
+                    self._db.execute(
+                        "INSERT INTO device_progress (device_id, last_sequence, updated_at) VALUES (?, ?, ?)"
+                        " ON CONFLICT (device_id) DO UPDATE SET last_sequence = excluded.last_sequence,"
+                        " updated_at = excluded.updated_at",
+                        (progress[0], progress[1], now),
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            added = self._db.total_changes - before
             if added:
                 self._changed.notify_all()
         return added
@@ -83,6 +103,14 @@ class Outbox:
         """Remove delivered rows (called after the broker's PUBACK)."""
         with self._lock:
             self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+
+    def progress(self, device_id: str) -> int | None:
+        """The last history sequence number stored for ``device_id``, or None if none yet."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT last_sequence FROM device_progress WHERE device_id = ?", (device_id,)
+            ).fetchone()
+        return None if row is None else int(row[0])
 
     def depth(self) -> int:
         with self._lock:

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.config import DeviceConfig, HubConfig, MqttConfig
@@ -145,3 +146,23 @@ def test_readings_written_while_broker_is_down_arrive_after_it_returns(tmp_path:
         box.close()
     finally:
         broker.stop()
+
+
+def test_history_progress_is_stored_with_the_readings(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite3"
+    box = Outbox(path)
+    assert box.progress("glucose-1") is None
+    box.put([_obs(1), _obs(2)], progress=("glucose-1", 17))
+    box.put([], progress=("glucose-1", 18))
+    box.close()
+    reopened = Outbox(path)
+    assert reopened.progress("glucose-1") == 18
+    assert reopened.depth() == 2
+    reopened.close()
+
+
+def test_progress_is_not_recorded_when_the_readings_are_refused(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3")
+    with pytest.raises(ValueError, match="identifier"):
+        box.put([_obs(1), {"resourceType": "Observation"}], progress=("glucose-1", 5))
+    assert box.progress("glucose-1") is None and box.depth() == 0
