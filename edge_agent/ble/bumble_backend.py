@@ -170,13 +170,17 @@ def to_bumble_uuid(uuid: str) -> core.UUID:
 
 def _advertisement_data(advertisement: Advertisement) -> AdvertisementData:
     data = advertisement.data
-    uuids = [
-        to_bleak_uuid(uuid)
-        for kind in _UUID_LIST_TYPES
-        for found in data.get_all(kind)
-        if isinstance(found, list)
-        for uuid in found
-    ]
+    # dict.fromkeys: Bumble merges a scan response into the advertisement's data, and the emulated
+    # controller's scan response repeats the advertising data, so every UUID would come twice.
+    uuids = list(
+        dict.fromkeys(
+            to_bleak_uuid(uuid)
+            for kind in _UUID_LIST_TYPES
+            for found in data.get_all(kind)
+            if isinstance(found, list)
+            for uuid in found
+        )
+    )
     name = data.get(AdvertisingData.COMPLETE_LOCAL_NAME) or data.get(AdvertisingData.SHORTENED_LOCAL_NAME)
     manufacturer = data.get_all(AdvertisingData.MANUFACTURER_SPECIFIC_DATA)
     service_data = [

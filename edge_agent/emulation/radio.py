@@ -17,7 +17,9 @@ import itertools
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from bumble import ll
 from bumble.controller import Controller
+from bumble.core import PhysicalTransport
 from bumble.device import Device
 from bumble.hci import Address
 from bumble.host import Host
@@ -44,9 +46,31 @@ def next_device_address() -> str:
     return _address("C0", next(_device_numbers))
 
 
-async def open_bumble_device(name: str, address: str, link: LocalLink) -> tuple[Device, Controller]:
+class EmulatedController(Controller):
+    """A Bumble controller that can stop answering, as a hung device's radio does.
+
+    With ``accepts_connections`` off it ignores CONNECT_IND while it keeps advertising: LocalLink lets the
+    central's controller complete the connection on its own, so the central holds a half-open link whose
+    GATT requests are never answered. With ``answers_data`` off the link comes up on both sides but every
+    ACL packet from the peer (ATT, SMP) is dropped. Either way the central's setup times out and its
+    local disconnect completes; link-layer control (disconnection, encryption) still works.
+    """
+
+    accepts_connections: bool = True
+    answers_data: bool = True
+
+    def on_le_connect_ind(self, packet: ll.ConnectInd) -> None:
+        if self.accepts_connections:
+            super().on_le_connect_ind(packet)
+
+    def on_link_acl_data(self, sender_address: Address, transport: PhysicalTransport, data: bytes) -> None:
+        if self.answers_data:
+            super().on_link_acl_data(sender_address, transport, data)
+
+
+async def open_bumble_device(name: str, address: str, link: LocalLink) -> tuple[Device, EmulatedController]:
     """Create a controller on ``link`` and a powered-on Bumble device on it (needs a running loop)."""
-    controller = Controller(name, link=link)
+    controller = EmulatedController(name, link=link)
     device = Device(name=name, address=Address(address), host=Host(controller, AsyncPipeSink(controller)))
     await device.power_on()
     return device, controller
