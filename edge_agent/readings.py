@@ -49,9 +49,17 @@ class Reading:
     ``kind`` is a terminology key such as ``"spo2"`` or ``"blood-pressure"``. A compound reading has
     ``components`` and no ``value``. ``device_time`` is the device's own time stamp exactly as sent
     (naive: device clocks have no zone), or None when the device sent none.
+
+    ``body_site`` names where on the body it was measured, as a site key of the reading type in the
+    terminology (``"tympanum"``); None when the device did not say. ``position`` tells apart readings of
+    one kind that one characteristic value carries without their own time stamps (the RR intervals of a
+    heart-rate notification, the records of a CGM notification): 0 for the first and for every reading
+    that is alone of its kind, so that each keeps its own Observation identifier.
     """
 
     kind: str
     value: Value | None = None
     components: tuple[Component, ...] = ()
     device_time: datetime | None = None
+    body_site: str | None = None
+    position: int = 0

@@ -4,7 +4,8 @@ Follows the HL7 Personal Health Device IG where it applies: LOINC coding (vital-
 IEEE 11073 MDC coding, UCUM units, the sensor as ``Observation.device``, the hub as the
 ``observation-gatewayDevice`` extension, special values as ``dataAbsentReason``, and a stable identifier
 built from device, patient, type and the device's own time stamp, so the server de-duplicates
-redeliveries and re-sent stored readings.
+redeliveries and re-sent stored readings. A body site becomes the site's MDC code (and LOINC coding)
+plus ``bodySite``; a variant type (fast SpO2) carries its supplemental-types component.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from fhir_contract.terminology import (
     DATA_ABSENT_REASON,
     GATEWAY_DEVICE_EXTENSION,
     IDENTIFIER_SYSTEM,
+    MDC,
     OBSERVATION_CATEGORY,
     PHD_CATEGORY,
+    SUPPLEMENTAL_TYPES_CODE,
     UCUM,
     ReadingType,
     reading_type,
@@ -31,15 +34,19 @@ _EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC)
 FhirJson = dict[str, Any]
 
 
-def observation_identifier(device_id: str, patient_id: str, kind: str, stamp: datetime) -> str:
+def observation_identifier(
+    device_id: str, patient_id: str, kind: str, stamp: datetime, position: int = 0
+) -> str:
     """``device-patient-type-timestamp``, the PHD IG's duplicate guard; seconds since 2000-01-01.
 
     ``stamp`` is the device's own time stamp when it sent one (naive is read as UTC), so the same
-    stored reading re-sent after a reconnection gets the same identifier.
+    stored reading re-sent after a reconnection gets the same identifier. A ``position`` above 0 (the
+    second and later RR intervals of one notification) is appended, so such readings stay apart.
     """
     aware = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
     seconds = int((aware - _EPOCH_2000).total_seconds())
-    return f"{device_id}-{patient_id}-{kind}-{seconds}"
+    base = f"{device_id}-{patient_id}-{kind}-{seconds}"
+    return f"{base}-{position}" if position else base
 
 
 def _number(value: Decimal) -> int | float:
@@ -63,8 +70,19 @@ def _value_fields(value: Value) -> FhirJson:
     return {"dataAbsentReason": _absent(value)}
 
 
-def _code(rtype: ReadingType) -> FhirJson:
-    return {"coding": [c.to_fhir() for c in rtype.codings()], "text": rtype.display}
+def _code(rtype: ReadingType, reading: Reading) -> FhirJson:
+    unit = reading.value.unit if isinstance(reading.value, Quantity) else None
+    codings = rtype.codings(unit=unit, site=reading.body_site)
+    return {"coding": [c.to_fhir() for c in codings], "text": rtype.display}
+
+
+def _supplemental_types(rtype: ReadingType) -> list[FhirJson]:
+    """The PHD IG's supplemental-types component of a variant type; none for the plain types."""
+    if rtype.supplemental_type is None:
+        return []
+    code = {"system": MDC, "code": SUPPLEMENTAL_TYPES_CODE, "display": "MDC_ATTR_SUPPLEMENTAL_TYPES"}
+    concept = {"coding": [rtype.supplemental_type.to_fhir()]}
+    return [{"code": {"coding": [code]}, "valueCodeableConcept": concept}]
 
 
 def build_observation(
@@ -90,12 +108,12 @@ def build_observation(
         "identifier": [
             {
                 "system": IDENTIFIER_SYSTEM,
-                "value": observation_identifier(device_id, patient_id, rtype.key, stamp),
+                "value": observation_identifier(device_id, patient_id, rtype.key, stamp, reading.position),
             }
         ],
         "status": "final",
         "category": categories,
-        "code": _code(rtype),
+        "code": _code(rtype, reading),
         "subject": {"reference": f"Patient/{patient_id}"},
         "effectiveDateTime": effective.astimezone(UTC).isoformat(),
         "device": {"reference": f"Device/{device_id}"},
@@ -103,15 +121,20 @@ def build_observation(
     }
     if rtype.profile:
         obs["meta"] = {"profile": [rtype.profile]}
+    if reading.body_site is not None:
+        site = rtype.site(reading.body_site)
+        if site.snomed is not None:
+            obs["bodySite"] = {"coding": [site.snomed.to_fhir()]}
     if reading.value is not None:
         obs.update(_value_fields(reading.value))
-    if reading.components:
-        obs["component"] = [
-            {"code": {"coding": [{"system": "http://loinc.org", "code": c.loinc[0]}, c.mdc.to_fhir()]}}
-            | _value_fields(part.value)
-            for part in reading.components
-            for c in (rtype.component(part.kind),)
-        ]
+    components = _supplemental_types(rtype) + [
+        {"code": {"coding": [{"system": "http://loinc.org", "code": c.loinc[0]}, c.mdc.to_fhir()]}}
+        | _value_fields(part.value)
+        for part in reading.components
+        for c in (rtype.component(part.kind),)
+    ]
+    if components:
+        obs["component"] = components
     return obs
 
 

@@ -1,4 +1,10 @@
-"""The reading types of the contract (``fhir/terminology.json``): LOINC, MDC and UCUM per reading."""
+"""The reading types of the contract (``fhir/terminology.json``): LOINC, MDC and UCUM per reading.
+
+A type may have no LOINC code (the MDC code stands alone), a LOINC code that depends on the unit
+(glucose by mass or by moles), body sites that replace its MDC code and add a SNOMED CT ``bodySite``
+(body temperature), or a supplemental type that marks it as a variant of another type sharing its MDC
+code (fast- and slow-response SpO2). Every (MDC code, supplemental type) pair names one type.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,10 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 PHD_CATEGORY = "http://hl7.org/fhir/uv/phd/CodeSystem/PhdObservationCategories"
 DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 GATEWAY_DEVICE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice"
+SNOMED = "http://snomed.info/sct"
 IDENTIFIER_SYSTEM = "urn:homewatch:observation"
+SUPPLEMENTAL_TYPES_CODE = "68193"
+"""MDC_ATTR_SUPPLEMENTAL_TYPES: the PHD IG component whose valueCodeableConcept names a variant."""
 
 
 def contract_dir() -> Path:
@@ -47,6 +56,16 @@ class ComponentType:
 
 
 @dataclass(frozen=True, slots=True)
+class BodySite:
+    """A site a reading type can be measured at: its own MDC code, extra LOINC codings, SNOMED CT site."""
+
+    key: str
+    mdc: Coding
+    loinc: tuple[str, ...]
+    snomed: Coding | None
+
+
+@dataclass(frozen=True, slots=True)
 class ReadingType:
     """One reading type: how it is coded and which values are physically possible."""
 
@@ -60,10 +79,26 @@ class ReadingType:
     range: tuple[float, float] | None = None
     components: tuple[ComponentType, ...] = ()
     required_components: tuple[str, ...] = ()
+    loinc_by_unit: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (unit, LOINC codes) replacing ``loinc``
+    sites: tuple[BodySite, ...] = ()
+    supplemental_type: Coding | None = None
 
-    def codings(self) -> list[Coding]:
-        loinc = [Coding(LOINC, code, self.display if i == 0 else None) for i, code in enumerate(self.loinc)]
-        return [*loinc, self.mdc]
+    def loinc_for(self, unit: str | None) -> tuple[str, ...]:
+        """The LOINC codes of a value in ``unit`` (the type's own when the unit has none of its own)."""
+        return next((codes for u, codes in self.loinc_by_unit if u == unit), self.loinc)
+
+    def codings(self, unit: str | None = None, site: str | None = None) -> list[Coding]:
+        """Observation.code: LOINC codes (for ``unit``, then the site's), then the (site's) MDC code."""
+        body_site = self.site(site) if site is not None else None
+        codes = [*self.loinc_for(unit), *(body_site.loinc if body_site else ())]
+        loinc = [Coding(LOINC, code, self.display if i == 0 else None) for i, code in enumerate(codes)]
+        return [*loinc, body_site.mdc if body_site else self.mdc]
+
+    def site(self, key: str) -> BodySite:
+        for site in self.sites:
+            if site.key == key:
+                return site
+        raise KeyError(f"{self.key} has no body site {key!r}; known: {', '.join(s.key for s in self.sites)}")
 
     def component(self, key: str) -> ComponentType:
         for component in self.components:
@@ -74,6 +109,16 @@ class ReadingType:
 
 def _mdc(raw: dict[str, str]) -> Coding:
     return Coding(MDC, raw["code"], raw.get("display"))
+
+
+def _site(key: str, raw: dict[str, Any]) -> BodySite:
+    snomed = raw.get("snomed")
+    return BodySite(
+        key=key,
+        mdc=_mdc(raw["mdc"]),
+        loinc=tuple(raw.get("loinc", ())),
+        snomed=Coding(SNOMED, snomed["code"], snomed.get("display")) if snomed else None,
+    )
 
 
 def _range(raw: Any) -> tuple[float, float]:
@@ -102,6 +147,9 @@ def reading_types() -> dict[str, ReadingType]:
             range=_range(raw["range"]) if "range" in raw else None,
             components=components,
             required_components=tuple(raw.get("required_components", ())),
+            loinc_by_unit=tuple((unit, tuple(codes)) for unit, codes in raw.get("loinc_by_unit", {}).items()),
+            sites=tuple(_site(skey, site) for skey, site in raw.get("sites", {}).items()),
+            supplemental_type=_mdc(raw["supplemental_type"]) if "supplemental_type" in raw else None,
         )
     return types
 
@@ -114,19 +162,42 @@ def reading_type(key: str) -> ReadingType:
 
 
 @cache
-def _by_mdc() -> dict[str, ReadingType]:
-    return {t.mdc.code: t for t in reading_types().values()}
+def _by_mdc() -> dict[tuple[str, str | None], ReadingType]:
+    """Each type by (MDC code, supplemental type code); site codes name their type too."""
+    index: dict[tuple[str, str | None], ReadingType] = {}
+    for t in reading_types().values():
+        supplemental = t.supplemental_type.code if t.supplemental_type else None
+        for code in (t.mdc.code, *(site.mdc.code for site in t.sites)):
+            if (code, supplemental) in index:
+                other = index[(code, supplemental)].key
+                raise ValueError(f"{t.key} and {other} share MDC code {code}; add a supplemental type")
+            index[(code, supplemental)] = t
+    return index
 
 
-def find_reading_type(codings: list[tuple[str, str]]) -> ReadingType | None:
+def find_reading_type(
+    codings: list[tuple[str, str]], supplemental_type: str | None = None
+) -> ReadingType | None:
     """The reading type named by an Observation's codings: the MDC code decides (it tells a cuff's pulse
-    rate from an oximeter's, which share LOINC 8867-4); LOINC alone is accepted when it is unambiguous."""
+    rate from an oximeter's, which share LOINC 8867-4), with the MDC code of the Observation's
+    supplemental-types component telling variants apart (fast SpO2 from SpO2; a supplemental type no
+    variant has, such as spot-check, names the plain type). LOINC alone is accepted when it is
+    unambiguous; it never names a variant."""
     for system, code in codings:
-        if system == MDC and code in _by_mdc():
-            return _by_mdc()[code]
+        if system == MDC:
+            found = _by_mdc().get((code, supplemental_type))
+            if found is None and supplemental_type is not None:
+                found = _by_mdc().get((code, None))
+            if found is not None:
+                return found
     for system, code in codings:
         if system == LOINC:
-            matches = [t for t in reading_types().values() if t.loinc[0] == code]
+            matches = [
+                t
+                for t in reading_types().values()
+                if t.supplemental_type is None
+                and code in {codes[0] for codes in (t.loinc, *(c for _, c in t.loinc_by_unit)) if codes}
+            ]
             if len(matches) == 1:
                 return matches[0]
     return None
@@ -138,6 +209,8 @@ _TO_CANONICAL: dict[str, tuple[str, float, float]] = {
     "[lb_av]": ("kg", 0.45359237, 0.0),
     "[in_i]": ("cm", 2.54, 0.0),
     "kPa": ("mm[Hg]", 7.500617, 0.0),
+    # Glucose is the only reading in mmol/L: 1 mmol/L = 18.0156 mg/dL (molar mass 180.156 g/mol).
+    "mmol/L": ("mg/dL", 18.0156, 0.0),
 }
 
 

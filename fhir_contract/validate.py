@@ -22,6 +22,7 @@ from fhir_contract.terminology import (
     IDENTIFIER_SYSTEM,
     LOINC,
     MDC,
+    SUPPLEMENTAL_TYPES_CODE,
     UCUM,
     ReadingType,
     find_reading_type,
@@ -109,6 +110,16 @@ def _check_value(
     return value, unit
 
 
+def _supplemental_type(resource: Mapping[str, Any]) -> str | None:
+    """The MDC code in the Observation's supplemental-types component (PHD IG), if it has one."""
+    for part in resource.get("component", []):
+        if (MDC, SUPPLEMENTAL_TYPES_CODE) in _codings(part.get("code")):
+            return next(
+                (code for system, code in _codings(part.get("valueCodeableConcept")) if system == MDC), None
+            )
+    return None
+
+
 def _components(resource: Mapping[str, Any], rtype: ReadingType) -> dict[str, float | None]:
     found: dict[str, float | None] = {}
     for part in resource.get("component", []):
@@ -162,7 +173,7 @@ def validate_observation(resource: Mapping[str, Any]) -> ValidObservation:
             "missing-element", f"Observation.identifier with system {IDENTIFIER_SYSTEM} is required"
         )
     codings = _codings(resource.get("code"))
-    rtype = find_reading_type(codings)
+    rtype = find_reading_type(codings, _supplemental_type(resource))
     if rtype is None:
         raise ContractViolation(
             "unknown-code", f"Observation.code {codings} is no reading type of the contract"
@@ -197,10 +208,11 @@ def validate_observation(resource: Mapping[str, Any]) -> ValidObservation:
     if components and rtype.components:
         unit = rtype.components[0].units[0]
 
+    loinc = rtype.loinc_for(unit)
     return ValidObservation(
         identifier=identifier,
         kind=rtype.key,
-        loinc=rtype.loinc[0],
+        loinc=loinc[0] if loinc else "",
         patient_id=patient_id,
         device_id=device_id,
         hub_id=hub_id,

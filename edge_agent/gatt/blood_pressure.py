@@ -145,17 +145,13 @@ def _parse(data: bytes, characteristic: str) -> BloodPressureMeasurement:
         + (1 if user_id_present else 0)
         + (2 if measurement_status_present else 0)
     )
-    announced = [
-        name
-        for present, name in (
-            (time_stamp_present, "a time stamp"),
-            (pulse_rate_present, "a pulse rate"),
-            (user_id_present, "a user id"),
-            (measurement_status_present, "a measurement status"),
-        )
-        if present
-    ]
-    check_length(data, characteristic, required, announced)
+    optional = (
+        (time_stamp_present, "a time stamp"),
+        (pulse_rate_present, "a pulse rate"),
+        (user_id_present, "a user id"),
+        (measurement_status_present, "a measurement status"),
+    )
+    check_length(data, characteristic, required, optional)
 
     systolic = reader.sfloat()  # Systolic (or current cuff pressure), SFLOAT
     diastolic = reader.sfloat()  # Diastolic, SFLOAT

@@ -1,4 +1,5 @@
-"""Health Thermometer service (0x1809): Temperature Measurement 0x2A1C and Intermediate Temperature 0x2A1E.
+"""Health Thermometer service (0x1809): Temperature Measurement 0x2A1C, Intermediate Temperature 0x2A1E
+and Temperature Type 0x2A1D.
 
 Both characteristics share one format (GATT Specification Supplement, "Temperature Measurement"):
 
@@ -8,10 +9,14 @@ Both characteristics share one format (GATT Specification Supplement, "Temperatu
     time stamp        Date Time, 7 bytes          if bit 1
     temperature type  uint8, 1 armpit .. 9 tympanum if bit 2
 
-This module parses and encodes those bytes and maps a measurement to device-neutral readings. Reserved
-flag bits are ignored when parsing and written as zero; a reserved temperature type (0, 10-255) is a
-ParseError, since the site of the reading would be unknown. The separate Temperature Type
-characteristic (0x2A1D) is not handled here.
+Temperature Type (0x2A1D) is the same uint8 on its own, for a thermometer that always measures at one
+site and so leaves the field out of its measurements.
+
+This module parses and encodes those bytes and maps a measurement to device-neutral readings; the site
+becomes the reading's ``body_site`` (a site key of "body-temperature" in the terminology), which the
+Observation carries as its site-specific MDC code and ``bodySite``. Reserved flag bits are ignored when
+parsing and written as zero; a reserved temperature type (0, 10-255) is a ParseError, since the site of
+the reading would be unknown.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from enum import Enum, IntEnum
 from edge_agent.gatt._fields import (
     FieldReader,
     FieldWriter,
+    check_exact_length,
     check_length,
     check_minimum_length,
     reading_value,
@@ -34,6 +40,7 @@ from edge_agent.readings import Reading
 
 TEMPERATURE_MEASUREMENT = "0x2A1C Temperature Measurement"
 INTERMEDIATE_TEMPERATURE = "0x2A1E Intermediate Temperature"
+TEMPERATURE_TYPE = "0x2A1D Temperature Type"
 
 _FLAG_FAHRENHEIT = 0x01
 _FLAG_TIME_STAMP = 0x02
@@ -99,15 +106,11 @@ def _parse(data: bytes, characteristic: str) -> TemperatureMeasurement:
         + (DATE_TIME_LENGTH if time_stamp_present else 0)
         + (1 if temperature_type_present else 0)
     )
-    announced = [
-        name
-        for present, name in (
-            (time_stamp_present, "a time stamp"),
-            (temperature_type_present, "a temperature type"),
-        )
-        if present
-    ]
-    check_length(data, characteristic, required, announced)
+    optional = (
+        (time_stamp_present, "a time stamp"),
+        (temperature_type_present, "a temperature type"),
+    )
+    check_length(data, characteristic, required, optional)
 
     temperature = reader.float32()  # Temperature Measurement Value, FLOAT
     time_stamp = reader.date_time() if time_stamp_present else None  # Time Stamp, Date Time
@@ -145,17 +148,47 @@ def encode_temperature_measurement(measurement: TemperatureMeasurement) -> bytes
     return writer.to_bytes()
 
 
-def to_readings(measurement: TemperatureMeasurement) -> list[Reading]:
-    """One "body-temperature" reading in Cel or [degF].
+def parse_temperature_type(data: bytes) -> TemperatureType:
+    """Parse a Temperature Type (0x2A1D) value; ParseError unless it is one byte naming a site."""
+    characteristic = TEMPERATURE_TYPE
+    check_exact_length(data, characteristic, 1, "temperature type")
+    reader = FieldReader(data, characteristic)
+    return _temperature_type(reader.uint8(), characteristic)  # Temperature Type, uint8
 
-    ``Reading`` has no body site, so the temperature type stays on the measurement for callers that
-    need it.
+
+def encode_temperature_type(temperature_type: TemperatureType) -> bytes:
+    """Encode a site as a 0x2A1D value."""
+    return bytes((int(temperature_type),))
+
+
+# The site keys of "body-temperature" in fhir/terminology.json. "Body (general)" names no site: its
+# reading keeps the general code MDC_TEMP_BODY and no bodySite.
+BODY_SITES: dict[TemperatureType, str | None] = {
+    TemperatureType.ARMPIT: "armpit",
+    TemperatureType.BODY: None,
+    TemperatureType.EAR: "ear",
+    TemperatureType.FINGER: "finger",
+    TemperatureType.GASTROINTESTINAL_TRACT: "gastrointestinal-tract",
+    TemperatureType.MOUTH: "mouth",
+    TemperatureType.RECTUM: "rectum",
+    TemperatureType.TOE: "toe",
+    TemperatureType.TYMPANUM: "tympanum",
+}
+
+
+def to_readings(measurement: TemperatureMeasurement, site: TemperatureType | None = None) -> list[Reading]:
+    """One "body-temperature" reading in Cel or [degF], with ``body_site`` from its temperature type.
+
+    ``site`` is the thermometer's Temperature Type characteristic (0x2A1D), read once per connection:
+    it applies when the measurement itself names no type (a measurement that does, wins).
     """
     m = measurement
+    temperature_type = m.temperature_type if m.temperature_type is not None else site
     return [
         Reading(
             kind="body-temperature",
             value=reading_value(m.temperature, m.unit.value),
             device_time=m.time_stamp,
+            body_site=None if temperature_type is None else BODY_SITES[temperature_type],
         )
     ]

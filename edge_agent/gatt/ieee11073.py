@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
+from functools import lru_cache
 
 
 class SpecialValue(Enum):
@@ -94,8 +95,13 @@ _FLOAT = _Format(
 )
 
 
+@lru_cache(maxsize=4096)
 def decode_sfloat(raw: int) -> NumericValue:
-    """Decode a 16-bit SFLOAT word (already assembled from its two little-endian bytes)."""
+    """Decode a 16-bit SFLOAT word (already assembled from its two little-endian bytes).
+
+    Cached: a device sends few distinct words, results are immutable, and building a Decimal from text
+    is the dearest step of most parses.
+    """
     return _decode(raw, _SFLOAT)
 
 

@@ -16,7 +16,8 @@ are kept: they state the resolution the scale reports in. Height in metres becom
 the decimal point (Decimal('175.3') cm), which is exact and keeps the same resolution.
 
 This module parses and encodes those bytes and maps a measurement to device-neutral readings. Reserved
-flag bits are ignored when parsing and written as zero. Body Composition (0x2A9C) is not handled here.
+flag bits are ignored when parsing and written as zero. Body Composition (0x2A9C) is in
+``body_composition``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from fractions import Fraction
 
-from edge_agent.gatt._fields import FieldReader, FieldWriter, check_length, check_minimum_length
+from edge_agent.gatt._fields import (
+    FieldReader,
+    FieldWriter,
+    check_length,
+    check_minimum_length,
+    whole_steps,
+)
 from edge_agent.gatt.datetime_field import DATE_TIME_LENGTH
 from edge_agent.readings import Absent, Quantity, Reading, Value
 
@@ -96,16 +102,12 @@ def parse_weight_measurement(data: bytes) -> WeightMeasurement:
         + (1 if user_id_present else 0)
         + (4 if bmi_and_height_present else 0)
     )
-    announced = [
-        name
-        for present, name in (
-            (time_stamp_present, "a time stamp"),
-            (user_id_present, "a user id"),
-            (bmi_and_height_present, "BMI and height"),
-        )
-        if present
-    ]
-    check_length(data, characteristic, required, announced)
+    optional = (
+        (time_stamp_present, "a time stamp"),
+        (user_id_present, "a user id"),
+        (bmi_and_height_present, "BMI and height"),
+    )
+    check_length(data, characteristic, required, optional)
 
     weight_raw = reader.uint16()  # Weight, uint16, 0.005 kg or 0.01 lb
     time_stamp = reader.date_time() if time_stamp_present else None  # Time Stamp, Date Time
@@ -140,7 +142,7 @@ def encode_weight_measurement(measurement: WeightMeasurement) -> bytes:
         writer.uint16(_MEASUREMENT_UNSUCCESSFUL, "weight")
     else:
         # 0xFFFF is reserved for "unsuccessful", so the largest weight is one step less.
-        weight_raw = _steps(m.weight, _LB_STEP if imperial else _KG_STEP, "weight")
+        weight_raw = whole_steps(m.weight, _LB_STEP if imperial else _KG_STEP, "weight")
         if weight_raw >= _MEASUREMENT_UNSUCCESSFUL:
             raise ValueError(f"weight {m.weight} is above the largest value the field can carry")
         writer.uint16(weight_raw, "weight")
@@ -149,17 +151,9 @@ def encode_weight_measurement(measurement: WeightMeasurement) -> bytes:
     if m.user_id is not None:
         writer.uint8(m.user_id, "user id")
     if m.bmi is not None and m.height is not None:
-        writer.uint16(_steps(m.bmi, _BMI_STEP, "BMI"), "BMI")
-        writer.uint16(_steps(m.height, _INCH_STEP if imperial else _METRE_STEP, "height"), "height")
+        writer.uint16(whole_steps(m.bmi, _BMI_STEP, "BMI"), "BMI")
+        writer.uint16(whole_steps(m.height, _INCH_STEP if imperial else _METRE_STEP, "height"), "height")
     return writer.to_bytes()
-
-
-def _steps(value: Decimal, step: Decimal, field: str) -> int:
-    """How many resolution steps ``value`` is; ValueError unless it is a whole number of them."""
-    steps = Fraction(value) / Fraction(step)  # exact: Decimal division would round to 28 digits
-    if steps.denominator != 1:
-        raise ValueError(f"{field} {value} is not a multiple of its resolution {step}")
-    return int(steps)
 
 
 def to_readings(measurement: WeightMeasurement) -> list[Reading]:

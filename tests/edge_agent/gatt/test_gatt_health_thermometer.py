@@ -10,12 +10,15 @@ import pytest
 
 from edge_agent.gatt.errors import ParseError
 from edge_agent.gatt.health_thermometer import (
+    BODY_SITES,
     TemperatureMeasurement,
     TemperatureType,
     TemperatureUnit,
     encode_temperature_measurement,
+    encode_temperature_type,
     parse_intermediate_temperature,
     parse_temperature_measurement,
+    parse_temperature_type,
     to_readings,
 )
 from edge_agent.gatt.ieee11073 import SpecialValue
@@ -154,6 +157,7 @@ def test_temperature_to_readings_celsius() -> None:
             kind="body-temperature",
             value=Quantity(Decimal("36.60"), "Cel"),
             device_time=datetime(2024, 3, 15, 8, 30, 5),
+            body_site="mouth",  # temperature type 6
         )
     ]
 
@@ -161,3 +165,50 @@ def test_temperature_to_readings_celsius() -> None:
 def test_temperature_to_readings_fahrenheit() -> None:
     m = TemperatureMeasurement(Decimal("98.6"), unit=TemperatureUnit.FAHRENHEIT)
     assert to_readings(m) == [Reading(kind="body-temperature", value=Quantity(Decimal("98.6"), "[degF]"))]
+
+
+def test_temperature_type_full() -> None:
+    assert parse_temperature_type(b"\x09") is TemperatureType.TYMPANUM  # 9: tympanum
+
+
+def test_temperature_type_minimal() -> None:
+    assert parse_temperature_type(b"\x01") is TemperatureType.ARMPIT  # 1: the lowest defined site
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "needs exactly 1 byte (temperature type), got 0"),
+        (b"\x09\x00", "needs exactly 1 byte (temperature type), got 2"),
+        (b"\x00", "temperature type 0 is reserved (1..9 are defined)"),
+        (b"\x0a", "temperature type 10 is reserved (1..9 are defined)"),
+    ],
+)
+def test_temperature_type_rejects(data: bytes, reason: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_temperature_type(data)
+    assert (caught.value.characteristic, caught.value.reason) == ("0x2A1D Temperature Type", reason)
+
+
+@pytest.mark.parametrize("temperature_type", list(TemperatureType))
+def test_temperature_type_round_trip(temperature_type: TemperatureType) -> None:
+    assert parse_temperature_type(encode_temperature_type(temperature_type)) is temperature_type
+
+
+@pytest.mark.parametrize(("temperature_type", "site"), list(BODY_SITES.items()))
+def test_temperature_to_readings_carries_the_body_site(
+    temperature_type: TemperatureType, site: str | None
+) -> None:
+    m = TemperatureMeasurement(Decimal("37.1"), temperature_type=temperature_type)
+    assert [r.body_site for r in to_readings(m)] == [site]
+
+
+def test_temperature_site_from_0x2a1d_applies_when_the_measurement_names_none() -> None:
+    m = TemperatureMeasurement(Decimal("37.1"))
+    assert to_readings(m, TemperatureType.RECTUM)[0].body_site == "rectum"
+    assert to_readings(m)[0].body_site is None
+
+
+def test_temperature_type_in_the_measurement_wins_over_0x2a1d() -> None:
+    m = TemperatureMeasurement(Decimal("37.1"), temperature_type=TemperatureType.MOUTH)
+    assert to_readings(m, TemperatureType.RECTUM)[0].body_site == "mouth"
