@@ -1,6 +1,7 @@
 """A hub's configuration: who it reports for, which devices belong to the patient, where to send.
 
-Pydantic models so a bad configuration file fails at start-up with a message naming the field.
+Pydantic models so a bad configuration file fails at start-up with a message naming the field. What each
+device kind subscribes to, whether it bonds or keeps a history, is data in :mod:`edge_agent.ble.profiles`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DeviceKind = Literal["blood-pressure-cuff", "pulse-oximeter", "scale", "thermometer"]
+DeviceKind = Literal[
+    "blood-pressure-cuff",
+    "pulse-oximeter",
+    "scale",
+    "thermometer",
+    "heart-rate-monitor",
+    "continuous-oximeter",
+    "body-composition-scale",
+    "glucose-meter",
+    "cgm",
+]
 
 
 class DeviceConfig(BaseModel):
@@ -48,6 +59,9 @@ class HubConfig(BaseModel):
     timezone: str = "Europe/Copenhagen"
     # Observations per MQTT message (one FHIR batch Bundle).
     bundle_size: int = Field(default=50, ge=1, le=500)
+    # Bluetooth links open at once. A BlueZ adapter holds about 7 LE connections in practice; devices
+    # beyond that take turns (an idle connection gives way to a device that waits).
+    max_connections: int = Field(default=7, ge=1, le=32)
 
     def topic(self, leaf: str) -> str:
         """``homewatch/v1/{municipality}/{hub}/{leaf}``: leaf is observations, status, errors or config."""

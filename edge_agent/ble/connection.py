@@ -1,12 +1,18 @@
 """Keep one health device connected for the agent, using only bleak's public API.
 
-A :class:`DeviceLink` owns one device address. In its own task it scans for the device, connects with
-bounded retries and jittered exponential back-off, reads Battery Level and Device Information once per
-connection, subscribes to the measurement characteristic, and after a link loss starts over. Received
-values go through a queue to ``on_value(uuid, data)``, awaited one at a time, so they arrive in order
-and a slow consumer never blocks the radio. Its :class:`DeviceState` snapshots say how the device is
-doing. Links do not share tasks or locks (beyond what the backend needs), so one failing device never
-stalls the others.
+A :class:`DeviceLink` owns one device address. In its own task it finds the device, connects with
+bounded retries and jittered exponential back-off (the only place in the hub that retries), bonds where
+the device needs it, reads Battery Level and Device Information once per connection, lets a
+:class:`~edge_agent.ble.link_session.LinkSession` read the clock, subscribes to the device's
+characteristics, lets the session fetch a history, and after a link loss starts over. Received values
+go through a queue to ``on_value(uuid, data)``, awaited one at a time, so they arrive in order and a
+slow consumer never blocks the radio. Its :class:`DeviceState` snapshots say how the device is doing.
+
+Alone, a link scans for its device itself. Under a :class:`~edge_agent.ble.manager.ConnectionManager` it
+shares the hub's one :class:`~edge_agent.ble.scanner.HubScanner` (it is woken when its device
+advertises) and takes a :class:`~edge_agent.ble.slots.ConnectionSlots` slot before connecting, gives it
+back in ``finally``, and gives it up while idle when another device waits. Links share no tasks, so one
+failing device never stalls the others.
 
 The backend is passed in (:class:`~edge_agent.ble.backend.BleBackend`, or ``None`` for bleak's platform
 backend on a hub). Parsing the values is left to :mod:`edge_agent.gatt`; durability to the outbox: an
@@ -21,16 +27,15 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from bleak import BleakClient, BleakScanner
-from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
-from bleak.exc import BleakError, BleakGATTProtocolError
+from bleak.exc import BleakError
 from bleak.uuids import normalize_uuid_str
 
 from edge_agent.ble.backend import BleBackend
@@ -40,10 +45,16 @@ from edge_agent.ble.errors import (
     ConnectAttemptError,
     ConnectError,
     DeviceNotFoundError,
-    GattError,
     LinkLostError,
+    SessionError,
     ValueHandlerError,
 )
+from edge_agent.ble.link_session import LinkConnection, LinkSession
+from edge_agent.ble.link_state import DeviceState, LinkPolicy
+from edge_agent.ble.scanner import HubScanner
+from edge_agent.ble.slots import ConnectionSlots
+
+__all__ = ["DeviceLink", "DeviceState", "LinkPolicy", "ValueCallback"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,56 +67,6 @@ SERIAL_NUMBER = normalize_uuid_str("2a25")
 FIRMWARE_REVISION = normalize_uuid_str("2a26")
 
 
-@dataclass(frozen=True, slots=True)
-class LinkPolicy:
-    """Timing of one link; the defaults suit a hub, tests shrink them."""
-
-    # Health devices advertise every 0.1-2 s while awake; 10 s spans several intervals even when the
-    # hub's radio is busy with other links.
-    scan_timeout: float = 10.0
-    # Bounds connect and then setup (MTU, discovery, reads, subscribe) separately; BlueZ usually connects
-    # in under 2 s, and bleak's 30 s default would hold the backend's connect slot far too long.
-    connect_timeout: float = 10.0
-    # Attempts per round: a device that was just seen but fails four times in a row is not coming up now.
-    max_attempts: int = 4
-    # First back-off: long enough for the device's next advertising event, short for the reader waiting.
-    backoff_base: float = 0.5
-    # Cap: past ~15 s a retry no longer catches the same awake period of a cuff or a scale.
-    backoff_cap: float = 15.0
-    # Pause between rounds: most devices sleep between measurements; rescanning every minute catches the
-    # next one without keeping the radio busy all day.
-    idle_retry: float = 60.0
-    # On close, time given to on_value to take values already received before they are dropped.
-    drain_timeout: float = 5.0
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Delay after failed ``attempt`` (1-based): exponential, capped, with equal jitter.
-
-        Half the delay is fixed so a retry never comes at once; the random half spreads the retries of
-        many links (12 homes x 4 devices after a hub restart) instead of having them collide.
-        """
-        delay = min(self.backoff_cap, self.backoff_base * 2.0 ** (attempt - 1))
-        return delay / 2 + rng.uniform(0, delay / 2)
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceState:
-    """What the hub knows about one device; a new snapshot on every change."""
-
-    address: str
-    connected: bool = False
-    last_seen: datetime | None = None
-    battery: int | None = None
-    manufacturer: str | None = None
-    model: str | None = None
-    serial: str | None = None
-    firmware: str | None = None
-    last_error: BleError | None = None
-    # Successful connections after the first one.
-    reconnects: int = 0
-    connections: int = 0
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -115,39 +76,62 @@ def _text(data: bytes | None) -> str | None:
 
 
 class DeviceLink:
-    """Keeps one device connected and hands its measurement values to ``on_value``.
+    """Keeps one device connected and hands its values to ``on_value``.
 
     ``async with DeviceLink(address, "2a35", on_value, backend=radio.backend) as link:`` starts it;
     :meth:`close` (or leaving the block) stops it, disconnects and drains queued values.
+    ``characteristics`` is one UUID or several, all subscribed on every connection.
     """
 
     def __init__(
         self,
         address: str,
-        measurement_uuid: str,
+        characteristics: str | Sequence[str],
         on_value: ValueCallback,
         *,
         backend: BleBackend | None = None,
         policy: LinkPolicy | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        scanner: HubScanner | None = None,
+        slots: ConnectionSlots | None = None,
+        pair: bool = False,
+        session: LinkSession | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        uuids = (characteristics,) if isinstance(characteristics, str) else tuple(characteristics)
+        if not uuids:
+            raise ValueError("a link subscribes to at least one characteristic")
         self.address = address
-        self.measurement_uuid = normalize_uuid_str(measurement_uuid)
+        self.characteristics = tuple(normalize_uuid_str(uuid) for uuid in uuids)
+        self.measurement_uuid = self.characteristics[0]
         self._on_value = on_value
         self._backend = backend
         self._policy = policy or LinkPolicy()
         self._rng = rng or random.Random()
         self._clock = clock
+        self._scanner = scanner
+        self._slots = slots
+        self._pair = pair
+        self._session = session
+        self._monotonic = monotonic
         self._state = DeviceState(address)
         self._changed = asyncio.Event()
         self._values: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._run_task: asyncio.Task[None] | None = None
         self._deliver_task: asyncio.Task[None] | None = None
+        self._holds_slot = False
+        self._left_at = float("-inf")  # monotonic time the last connection ended
+        self._last_activity = 0.0  # monotonic time of the last value (or of connecting)
+        self._delivering = False  # on_value is running for a value taken off the queue
 
     @property
     def state(self) -> DeviceState:
         return self._state
+
+    @property
+    def policy(self) -> LinkPolicy:
+        return self._policy
 
     def start(self) -> None:
         """Start the link's tasks (needs a running loop); idempotent."""
@@ -171,9 +155,7 @@ class DeviceLink:
         if run is not None:
             run.cancel()
             await asyncio.gather(run, return_exceptions=True)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._policy.drain_timeout):
-                await self._values.join()
+        await self._drain()
         deliver, self._deliver_task = self._deliver_task, None
         if deliver is not None:
             deliver.cancel()
@@ -189,32 +171,49 @@ class DeviceLink:
     ) -> None:
         await self.close()
 
+    # -- state, also reported by the session (StateReporter) ---------------------------------------
+
     def _update(self, **changes: object) -> None:
         self._state = dataclasses.replace(self._state, **changes)  # type: ignore[arg-type]
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def report_error(self, error: BleError) -> None:
+        self._update(last_error=error, errors=self._state.errors + 1)
+
+    def report_clock(self, status: str, offset: timedelta | None, was_set: bool) -> None:
+        self._update(clock_status=status, clock_offset=offset, clock_set=self._state.clock_set or was_set)
+
+    def report_history(self, last_key: int | None) -> None:
+        self._update(history_last=last_key)
+
+    # -- the link's life ---------------------------------------------------------------------------
+
     async def _run(self) -> None:
-        """Connect, serve until the link drops, start over; pause between failed rounds."""
+        """Connect, serve until the link drops or is released, start over; pause between failed rounds."""
         while True:
             try:
                 client, lost = await self._connect_with_retries()
             except ConnectError as exc:
                 logger.info("%s", exc)
-                self._update(last_error=exc)
-                await asyncio.sleep(self._policy.idle_retry)
+                self.report_error(exc)
+                await self._pause(exc)
                 continue
             except Exception as exc:  # a bug must not end the link for good: record it, try again later
                 logger.exception("%s: unexpected failure while connecting", self.address)
-                self._update(last_error=ConnectAttemptError(self.address, repr(exc)))
+                self.report_error(ConnectAttemptError(self.address, repr(exc)))
                 await asyncio.sleep(self._policy.idle_retry)
                 continue
-            try:
-                await lost.wait()
-                self._update(connected=False, last_error=LinkLostError(self.address))
-                logger.info("%s: link lost", self.address)
-            finally:
-                await self._disconnect(client)
+            if await self._serve(client, lost):
+                await asyncio.sleep(self._policy.revisit_after)
+
+    async def _pause(self, error: ConnectError) -> None:
+        """Between rounds: wait for the device's next advertisement if it was not seen, else idle_retry."""
+        if self._scanner is not None and isinstance(error.last, DeviceNotFoundError):
+            now = self._monotonic()
+            await self._scanner.wait_for(self.address, newer_than=now, within=self._policy.idle_retry)
+        else:
+            await asyncio.sleep(self._policy.idle_retry)
 
     async def _connect_with_retries(self) -> tuple[BleakClient, asyncio.Event]:
         """Up to ``max_attempts`` attempts with back-off; the only place that retries."""
@@ -224,7 +223,7 @@ class DeviceLink:
                 return await self._connect_once()
             except BleError as exc:
                 last = exc
-                self._update(last_error=exc)
+                self.report_error(exc)
                 logger.debug("%s: attempt %d failed: %s", self.address, attempt, exc)
             if attempt < self._policy.max_attempts:
                 await asyncio.sleep(self._policy.backoff(attempt, self._rng))
@@ -233,6 +232,14 @@ class DeviceLink:
 
     async def _find(self) -> BLEDevice:
         timeout = self._policy.scan_timeout
+        if self._scanner is not None:
+            # Only an advertisement after the last disconnection counts: a device that went back to sleep
+            # must not be taken for awake because of what it sent before.
+            newer_than = max(self._left_at, self._monotonic() - timeout)
+            seen = await self._scanner.wait_for(self.address, newer_than=newer_than, within=timeout)
+            if seen is None:
+                raise DeviceNotFoundError(self.address, timeout)
+            return seen
         try:
             if self._backend is None:
                 device = await BleakScanner.find_device_by_address(self.address, timeout=timeout)
@@ -246,24 +253,51 @@ class DeviceLink:
             raise DeviceNotFoundError(self.address, timeout)
         return device
 
+    async def _take_slot(self) -> None:
+        if self._slots is not None and not self._holds_slot:
+            await self._slots.acquire()
+            self._holds_slot = True
+
+    def _give_slot(self) -> None:
+        if self._slots is not None and self._holds_slot:
+            self._holds_slot = False
+            self._slots.release()
+
     async def _connect_once(self) -> tuple[BleakClient, asyncio.Event]:
-        """Scan, connect, read state and subscribe; on any failure the client is disconnected."""
+        """Find, take a slot, connect (bonding if asked), read state, let the session read, subscribe.
+
+        On any failure the client is disconnected and the slot given back.
+        """
         device = await self._find()
+        await self._take_slot()
+        try:
+            return await self._connect_device(device)
+        except BaseException:
+            self._give_slot()
+            self._left_at = self._monotonic()
+            raise
+
+    async def _connect_device(self, device: BLEDevice) -> tuple[BleakClient, asyncio.Event]:
         lost = asyncio.Event()
         client = BleakClient(
             device,
             disconnected_callback=lambda _: lost.set(),
             timeout=self._policy.connect_timeout,
+            # Pair when not bonded yet; a bonded link is encrypted again by the backend (BlueZ, Bumble).
+            pair=self._pair,
             backend=None if self._backend is None else self._backend.client,
         )
         try:
             try:
-                await client.connect()
+                await self._connect_uncancelled(client)
             except (BleakError, TimeoutError) as exc:
                 raise ConnectAttemptError(self.address, f"{type(exc).__name__}: {exc}") from exc
+            connection = LinkConnection(self.address, client, self)
             async with asyncio.timeout(self._policy.connect_timeout):
-                await self._read_state(client)
-                await self._subscribe(client)
+                await self._read_state(connection)
+                if self._session is not None:
+                    await self._session.on_connected(connection)
+                await self._subscribe(connection)
         except TimeoutError as exc:
             await self._disconnect(client)
             raise ConnectAttemptError(self.address, "setup timed out") from exc
@@ -274,6 +308,7 @@ class DeviceLink:
             await self._disconnect(client)
             raise ConnectAttemptError(self.address, "link dropped during setup")
         connections = self._state.connections + 1
+        self._last_activity = self._monotonic()
         self._update(
             connected=True,
             last_seen=self._clock(),
@@ -284,50 +319,142 @@ class DeviceLink:
         logger.info("%s: connected (connection %d)", self.address, connections)
         return client, lost
 
-    async def _read_state(self, client: BleakClient) -> None:
+    async def _connect_uncancelled(self, client: BleakClient) -> None:
+        """``client.connect()``, finished (it is bounded by ``connect_timeout``) even when the link is closed
+        meanwhile: cancelling it between an HCI command and its status confuses the host stack (Bumble's
+        pairs the late status with the next command; BlueZ answers the next connect "in progress")."""
+        connect = asyncio.ensure_future(client.connect())
+        try:
+            await asyncio.shield(connect)
+        except asyncio.CancelledError:
+            await asyncio.wait({connect})
+            if not connect.cancelled() and connect.exception() is None:
+                await self._disconnect(client)
+            raise
+
+    async def _serve(self, client: BleakClient, lost: asyncio.Event) -> bool:
+        """Hold the connection until it drops, the session releases it, or it gives way to a waiting
+        device; then disconnect, give the slot back, hand over queued values and tell the session.
+
+        True when the session released the device (come back after ``revisit_after``).
+        """
+        session_task: asyncio.Task[bool] | None = None
+        if self._session is not None:
+            session_task = asyncio.create_task(
+                self._session.on_subscribed(LinkConnection(self.address, client, self)),
+                name=f"ble-session-{self.address}",
+            )
+        try:
+            return await self._hold(lost, session_task)
+        finally:
+            await self._disconnect(client)
+            self._give_slot()
+            self._left_at = self._monotonic()
+            if self._state.connected:
+                self._update(connected=False)
+            await self._drain()
+            await self._end_session(session_task)
+
+    async def _hold(self, lost: asyncio.Event, session_task: asyncio.Task[bool] | None) -> bool:
+        lost_wait = asyncio.create_task(lost.wait())
+        contention: asyncio.Task[None] | None = None
+        session_pending = session_task is not None
+        try:
+            while True:
+                waits: set[asyncio.Task[Any]] = {lost_wait}
+                if session_pending and session_task is not None:
+                    waits.add(session_task)
+                timeout: float | None = None
+                if self._slots is not None and self._slots.waiting:
+                    idle = self._monotonic() - self._last_activity
+                    if idle >= self._policy.idle_release and not session_pending and self._quiet():
+                        logger.info("%s: idle, giving the connection slot to a waiting device", self.address)
+                        return False
+                    timeout = max(self._policy.idle_release - idle, 0.01)
+                elif self._slots is not None:
+                    contention = contention or asyncio.create_task(self._slots.wait_contended())
+                    waits.add(contention)
+                await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if lost.is_set():
+                    logger.info("%s: link lost", self.address)
+                    self._update(connected=False)
+                    self.report_error(LinkLostError(self.address))
+                    return False
+                if session_pending and session_task is not None and session_task.done():
+                    session_pending = False
+                    if not self._session_keeps_link(session_task):
+                        return True
+                if contention is not None and contention.done():
+                    contention = None
+        finally:
+            helpers = {task for task in (lost_wait, contention) if task is not None}
+            for task in helpers:
+                task.cancel()
+            # asyncio.wait, not ``await task`` under suppress(CancelledError): that would also swallow a
+            # cancellation of this task arriving meanwhile (close() while the link is being released).
+            await asyncio.wait(helpers)
+
+    def _quiet(self) -> bool:
+        """No value waiting for, or inside, ``on_value``."""
+        return self._values.empty() and not self._delivering
+
+    def _session_keeps_link(self, session_task: asyncio.Task[bool]) -> bool:
+        """The outcome of ``on_subscribed``: keep the link, or release it (also after a failure)."""
+        try:
+            return session_task.result()
+        except BleError as exc:
+            logger.info("%s", exc)
+            self.report_error(exc)
+        except Exception as exc:
+            logger.exception("%s: session failed", self.address)
+            self.report_error(SessionError(self.address, "on_subscribed", repr(exc)))
+        return False
+
+    async def _end_session(self, session_task: asyncio.Task[bool] | None) -> None:
+        """Tell the session the link is gone, then let its transfer finish (bounded) or cancel it."""
+        if self._session is None:
+            return
+        try:
+            await self._session.on_disconnected()
+        except Exception as exc:
+            logger.exception("%s: session on_disconnected failed", self.address)
+            self.report_error(SessionError(self.address, "on_disconnected", repr(exc)))
+        if session_task is None or session_task.done():
+            return
+        await asyncio.wait({session_task}, timeout=self._policy.drain_timeout)
+        if not session_task.done():
+            session_task.cancel()
+            await asyncio.wait({session_task})
+        if not session_task.cancelled() and session_task.exception() is not None:
+            logger.debug("%s: session ended with %r", self.address, session_task.exception())
+
+    async def _read_state(self, connection: LinkConnection) -> None:
         """Read Battery Level and Device Information; absent characteristics stay ``None``."""
-        battery = await self._read_optional(client, BATTERY_LEVEL)
+        battery = await connection.read_optional(BATTERY_LEVEL)
         self._update(
             battery=battery[0] if battery else None,
-            manufacturer=_text(await self._read_optional(client, MANUFACTURER_NAME)),
-            model=_text(await self._read_optional(client, MODEL_NUMBER)),
-            serial=_text(await self._read_optional(client, SERIAL_NUMBER)),
-            firmware=_text(await self._read_optional(client, FIRMWARE_REVISION)),
+            manufacturer=_text(await connection.read_optional(MANUFACTURER_NAME)),
+            model=_text(await connection.read_optional(MODEL_NUMBER)),
+            serial=_text(await connection.read_optional(SERIAL_NUMBER)),
+            firmware=_text(await connection.read_optional(FIRMWARE_REVISION)),
         )
 
-    async def _read_optional(self, client: BleakClient, uuid: str) -> bytes | None:
-        characteristic = client.services.get_characteristic(uuid)
-        if characteristic is None:
-            return None
-        try:
-            return bytes(await client.read_gatt_char(characteristic))
-        except BleakGATTProtocolError as exc:
-            raise GattError(self.address, "read", uuid, int(exc.args[0])) from exc
-        except BleakError as exc:
-            raise GattError(self.address, "read", uuid) from exc
+    async def _subscribe(self, connection: LinkConnection) -> None:
+        """Enable every listed characteristic and, where notifiable, Battery Level notifications."""
+        for uuid in self.characteristics:
+            if not connection.has(uuid):
+                raise CharacteristicMissingError(self.address, uuid)
+        for uuid in self.characteristics:
+            await connection.subscribe(uuid, self._on_value_received)
+        if connection.notifies(BATTERY_LEVEL):
+            await connection.subscribe(BATTERY_LEVEL, self._on_battery)
 
-    async def _subscribe(self, client: BleakClient) -> None:
-        """Enable the measurement indications and, where notifiable, Battery Level notifications."""
-        measurement = client.services.get_characteristic(self.measurement_uuid)
-        if measurement is None:
-            raise CharacteristicMissingError(self.address, self.measurement_uuid)
-        battery = client.services.get_characteristic(BATTERY_LEVEL)
-        subscriptions = [(measurement, self._on_measurement)]
-        if battery is not None and "notify" in battery.properties:
-            subscriptions.append((battery, self._on_battery))
-        for characteristic, callback in subscriptions:
-            try:
-                await client.start_notify(characteristic, callback)
-            except BleakGATTProtocolError as exc:
-                raise GattError(self.address, "subscribe", characteristic.uuid, int(exc.args[0])) from exc
-            except BleakError as exc:
-                raise GattError(self.address, "subscribe", characteristic.uuid) from exc
-
-    def _on_measurement(self, characteristic: BleakGATTCharacteristic, data: bytearray) -> None:
-        self._values.put_nowait((characteristic.uuid, bytes(data)))
+    def _on_value_received(self, uuid: str, data: bytes) -> None:
+        self._values.put_nowait((uuid, data))
+        self._last_activity = self._monotonic()
         self._update(last_seen=self._clock())
 
-    def _on_battery(self, characteristic: BleakGATTCharacteristic, data: bytearray) -> None:
+    def _on_battery(self, uuid: str, data: bytes) -> None:
         if data:
             self._update(battery=data[0], last_seen=self._clock())
 
@@ -335,13 +462,24 @@ class DeviceLink:
         """Hand values to ``on_value`` one at a time, in arrival order; a failing handler is recorded."""
         while True:
             uuid, data = await self._values.get()
+            self._delivering = True
             try:
                 await self._on_value(uuid, data)
             except Exception as exc:
                 logger.exception("%s: on_value failed for %s", self.address, uuid)
-                self._update(last_error=ValueHandlerError(self.address, uuid, repr(exc)))
+                self.report_error(ValueHandlerError(self.address, uuid, repr(exc)))
             finally:
+                self._delivering = False
+                self._last_activity = self._monotonic()
                 self._values.task_done()
+
+    async def _drain(self) -> None:
+        """Wait (bounded) until every queued value went through ``on_value``."""
+        if self._deliver_task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._policy.drain_timeout):
+                await self._values.join()
 
     async def _disconnect(self, client: BleakClient) -> None:
         """Disconnect, swallowing failures: the link is being given up either way."""

@@ -80,3 +80,35 @@ class ValueHandlerError(BleError):
         super().__init__(address, f"on_value for {uuid} raised {error}")
         self.uuid = uuid
         self.error = error
+
+
+class ScanError(BleError):
+    """The hub's one scan could not be started (adapter off, busy or missing); no device can be found."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("hub radio", reason)
+        self.reason = reason
+
+
+class RecordTransferError(BleError):
+    """A history transfer over the Record Access Control Point did not complete.
+
+    ``response_code`` is the RACP Response Code Value the device answered (e.g. 0x04 operator not
+    supported), or None when it never answered (``reason`` says why: link lost, timed out, malformed).
+    Nothing of the transfer was stored; the next connection asks again from the same record.
+    """
+
+    def __init__(self, address: str, reason: str, response_code: int | None = None) -> None:
+        code = "" if response_code is None else f" (RACP response code 0x{response_code:02X})"
+        super().__init__(address, f"record transfer failed: {reason}{code}")
+        self.reason = reason
+        self.response_code = response_code
+
+
+class SessionError(BleError):
+    """The per-connection session (clock, history) failed unexpectedly; the link is released and retried."""
+
+    def __init__(self, address: str, stage: str, error: str) -> None:
+        super().__init__(address, f"session {stage} raised {error}")
+        self.stage = stage
+        self.error = error

@@ -173,7 +173,8 @@ class Demo:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
                 await asyncio.gather(*(home.agent.wait_connected() for home in self.homes))
                 return
-        down = [s.address for home in self.homes for s in home.agent.device_states() if not s.connected]
+        states = [s for home in self.homes for s in home.agent.device_states().values()]
+        down = [s.address for s in states if not s.connected]
         log.warning("%d devices not connected yet (they keep retrying): %s", len(down), ", ".join(down[:5]))
 
     def _print_banner(self, endpoint: BrokerEndpoint) -> None:

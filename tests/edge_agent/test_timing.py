@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge_agent.clock_sync import assess_clock
+from edge_agent.clock_sync import assess_clock, correction_after_setting, steady_correction
 from edge_agent.timing import MAX_AGE, effective_time
 
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -83,3 +83,37 @@ def test_clock_that_reports_not_known_gives_no_offset() -> None:
     unknown = assess_clock(None, RECEIVED, CPH)
     assert unknown.status == "unknown" and unknown.offset is None
     assert effective_time(datetime(2026, 11, 27, 9, 0), RECEIVED, CPH, unknown).source == "device"
+
+
+def test_in_sync_clock_stamps_are_not_shifted_by_the_measurement_noise() -> None:
+    fine = assess_clock(datetime(2026, 11, 27, 10, 0, 40), RECEIVED, CPH)  # 40 s ahead: in sync
+    assert fine.offset == timedelta(seconds=-40)
+    assert effective_time(datetime(2026, 11, 27, 9, 0), RECEIVED, CPH, fine).at == datetime(
+        2026, 11, 27, 8, 0, tzinfo=UTC
+    )
+
+
+def test_offset_is_measured_to_the_second() -> None:
+    measured = assess_clock(datetime(2026, 11, 27, 11, 0, 0, 400_000), RECEIVED, CPH)
+    assert measured.offset == timedelta(hours=-1)
+
+
+def test_a_clock_reporting_not_known_needs_setting() -> None:
+    assert assess_clock(None, RECEIVED, CPH).needs_setting
+
+
+def test_steady_correction_keeps_the_previous_offset_within_the_jitter() -> None:
+    previous = assess_clock(datetime(2026, 11, 27, 11, 0, 0), RECEIVED, CPH)
+    again = assess_clock(datetime(2026, 11, 27, 11, 0, 1), RECEIVED, CPH)  # one second more latency
+    assert steady_correction(previous, again).offset == previous.offset
+    moved = assess_clock(datetime(2026, 11, 27, 11, 5, 0), RECEIVED, CPH)  # drifted five minutes
+    assert steady_correction(previous, moved) == moved
+    assert steady_correction(None, again) == again
+
+
+def test_after_setting_the_clock_stamps_are_taken_as_they_are() -> None:
+    after = correction_after_setting(RECEIVED, CPH)
+    assert after.clock_was_set and after.status == "in-sync" and not after.needs_setting
+    stamp = datetime(2026, 11, 27, 9, 59, 30)
+    assert effective_time(stamp, RECEIVED, CPH, after).at == stamp.replace(tzinfo=CPH)
+    assert effective_time(stamp, RECEIVED, CPH, after).source == "device"

@@ -1,0 +1,54 @@
+"""Fixtures for the hub agent's integration tests: a home radio, an MQTT sink, and agents that stop.
+
+Real parts only: Bumble peripherals over a LocalLink reached through bleak, the agent's own outbox and
+publisher, and a broker process per test (``broker`` in ``tests/conftest.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from agent_helpers import FAST, Devices, ObservationSink, StartAgent, hub_config
+
+from edge_agent.agent import HubAgent
+from edge_agent.ble.connection import LinkPolicy
+from edge_agent.emulation.radio import HomeRadio
+from gateway.broker import BrokerEndpoint
+
+
+@pytest.fixture
+async def radio() -> AsyncIterator[HomeRadio]:
+    async with HomeRadio("agent-test") as radio:
+        yield radio
+    await asyncio.sleep(0.01)  # cancelled helper tasks finish on the next turns of the loop
+    assert {task for task in asyncio.all_tasks() if task is not asyncio.current_task()} == set()
+
+
+@pytest.fixture
+def sink(broker: BrokerEndpoint) -> Iterator[ObservationSink]:
+    sink = ObservationSink(broker)
+    yield sink
+    sink.close()
+
+
+@pytest.fixture
+async def start_agent(radio: HomeRadio, broker: BrokerEndpoint, tmp_path: Path) -> AsyncIterator[StartAgent]:
+    """``await start_agent(devices, max_connections=..., policy=...)``: a started agent, stopped at the end.
+
+    Agents started again with the same devices share one outbox file (a hub restart).
+    """
+    agents: list[HubAgent] = []
+
+    async def start(devices: Devices, *, max_connections: int = 7, policy: LinkPolicy = FAST) -> HubAgent:
+        config = hub_config(tmp_path, broker, devices, max_connections=max_connections)
+        agent = HubAgent(config, backend=radio.backend, link_policy=policy)
+        agents.append(agent)
+        await agent.start()
+        return agent
+
+    yield start
+    for agent in agents:
+        await agent.stop()
