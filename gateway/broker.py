@@ -118,6 +118,18 @@ def _amqtt_config(port: int) -> str:
     )
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to send SIGTERM when the parent dies.
+
+    Linux ties this to the *thread* that started the child: start the broker from the main thread or a
+    thread that lives as long as the broker should (asyncio's default executor threads do).
+    """
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class EmbeddedBroker:
     """An MQTT broker child process on a free loopback port. Use as a context manager or start/stop."""
 
@@ -144,9 +156,14 @@ class EmbeddedBroker:
             conf.write_text(_amqtt_config(port))
             cmd = [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
         log_file = (self._workdir / "stdout.log").open("wb")
-        # Own process group: Ctrl-C in the terminal reaches us, and we stop the broker in order.
+        # Own process group: Ctrl-C in the terminal reaches us, and we stop the broker in order. On Linux
+        # the broker also dies with us if we are killed outright, so no broker outlives its owner.
         self._process = subprocess.Popen(
-            cmd, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         log_file.close()
         self._wait_until_listening(port)
