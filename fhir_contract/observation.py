@@ -18,11 +18,13 @@ from typing import Any
 from edge_agent.readings import Absent, Quantity, Reading, Value
 from fhir_contract.terminology import (
     DATA_ABSENT_REASON,
+    DEVICE_TIME_EXTENSION,
     GATEWAY_DEVICE_EXTENSION,
     IDENTIFIER_SYSTEM,
     MDC,
     OBSERVATION_CATEGORY,
     PHD_CATEGORY,
+    RECEIVED_EXTENSION,
     SUPPLEMENTAL_TYPES_CODE,
     UCUM,
     ReadingType,
@@ -92,10 +94,12 @@ def build_observation(
     device_id: str,
     hub_id: str,
     effective: datetime,
+    received: datetime | None = None,
 ) -> FhirJson:
-    """One Observation for one reading. ``effective`` is the corrected, time-zone-aware measurement time."""
-    if effective.tzinfo is None:
-        raise ValueError("effective time must carry a time zone")
+    """One Observation for one reading. ``effective`` is the corrected, time-zone-aware measurement time;
+    ``received`` (aware) is when the hub got it. Both, and the device's own stamp, are kept."""
+    if effective.tzinfo is None or (received is not None and received.tzinfo is None):
+        raise ValueError("effective and received times must carry a time zone")
     rtype = reading_type(reading.kind)
     categories = [{"coding": [{"system": PHD_CATEGORY, "code": "phd"}]}]
     if rtype.vital_sign:
@@ -119,6 +123,17 @@ def build_observation(
         "device": {"reference": f"Device/{device_id}"},
         "extension": [{"url": GATEWAY_DEVICE_EXTENSION, "valueReference": {"reference": f"Device/{hub_id}"}}],
     }
+    if reading.device_time is not None:
+        obs["extension"].append(
+            {
+                "url": DEVICE_TIME_EXTENSION,
+                "valueString": reading.device_time.replace(microsecond=0).isoformat(),
+            }
+        )
+    if received is not None:
+        obs["extension"].append(
+            {"url": RECEIVED_EXTENSION, "valueDateTime": received.astimezone(UTC).isoformat()}
+        )
     if rtype.profile:
         obs["meta"] = {"profile": [rtype.profile]}
     if reading.body_site is not None:

@@ -23,6 +23,10 @@ DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 GATEWAY_DEVICE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/observation-gatewayDevice"
 SNOMED = "http://snomed.info/sct"
 IDENTIFIER_SYSTEM = "urn:homewatch:observation"
+# The device's own time stamp exactly as sent (local wall time, no zone: a FHIR string, not a dateTime)
+# and the hub's receipt time: kept beside the corrected effective time so a clock correction can be checked.
+DEVICE_TIME_EXTENSION = "urn:homewatch:fhir:extension:device-time"
+RECEIVED_EXTENSION = "urn:homewatch:fhir:extension:received-by-hub"
 SUPPLEMENTAL_TYPES_CODE = "68193"
 """MDC_ATTR_SUPPLEMENTAL_TYPES: the PHD IG component whose valueCodeableConcept names a variant."""
 

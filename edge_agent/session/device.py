@@ -299,6 +299,7 @@ class DeviceSession:
                     device_id=self.device.id,
                     hub_id=self._hub.hub_id,
                     effective=when.at,
+                    received=received,
                 )
             )
         if not observations and progress is None:

@@ -152,3 +152,15 @@ def test_bad_payloads_get_a_clear_code(payload: bytes, code: str) -> None:
     with pytest.raises(ContractViolation) as caught:
         parse_bundle(payload, max_bytes=1000)
     assert caught.value.code == code
+
+
+def test_device_stamp_and_receipt_time_are_kept_beside_the_corrected_time() -> None:
+    received = datetime(2026, 11, 2, 7, 31, 5, tzinfo=UTC)
+    obs = build_observation(
+        _bp(), patient_id="p-1", device_id="dev-1", hub_id="hub-1", effective=WHEN, received=received
+    )
+    Observation.model_validate(obs)
+    validate_observation(obs)
+    extensions = {e["url"]: e for e in obs["extension"]}
+    assert extensions["urn:homewatch:fhir:extension:device-time"]["valueString"] == "2026-11-02T07:30:00"
+    assert extensions["urn:homewatch:fhir:extension:received-by-hub"]["valueDateTime"] == received.isoformat()
