@@ -33,7 +33,7 @@ from edge_agent.gatt._fields import (
     join_names,
 )
 from edge_agent.gatt.errors import ParseError
-from edge_agent.readings import Absent, Quantity, Reading, Value
+from edge_agent.readings import Absent, Quantity, Reading
 
 HEART_RATE_MEASUREMENT = "0x2A37 Heart Rate Measurement"
 BODY_SENSOR_LOCATION = "0x2A38 Body Sensor Location"
@@ -166,6 +166,21 @@ def rr_interval_ms(ticks: int) -> Decimal:
     return exact.quantize(_MS_STEP, rounding=ROUND_HALF_UP)
 
 
+_NO_CONTACT = Reading(kind="heart-rate", value=Absent("not-performed"))
+
+
+# A heart-rate monitor notifies every second with values that repeat; readings are immutable, so the
+# same one can be handed out again (integers only: no Decimal precision to confuse).
+@lru_cache(maxsize=512)
+def _heart_rate_reading(beats_per_minute: int) -> Reading:
+    return Reading(kind="heart-rate", value=Quantity(Decimal(beats_per_minute), "/min"))
+
+
+@lru_cache(maxsize=8192)
+def _rr_reading(ticks: int, position: int) -> Reading:
+    return Reading(kind="rr-interval", value=Quantity(rr_interval_ms(ticks), "ms"), position=position)
+
+
 def to_readings(measurement: HeartRateMeasurement) -> list[Reading]:
     """A "heart-rate" reading in /min, one "rr-interval" reading in ms per RR interval (``position``
     0, 1, ... in the order sent) and "energy-expended" in kJ when sent.
@@ -176,13 +191,9 @@ def to_readings(measurement: HeartRateMeasurement) -> list[Reading]:
     """
     m = measurement
     no_contact = m.sensor_contact is SensorContact.NOT_DETECTED
-    heart_rate: Value = Absent("not-performed") if no_contact else Quantity(Decimal(m.heart_rate), "/min")
-    readings = [Reading(kind="heart-rate", value=heart_rate)]
+    readings = [_NO_CONTACT if no_contact else _heart_rate_reading(m.heart_rate)]
     if not no_contact:
-        readings += [
-            Reading(kind="rr-interval", value=Quantity(rr_interval_ms(rr), "ms"), position=i)
-            for i, rr in enumerate(m.rr_intervals)
-        ]
+        readings += [_rr_reading(rr, i) for i, rr in enumerate(m.rr_intervals)]
     if m.energy_expended is not None:
         readings.append(Reading(kind="energy-expended", value=Quantity(Decimal(m.energy_expended), "kJ")))
     return readings
