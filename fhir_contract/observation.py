@@ -5,17 +5,26 @@ IEEE 11073 MDC coding, UCUM units, the sensor as ``Observation.device``, the hub
 ``observation-gatewayDevice`` extension, special values as ``dataAbsentReason``, and a stable identifier
 built from device, patient, type and the device's own time stamp, so the server de-duplicates
 redeliveries and re-sent stored readings. A body site becomes the site's MDC code (and LOINC coding)
-plus ``bodySite``; a variant type (fast SpO2) carries its supplemental-types component.
+plus ``bodySite``; a variant type (fast SpO2) carries its supplemental-types component. Measurement
+status follows the IG too (``fhir_contract.status``): ``preliminary`` for a value still being measured
+(intermediate cuff pressure), a ``questionable`` interpretation, and ``HTEST`` security for test data.
 """
 
 from __future__ import annotations
 
+import copy
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from edge_agent.readings import Absent, Quantity, Reading, Value
+from fhir_contract.status import (
+    FINAL,
+    PRELIMINARY,
+    QUESTIONABLE_INTERPRETATION,
+    TEST_DATA_SECURITY,
+)
 from fhir_contract.terminology import (
     DATA_ABSENT_REASON,
     DEVICE_TIME_EXTENSION,
@@ -95,9 +104,18 @@ def build_observation(
     hub_id: str,
     effective: datetime,
     received: datetime | None = None,
+    preliminary: bool = False,
+    questionable: bool = False,
+    test_data: bool = False,
 ) -> FhirJson:
     """One Observation for one reading. ``effective`` is the corrected, time-zone-aware measurement time;
-    ``received`` (aware) is when the hub got it. Both, and the device's own stamp, are kept."""
+    ``received`` (aware) is when the hub got it. Both, and the device's own stamp, are kept.
+
+    Measurement status (PHD IG): ``preliminary`` marks a value still being measured, such as the
+    intermediate cuff pressure of 0x2A36 (``status = preliminary``; ``fhir_contract.status.should_send``
+    keeps it on the hub unless the hub opts in); ``questionable`` adds the measurement-status
+    interpretation; ``test_data`` labels the Observation ``meta.security`` HTEST.
+    """
     if effective.tzinfo is None or (received is not None and received.tzinfo is None):
         raise ValueError("effective and received times must carry a time zone")
     rtype = reading_type(reading.kind)
@@ -115,7 +133,7 @@ def build_observation(
                 "value": observation_identifier(device_id, patient_id, rtype.key, stamp, reading.position),
             }
         ],
-        "status": "final",
+        "status": PRELIMINARY if preliminary else FINAL,
         "category": categories,
         "code": _code(rtype, reading),
         "subject": {"reference": f"Patient/{patient_id}"},
@@ -134,8 +152,15 @@ def build_observation(
         obs["extension"].append(
             {"url": RECEIVED_EXTENSION, "valueDateTime": received.astimezone(UTC).isoformat()}
         )
+    meta: FhirJson = {}
     if rtype.profile:
-        obs["meta"] = {"profile": [rtype.profile]}
+        meta["profile"] = [rtype.profile]
+    if test_data:
+        meta["security"] = [dict(TEST_DATA_SECURITY)]
+    if meta:
+        obs["meta"] = meta
+    if questionable:
+        obs["interpretation"] = [copy.deepcopy(QUESTIONABLE_INTERPRETATION)]
     if reading.body_site is not None:
         site = rtype.site(reading.body_site)
         if site.snomed is not None:
@@ -153,13 +178,18 @@ def build_observation(
     return obs
 
 
-def build_bundle(observations: list[FhirJson]) -> FhirJson:
-    """A FHIR ``batch`` Bundle: each entry stands alone, so one rejected Observation spares the rest."""
+def build_bundle(
+    observations: list[FhirJson], *, bundle_id: str | None = None, timestamp: datetime | None = None
+) -> FhirJson:
+    """A FHIR ``batch`` Bundle: each entry stands alone, so one rejected Observation spares the rest.
+
+    ``bundle_id`` and ``timestamp`` (aware) default to a fresh UUID and now; fixed ones make examples.
+    """
     return {
         "resourceType": "Bundle",
-        "id": str(uuid.uuid4()),
+        "id": bundle_id or str(uuid.uuid4()),
         "type": "batch",
-        "timestamp": datetime.now(UTC).isoformat(),
+        "timestamp": (timestamp or datetime.now(UTC)).astimezone(UTC).isoformat(),
         "entry": [
             {"resource": obs, "request": {"method": "POST", "url": "Observation"}} for obs in observations
         ],
