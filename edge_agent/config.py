@@ -1,15 +1,19 @@
 """A hub's configuration: who it reports for, which devices belong to the patient, where to send.
 
-Pydantic models so a bad configuration file fails at start-up with a message naming the field. What each
-device kind subscribes to, whether it bonds or keeps a history, is data in :mod:`edge_agent.ble.profiles`.
+Pydantic models so a bad configuration file fails at start-up with a message naming the field
+(:meth:`HubConfig.from_toml` reads a TOML file with the stdlib ``tomllib``; unknown keys are errors, so
+a typo never passes silently). What each device kind subscribes to, whether it bonds or keeps a history,
+is data in :mod:`edge_agent.ble.profiles`; what the server may change remotely is
+:mod:`edge_agent.remote_config`.
 """
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DeviceKind = Literal[
     "blood-pressure-cuff",
@@ -24,10 +28,27 @@ DeviceKind = Literal[
 ]
 
 
+class HubConfigError(ValueError):
+    """A hub configuration that cannot be used; ``field`` is the dotted path of the bad value."""
+
+    def __init__(self, source: str, field: str | None, reason: str) -> None:
+        self.source = source
+        self.field = field
+        self.reason = reason
+        where = f"{source}: {field}" if field else source
+        super().__init__(f"{where}: {reason}")
+
+
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """(dotted field path, message) of the first error pydantic found."""
+    error = exc.errors()[0]
+    return ".".join(str(part) for part in error["loc"]) or "(top level)", str(error["msg"])
+
+
 class DeviceConfig(BaseModel):
     """One paired device: its FHIR Device id, Bluetooth address and kind."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(min_length=1)
     address: str = Field(min_length=1)
@@ -35,19 +56,60 @@ class DeviceConfig(BaseModel):
 
 
 class MqttConfig(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    """The broker, and how this hub proves who it is: TLS (server CA, optional client certificate) and
+    its own account (username = hub id in the shipped ACL; the password inline or, better, in a file)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     host: str = "127.0.0.1"
-    port: int = 1883
+    port: int = Field(default=1883, ge=1, le=65535)
     mqtt5: bool = True
     username: str | None = None
     password: str | None = None
+    # A file holding the password (trailing newline ignored), so the secret is not in the TOML.
+    password_file: Path | None = None
+    tls: bool = False
+    # CA that signed the broker's certificate; None with tls = the system's trust store.
+    ca_file: Path | None = None
+    # Client certificate and key, for brokers that authenticate hubs by certificate.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if not self.tls and (self.ca_file or self.cert_file):
+            raise ValueError("ca_file/cert_file/key_file need tls = true")
+        return self
+
+    def secret(self) -> str | None:
+        """The password: inline, or read from ``password_file`` (HubConfigError if unreadable)."""
+        if self.password_file is None:
+            return self.password
+        try:
+            return self.password_file.read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise HubConfigError(
+                str(self.password_file), "mqtt.password_file", exc.strerror or str(exc)
+            ) from exc
+
+
+class EmulationConfig(BaseModel):
+    """TESTS AND DEMOS ONLY: emulate the configured devices (Bumble) instead of using the radio."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Each emulated device takes a measurement this often.
+    interval_s: float = Field(default=5.0, gt=0)
 
 
 class HubConfig(BaseModel):
     """Everything one hub needs to run."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     municipality: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     hub_id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -62,6 +124,53 @@ class HubConfig(BaseModel):
     # Bluetooth links open at once. A BlueZ adapter holds about 7 LE connections in practice; devices
     # beyond that take turns (an idle connection gives way to a device that waits).
     max_connections: int = Field(default=7, ge=1, le=32)
+    # The retained status message is sent again this often (and on device changes, at most every 5 s).
+    status_interval_s: float = Field(default=60.0, ge=1.0)
+    emulation: EmulationConfig | None = None
+
+    @classmethod
+    def from_toml(cls, path: Path) -> HubConfig:
+        """Read a hub's TOML file. Relative paths in it are taken from the file's folder.
+
+        Raises :class:`HubConfigError` naming the file and the field.
+        """
+        try:
+            data = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise HubConfigError(str(path), None, exc.strerror or str(exc)) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise HubConfigError(str(path), None, f"not valid TOML: {exc}") from exc
+        return cls.from_mapping(data, source=str(path), base=path.parent)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], *, source: str, base: Path | None = None) -> HubConfig:
+        """Validate a parsed configuration; relative paths are resolved against ``base``."""
+        try:
+            config = cls.model_validate(data)
+        except ValidationError as exc:
+            field, reason = first_error(exc)
+            raise HubConfigError(source, field, reason) from exc
+        return config.resolved(base) if base is not None else config
+
+    def resolved(self, base: Path) -> HubConfig:
+        """This configuration with relative file paths taken from ``base``."""
+
+        def fix(path: Path | None) -> Path | None:
+            return None if path is None or path.is_absolute() else base / path
+
+        mqtt = self.mqtt.model_copy(
+            update={
+                name: fix(getattr(self.mqtt, name)) or getattr(self.mqtt, name)
+                for name in ("password_file", "ca_file", "cert_file", "key_file")
+            }
+        )
+        outbox = self.outbox_path if self.outbox_path.is_absolute() else base / self.outbox_path
+        return self.model_copy(update={"mqtt": mqtt, "outbox_path": outbox})
+
+    @property
+    def remote_cache_path(self) -> Path:
+        """Where the last good remote configuration is kept: next to the outbox."""
+        return self.outbox_path.with_name(self.outbox_path.stem + ".remote-config.json")
 
     def topic(self, leaf: str) -> str:
         """``homewatch/v1/{municipality}/{hub}/{leaf}``: leaf is observations, status, errors or config."""

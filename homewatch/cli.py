@@ -1,7 +1,7 @@
 """``homewatch``: one command line, a sub-command per role.
 
 - ``demo``     everything on one machine: database, broker, gateway and simulated homes (SYNTHETIC data)
-- ``edge``     the hub: decode device bytes
+- ``edge``     the hub: run it as a service (``edge run``), decode device bytes
 - ``gateway``  the server: database migrations
 - ``models``   risk scores: NEWS2 from vital signs
 """
@@ -131,6 +131,56 @@ def edge_decode(
         for r in readings
     ]
     typer.echo(json.dumps(build_bundle(observations), indent=2))
+
+
+@edge_app.command("run")
+def edge_run(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The hub's TOML file (see deploy/hub.example.toml).")
+    ],
+    emulate: Annotated[
+        bool,
+        typer.Option(
+            "--emulate", help="TESTS AND DEMOS ONLY: emulated devices instead of the Bluetooth radio."
+        ),
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Run the hub until SIGTERM or SIGINT: devices -> outbox -> MQTT, remote config, retained status."""
+    import asyncio
+    import logging
+    import signal
+
+    from edge_agent.config import HubConfig, HubConfigError
+    from edge_agent.service import HubService
+
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise _fail(f"unknown log level {log_level!r}")
+    try:
+        hub = HubConfig.from_toml(config)
+        hub.mqtt.secret()  # an unreadable password file is a configuration error, found now
+    except HubConfigError as exc:
+        raise _fail(str(exc)) from None
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    for noisy in ("bumble", "bleak"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        logging.getLogger("homewatch").info("hub %s: starting (config %s)", hub.hub_id, config)
+        await HubService(hub, emulate=emulate).run(stop)
+        logging.getLogger("homewatch").info("hub %s: stopped cleanly", hub.hub_id)
+
+    try:
+        asyncio.run(main())
+    except HubConfigError as exc:
+        raise _fail(str(exc)) from None
 
 
 @gateway_app.command("migrate")

@@ -7,13 +7,19 @@ on reconnect; rows not yet sent stay in the outbox. If the hub process dies, eve
 acknowledged is still in the outbox and is sent again: the server's de-duplication on the Observation
 identifier makes that harmless.
 
-The retained ``status`` topic says online with the queue depth; the Last Will says offline.
+The retained ``status`` topic says online with the agent version, queue depth and whatever the
+``status_extra`` callable adds (the service adds the devices); the Last Will says offline.
+:meth:`MqttPublisher.publish_status` sends it again. Messages on the hub's retained ``config`` topic go
+to ``on_config`` (raw bytes, on paho's thread); judging them is :mod:`edge_agent.remote_config`'s job.
+TLS and the hub's credentials come from :class:`~edge_agent.config.MqttConfig`.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +60,8 @@ class MqttPublisher:
         self._inflight: dict[int, list[int]] = {}  # mid -> outbox seqs
         self._cursor = 0  # highest seq handed to paho
         self._acked_early: set[int] = set()
+        # mids of status messages: their PUBACKs must never be taken for a Bundle's (paho reuses mids).
+        self._status_mids: set[int] = set()
         self._connected = threading.Event()
         self._stopping = threading.Event()
         self._slot_free = threading.Condition(self._lock)
@@ -62,25 +70,61 @@ class MqttPublisher:
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"hub-{config.hub_id}", protocol=protocol, **kwargs
         )
-        if config.mqtt.username:
-            self._client.username_pw_set(config.mqtt.username, config.mqtt.password)
+        #: Extra fields of the online status (called on paho's thread or the caller's: keep it cheap).
+        self.status_extra: Callable[[], dict[str, Any]] = dict
+        #: Called with the payload of each message on the hub's config topic (paho's thread).
+        self.on_config: Callable[[bytes], None] | None = None
+        self._apply_credentials(config)
         self._client.max_inflight_messages_set(WINDOW)
         self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         self._client.will_set(config.topic("status"), self._status("offline"), qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
         self._drainer = threading.Thread(target=self._drain, name=f"drain-{config.hub_id}", daemon=True)
 
+    def _apply_credentials(self, config: HubConfig) -> None:
+        mqtt_cfg = config.mqtt
+        if mqtt_cfg.username:
+            self._client.username_pw_set(mqtt_cfg.username, mqtt_cfg.secret())
+        if mqtt_cfg.tls:
+            self._client.tls_set(
+                ca_certs=str(mqtt_cfg.ca_file) if mqtt_cfg.ca_file else None,
+                certfile=str(mqtt_cfg.cert_file) if mqtt_cfg.cert_file else None,
+                keyfile=str(mqtt_cfg.key_file) if mqtt_cfg.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+
     def _status(self, state: str) -> bytes:
-        return orjson.dumps(
-            {
-                "state": state,
-                "agentVersion": AGENT_VERSION,
-                "queueDepth": self._outbox.depth() if state == "online" else None,
-            }
-        )
+        body: dict[str, Any] = {"state": state, "agentVersion": AGENT_VERSION}
+        if state == "online":
+            body["queueDepth"] = self._outbox.depth()
+            try:
+                body.update(self.status_extra())
+            except Exception:  # a status must never take the publisher down
+                log.exception("hub %s: building the status failed", self._config.hub_id)
+        else:
+            body["queueDepth"] = None
+        return orjson.dumps(body)
+
+    def publish_status(self) -> bool:
+        """Send the retained online status now; False when not connected (it is sent on connect)."""
+        if not self._connected.is_set() or self._stopping.is_set():
+            return False
+        self._send_status(self._client, "online")
+        return True
+
+    def _send_status(self, client: mqtt.Client, state: str) -> None:
+        """Publish the retained status (QoS 1) and remember its mid, so its PUBACK deletes nothing."""
+        info = client.publish(self._config.topic("status"), self._status(state), qos=1, retain=True)
+        with self._lock:
+            if info.mid in self._acked_early:  # its PUBACK overtook us
+                self._acked_early.discard(info.mid)
+            else:
+                self._status_mids.add(info.mid)
 
     def start(self) -> None:
         mqtt_cfg = self._config.mqtt
@@ -105,7 +149,7 @@ class MqttPublisher:
             self._slot_free.wait_for(lambda: not self._inflight, timeout=timeout)
         self._drainer.join(timeout=timeout)
         if self._connected.is_set():
-            self._client.publish(self._config.topic("status"), self._status("offline"), qos=1, retain=True)
+            self._send_status(self._client, "offline")
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -121,9 +165,21 @@ class MqttPublisher:
         if reason.is_failure:
             log.warning("hub %s: broker refused connection: %s", self._config.hub_id, reason)
             return
-        client.subscribe(self._config.topic("errors"), qos=1)
-        client.publish(self._config.topic("status"), self._status("online"), qos=1, retain=True)
+        log.info(
+            "hub %s: connected to %s:%d", self._config.hub_id, self._config.mqtt.host, self._config.mqtt.port
+        )
+        client.subscribe([(self._config.topic("errors"), 1), (self._config.topic("config"), 1)])
+        self._send_status(client, "online")
         self._connected.set()
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: object) -> None:
+        if not self._stopping.is_set():
+            log.warning(
+                "hub %s: cannot reach %s:%d (TLS or network); retrying with back-off",
+                self._config.hub_id,
+                self._config.mqtt.host,
+                self._config.mqtt.port,
+            )
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
         self._connected.clear()
@@ -132,9 +188,12 @@ class MqttPublisher:
 
     def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, _r: ReasonCode, _p: object) -> None:
         with self._slot_free:
+            if mid in self._status_mids:
+                self._status_mids.discard(mid)
+                return
             seqs = self._inflight.pop(mid, None)
             if seqs is None:
-                # A status message, or a PUBACK that overtook the registration in _send.
+                # A PUBACK that overtook the registration in _send (or in _send_status).
                 self._acked_early.add(mid)
                 return
             self._delivered(seqs)
@@ -146,6 +205,10 @@ class MqttPublisher:
         self._slot_free.notify_all()
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self._config.topic("config"):
+            if self.on_config is not None:
+                self.on_config(bytes(message.payload))
+            return
         try:
             rejection = orjson.loads(message.payload)
         except orjson.JSONDecodeError:

@@ -1,0 +1,339 @@
+"""The hub as a long-running service: one :class:`~edge_agent.agent.HubAgent`, its remote configuration
+and its retained status, until asked to stop.
+
+:class:`HubService` starts the agent with the local file's configuration merged with the last good remote
+one (cached next to the outbox), applies each new retained ``config`` message (a changed effective
+configuration restarts the agent in place: devices closed, publisher drained, outbox closed, then the
+new agent; a bad message is logged and reported in the status and changes nothing), and republishes
+the retained ``status`` every ``status_interval_s`` and when a device's state changes (at most every
+:data:`MIN_STATUS_GAP_S`). :meth:`HubService.run` returns when its stop event is set; signals are the
+caller's business (``homewatch edge run`` sets the event on SIGTERM/SIGINT).
+
+Emulation (``[emulation]`` in the file, or ``--emulate``) is for tests and demos only: the configured
+devices are replaced by Bumble-emulated peripherals of the same kinds on an in-process radio, each
+taking a SYNTHETIC measurement every ``interval_s``. Nothing of it runs on a real hub, where bleak uses
+its platform backend (BlueZ over D-Bus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from edge_agent.agent import HubAgent
+from edge_agent.ble.backend import BleBackend
+from edge_agent.ble.connection import DeviceState, LinkPolicy
+from edge_agent.config import DeviceConfig, EmulationConfig, HubConfig, HubConfigError
+from edge_agent.remote_config import (
+    RemoteConfig,
+    RemoteConfigError,
+    describe,
+    load_cache,
+    merge,
+    parse_remote,
+    save_cache,
+)
+
+log = logging.getLogger(__name__)
+
+# A device that flaps (connect, drop, connect) must not flood the broker with retained status messages.
+MIN_STATUS_GAP_S = 5.0
+# How often device states are looked at for changes: cheap (a dict of immutable snapshots).
+POLL_S = 0.5
+
+
+def device_status(device: DeviceConfig, state: DeviceState | None) -> dict[str, Any]:
+    """One device in the status message (pure)."""
+    entry: dict[str, Any] = {"id": device.id, "kind": device.kind, "address": device.address}
+    if state is None:
+        return entry | {"connected": False}
+    error = state.last_error
+    return entry | {
+        "connected": state.connected,
+        "lastSeen": state.last_seen.isoformat() if state.last_seen else None,
+        "battery": state.battery,
+        "firmware": state.firmware,
+        "model": state.model,
+        "serial": state.serial,
+        "clock": state.clock_status,
+        "clockOffsetS": state.clock_offset.total_seconds() if state.clock_offset is not None else None,
+        "errors": state.errors,
+        "lastError": None if error is None else {"type": type(error).__name__, "message": str(error)},
+    }
+
+
+def _change_key(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What counts as a device state change: everything but ``lastSeen`` (which moves with each value)."""
+    return [{k: v for k, v in d.items() if k != "lastSeen"} for d in devices]
+
+
+class HubService:
+    """Runs one hub until ``stop`` is set: agent, remote configuration, status."""
+
+    def __init__(
+        self,
+        local: HubConfig,
+        *,
+        backend: BleBackend | None = None,
+        link_policy: LinkPolicy | None = None,
+        correct_device_clocks: bool = True,
+        emulate: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.local = local
+        self._backend = backend
+        self._policy = link_policy
+        self._correct_clocks = correct_device_clocks
+        emulation = local.emulation or (EmulationConfig() if emulate else None)
+        self._emulator = EmulatedDevices(emulation, local.timezone) if emulation is not None else None
+        self._monotonic = monotonic
+        self._payloads: asyncio.Queue[bytes] = asyncio.Queue()
+        self._remote: RemoteConfig | None = None
+        self._remote_payload: bytes | None = None
+        self._config_error: dict[str, Any] | None = None
+        self._status_fields: dict[str, Any] = {}
+        self._last_key: list[dict[str, Any]] | None = None
+        self._last_status = float("-inf")
+        self.agent: HubAgent | None = None
+        self.config = local
+
+    # -- life --------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start, serve until ``stop`` is set, then stop cleanly."""
+        cached = load_cache(self.local.remote_cache_path)
+        if cached is not None:
+            try:
+                self.config = merge(self.local, cached[0])
+                self._remote, self._remote_payload = cached
+                log.info("hub %s: using the cached remote config %s", self.local.hub_id, describe(cached[0]))
+            except RemoteConfigError as exc:
+                log.error("hub %s: cached remote config ignored: %s", self.local.hub_id, exc)
+        if self._emulator is not None:
+            await self._emulator.start()
+        try:
+            await self._start_agent()
+            await self._serve(stop)
+        finally:
+            await self._stop_agent()
+            if self._emulator is not None:
+                await self._emulator.close()
+
+    async def _serve(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                getting = asyncio.create_task(self._payloads.get())
+                done, _ = await asyncio.wait(
+                    {getting, stopping}, timeout=POLL_S, return_when="FIRST_COMPLETED"
+                )
+                if getting in done:
+                    await self._apply(getting.result())
+                else:
+                    getting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await getting
+                self._tick()
+        finally:
+            stopping.cancel()
+
+    async def _start_agent(self) -> None:
+        config = self.config
+        backend = self._backend
+        if self._emulator is not None:
+            config, backend = await self._emulator.take_over(config)
+        agent = HubAgent(
+            config, backend=backend, link_policy=self._policy, correct_device_clocks=self._correct_clocks
+        )
+        loop = asyncio.get_running_loop()
+        agent.publisher.status_extra = lambda: self._status_fields
+
+        def on_config(payload: bytes) -> None:  # paho's thread
+            loop.call_soon_threadsafe(self._payloads.put_nowait, payload)
+
+        agent.publisher.on_config = on_config
+        self.agent = agent
+        self._last_key = None
+        self._refresh_status_fields()
+        await agent.start()
+        log.info(
+            "hub %s: agent started for patient %s with %d device(s)%s",
+            config.hub_id,
+            config.patient_id,
+            len(config.devices),
+            " (EMULATED devices)" if self._emulator is not None else "",
+        )
+
+    async def _stop_agent(self) -> None:
+        agent, self.agent = self.agent, None
+        if agent is not None:
+            await agent.stop()
+            log.info("hub %s: agent stopped", self.config.hub_id)
+
+    # -- remote configuration ----------------------------------------------------------------------
+
+    async def _apply(self, payload: bytes) -> None:
+        hub = self.local.hub_id
+        if payload == self._remote_payload:
+            return
+        if not payload:  # the server cleared its retained config: back to the local file
+            remote, merged = None, self.local
+        else:
+            try:
+                remote = parse_remote(payload)
+                merged = merge(self.local, remote)
+                if self._emulator is not None:
+                    self._emulator.check(merged)
+            except RemoteConfigError as exc:
+                log.error("hub %s: rejected a config message: %s", hub, exc)
+                self._config_error = {"field": exc.field, "reason": exc.reason, "at": _now_iso()}
+                self._publish_status(force=True)
+                return
+        self._config_error = None
+        self._remote, self._remote_payload = remote, payload
+        if payload:
+            save_cache(self.local.remote_cache_path, payload)
+        else:
+            self.local.remote_cache_path.unlink(missing_ok=True)
+        if merged == self.config:
+            log.info("hub %s: config message changes nothing", hub)
+            self._publish_status(force=True)
+            return
+        log.info(
+            "hub %s: applying remote config %s; restarting the agent", hub, describe(remote) if remote else {}
+        )
+        self.config = merged
+        await self._stop_agent()
+        await self._start_agent()
+
+    # -- status ------------------------------------------------------------------------------------
+
+    def _refresh_status_fields(self) -> list[dict[str, Any]]:
+        states = self.agent.device_states() if self.agent is not None else {}
+        devices = [device_status(d, states.get(d.id)) for d in self.config.devices]
+        self._status_fields = {
+            "patientId": self.config.patient_id,
+            "configVersion": self._remote.version if self._remote is not None else None,
+            "configError": self._config_error,
+            "emulated": self._emulator is not None,
+            "devices": devices,
+        }
+        return devices
+
+    def _tick(self) -> None:
+        if self.agent is None:
+            return
+        key = _change_key(self._refresh_status_fields())
+        now = self._monotonic()
+        due = now - self._last_status >= self.config.status_interval_s
+        changed = key != self._last_key and now - self._last_status >= MIN_STATUS_GAP_S
+        if due or changed:
+            self._publish_status(force=False, key=key)
+
+    def _publish_status(self, *, force: bool, key: list[dict[str, Any]] | None = None) -> None:
+        if self.agent is None:
+            return
+        devices = self._refresh_status_fields()
+        if self.agent.publisher.publish_status():
+            self._last_status = self._monotonic()
+            self._last_key = key if key is not None else _change_key(devices)
+        elif force:
+            log.debug("hub %s: status not sent (offline); it goes out on connect", self.local.hub_id)
+
+
+def _now_iso() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+class EmulatedDevices:
+    """TESTS AND DEMOS ONLY: Bumble peripherals standing in for the configured devices."""
+
+    SUPPORTED = ("blood-pressure-cuff", "pulse-oximeter", "scale", "thermometer")
+
+    def __init__(self, config: EmulationConfig, timezone: str) -> None:
+        self._config = config
+        self._zone = ZoneInfo(timezone)
+        self._radio: Any = None
+        self._peripherals: dict[str, Any] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        from edge_agent.emulation.radio import HomeRadio
+
+        self._radio = await HomeRadio("hub-emulation").start()
+
+    def check(self, config: HubConfig) -> None:
+        """RemoteConfigError when a device of ``config`` cannot be emulated."""
+        for index, device in enumerate(config.devices):
+            if device.kind not in self.SUPPORTED:
+                raise RemoteConfigError(f"devices.{index}.kind", f"cannot emulate {device.kind!r}")
+
+    async def take_over(self, config: HubConfig) -> tuple[HubConfig, BleBackend]:
+        """The configuration with each device's address replaced by its emulated peripheral's."""
+        from edge_agent.emulation.clock import DeviceClock
+        from edge_agent.emulation.peripheral import create_peripheral
+
+        devices = []
+        for device in config.devices:
+            if device.kind not in self.SUPPORTED:
+                raise HubConfigError("emulation", "devices", f"cannot emulate {device.kind!r}")
+            if device.id not in self._peripherals:
+                clock = DeviceClock.correct(lambda: datetime.now(self._zone).replace(tzinfo=None))
+                peripheral = await create_peripheral(self._radio, device.kind, clock=clock)
+                self._peripherals[device.id] = peripheral
+                self._tasks.append(asyncio.create_task(self._measure(device.kind, peripheral)))
+                log.info("EMULATION: %s %s is %s", device.kind, device.id, peripheral.address)
+            devices.append(device.model_copy(update={"address": self._peripherals[device.id].address}))
+        return config.model_copy(update={"devices": tuple(devices)}), self._radio.backend
+
+    async def _measure(self, kind: str, peripheral: Any) -> None:
+        count = 0
+        while True:
+            await asyncio.sleep(self._config.interval_s)
+            count += 1
+            await peripheral.measure(
+                _synthetic_bytes(kind, count, peripheral.device_now().replace(microsecond=0))
+            )
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._radio is not None:
+            await self._radio.close()
+
+
+def _synthetic_bytes(kind: str, count: int, when: datetime) -> bytes:
+    """A plausible SYNTHETIC reading of ``kind`` (values vary a little with ``count``)."""
+    from edge_agent.gatt.blood_pressure import BloodPressureMeasurement, encode_blood_pressure_measurement
+    from edge_agent.gatt.health_thermometer import TemperatureMeasurement, encode_temperature_measurement
+    from edge_agent.gatt.pulse_oximeter import PlxSpotCheckMeasurement, encode_plx_spot_check_measurement
+    from edge_agent.gatt.weight_scale import WeightMeasurement, encode_weight_measurement
+
+    wobble = count % 5
+    if kind == "blood-pressure-cuff":
+        return encode_blood_pressure_measurement(
+            BloodPressureMeasurement(
+                systolic=Decimal(120 + wobble),
+                diastolic=Decimal(80),
+                mean_arterial_pressure=Decimal(93),
+                time_stamp=when,
+                pulse_rate=Decimal(70 + wobble),
+            )
+        )
+    if kind == "pulse-oximeter":
+        return encode_plx_spot_check_measurement(
+            PlxSpotCheckMeasurement(spo2=Decimal(95 + wobble % 3), pulse_rate=Decimal(70), time_stamp=when)
+        )
+    if kind == "scale":
+        return encode_weight_measurement(WeightMeasurement(weight=Decimal("80.5"), time_stamp=when))
+    return encode_temperature_measurement(
+        TemperatureMeasurement(temperature=Decimal("36.8") + Decimal(wobble) / 10, time_stamp=when)
+    )
