@@ -193,6 +193,25 @@ class EmbeddedBroker:
                 text += path.read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
+    def save_state(self, timeout: float = 5.0) -> bool:
+        """Make Mosquitto write its persistence file now (SIGUSR1), as its autosave does periodically.
+
+        Mosquitto persists by snapshot, not by log: a broker killed outright comes back with what its last
+        snapshot held. True once the file was written; False for amqtt, which keeps nothing on disk.
+        """
+        if self.kind != "mosquitto" or self._process is None or self._process.poll() is not None:
+            return False
+        database = self._workdir / "mosquitto.db"
+        before = database.stat().st_mtime_ns if database.exists() else None
+        self._process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if database.exists() and database.stat().st_mtime_ns != before:
+                time.sleep(0.1)  # let it finish writing
+                return True
+            time.sleep(0.02)
+        return False
+
     def kill(self) -> None:
         """SIGKILL the broker (tests of crash recovery); ``start()`` brings it back on the same port."""
         if self._process is not None and self._process.poll() is None:
