@@ -153,14 +153,28 @@ class DeviceLink:
         """Stop reconnecting, disconnect, give queued values to ``on_value``, stop. Safe to call twice."""
         run, self._run_task = self._run_task, None
         if run is not None:
-            run.cancel()
-            await asyncio.gather(run, return_exceptions=True)
+            await self._cancel_and_wait(run)
         await self._drain()
         deliver, self._deliver_task = self._deliver_task, None
         if deliver is not None:
-            deliver.cancel()
-            await asyncio.gather(deliver, return_exceptions=True)
+            await self._cancel_and_wait(deliver)
         self._update(connected=False)
+
+    async def _cancel_and_wait(self, run: asyncio.Task[None]) -> None:
+        """Cancel one of the link's tasks and wait for it, bounded: a cancelled link finishes within its
+        connect and disconnect bounds; past that, something swallowed the cancellation, and the hub's
+        shutdown must not hang on one device, so cancel again (a few times) and then leave it."""
+        grace = self._policy.connect_timeout * 2 + 2.0
+        for _ in range(3):
+            run.cancel()
+            done, _pending = await asyncio.wait({run}, timeout=grace)
+            if done:
+                if not run.cancelled() and run.exception() is not None:
+                    logger.debug("%s: link task ended with %r", self.address, run.exception())
+                return
+            logger.error(
+                "%s: link task ignored cancellation for %.0f s; cancelling again", self.address, grace
+            )
 
     async def __aenter__(self) -> Self:
         self.start()
@@ -327,8 +341,12 @@ class DeviceLink:
         try:
             await asyncio.shield(connect)
         except asyncio.CancelledError:
-            await asyncio.wait({connect})
-            if not connect.cancelled() and connect.exception() is None:
+            # Bounded: a connect that outlives twice its own timeout is abandoned rather than holding the
+            # shutdown (an emulated peer that never answers can keep a discovery pending).
+            await asyncio.wait({connect}, timeout=self._policy.connect_timeout * 2)
+            if not connect.done():
+                connect.cancel()
+            elif not connect.cancelled() and connect.exception() is None:
                 await self._disconnect(client)
             raise
 

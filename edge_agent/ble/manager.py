@@ -14,6 +14,7 @@ what happens to a value, the ``on_value`` callbacks'.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -26,6 +27,10 @@ from edge_agent.ble.slots import ConnectionSlots
 
 #: What one BlueZ adapter holds in practice (the controller's limit is often higher, BlueZ's lower).
 DEFAULT_MAX_CONNECTIONS = 7
+logger = logging.getLogger(__name__)
+
+# Stopping a scan is one HCI command; seconds mean the radio is gone.
+SCANNER_STOP_TIMEOUT_S = 5.0
 
 
 def _utc_now() -> datetime:
@@ -106,5 +111,10 @@ class ConnectionManager:
     async def close(self) -> None:
         """Disconnect every device (handing over values already received), then stop the scan."""
         await asyncio.gather(*(link.close() for link in self._links.values()))
-        await self.scanner.stop()
+        try:
+            # Bounded like every step of shutdown: a radio that does not answer must not hold the hub.
+            async with asyncio.timeout(SCANNER_STOP_TIMEOUT_S):
+                await self.scanner.stop()
+        except TimeoutError:
+            logger.error("the hub's scanner did not stop within %.0f s", SCANNER_STOP_TIMEOUT_S)
         self._started = False

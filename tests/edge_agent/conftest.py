@@ -51,4 +51,5 @@ async def start_agent(radio: HomeRadio, broker: BrokerEndpoint, tmp_path: Path) 
 
     yield start
     for agent in agents:
-        await agent.stop()
+        async with asyncio.timeout(30):  # a hub that cannot stop is a failure, not a hang
+            await agent.stop()
