@@ -76,8 +76,8 @@ class CohortError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class TrueVitals:
-    """SYNTHETIC physiological truth at one moment (SpO2 %, pulse /min, mmHg, °C, kg)."""
+class _Vitals:
+    """The six vitals the demo's devices measure (SpO2 %, pulse /min, mmHg, °C, kg). SYNTHETIC."""
 
     spo2: float
     pulse: float
@@ -94,21 +94,13 @@ class TrueVitals:
 
 
 @dataclass(frozen=True, slots=True)
-class Baseline:
+class TrueVitals(_Vitals):
+    """SYNTHETIC physiological truth at one moment."""
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline(_Vitals):
     """A SYNTHETIC patient's own normal: daily means when stable."""
-
-    spo2: float
-    pulse: float
-    systolic: float
-    diastolic: float
-    temperature: float
-    weight: float
-    synthetic: bool = field(default=True, init=False)
-
-    def get(self, vital: Vital) -> float:
-        """The value of one vital by name."""
-        value: float = getattr(self, vital)
-        return value
 
 
 @dataclass(frozen=True, slots=True)
