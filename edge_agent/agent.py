@@ -49,7 +49,9 @@ class HubAgent:
     ) -> None:
         self.config = config
         self.stats = AgentStats()
-        self.outbox = Outbox(config.outbox_path)
+        self.outbox = Outbox(
+            config.outbox_path, max_rows=config.outbox_max_rows, max_bytes=config.outbox_max_bytes
+        )
         self.publisher = MqttPublisher(config, self.outbox)
         self.manager = ConnectionManager(
             backend, max_connections=config.max_connections, policy=link_policy, clock=clock

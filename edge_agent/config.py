@@ -15,6 +15,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge_agent.outbox.sqlite_outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS
+
 DeviceKind = Literal[
     "blood-pressure-cuff",
     "pulse-oximeter",
@@ -117,6 +119,10 @@ class HubConfig(BaseModel):
     devices: tuple[DeviceConfig, ...]
     mqtt: MqttConfig = MqttConfig()
     outbox_path: Path
+    # The outbox's bound (docs/outbox.md): past it the oldest non-critical readings are evicted, counted
+    # and logged. Local only: the server cannot change how much a hub keeps.
+    outbox_max_rows: int = Field(default=DEFAULT_MAX_ROWS, ge=1)
+    outbox_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1)
     # Device clocks carry local time without a zone; this is the zone the hub reads them in.
     timezone: str = "Europe/Copenhagen"
     # Observations per MQTT message (one FHIR batch Bundle).

@@ -102,6 +102,7 @@ class MqttPublisher:
         body: dict[str, Any] = {"state": state, "agentVersion": AGENT_VERSION}
         if state == "online":
             body["queueDepth"] = self._outbox.depth()
+            body["evicted"] = self._outbox.evicted  # readings dropped because the outbox was full, by kind
             try:
                 body.update(self.status_extra())
             except Exception:  # a status must never take the publisher down
