@@ -174,17 +174,9 @@ def parse_plx_spot_check_measurement(data: bytes) -> PlxSpotCheckMeasurement:
     spo2 = reader.sfloat()  # SpO2, SFLOAT, percent
     pulse_rate = reader.sfloat()  # PR, SFLOAT, beats per minute
     time_stamp = reader.date_time() if time_stamp_present else None  # Timestamp, Date Time
-    measurement_status = (  # Measurement Status, uint16
-        PlxMeasurementStatus(reader.uint16() & _MEASUREMENT_STATUS_BITS)
-        if measurement_status_present
-        else None
+    measurement_status, device_and_sensor_status, pulse_amplitude_index = _read_status_tail(
+        reader, measurement_status_present, device_and_sensor_status_present, pulse_amplitude_index_present
     )
-    device_and_sensor_status = (  # Device and Sensor Status, uint24
-        PlxDeviceAndSensorStatus(reader.uint24() & _DEVICE_AND_SENSOR_STATUS_BITS)
-        if device_and_sensor_status_present
-        else None
-    )
-    pulse_amplitude_index = reader.sfloat() if pulse_amplitude_index_present else None  # PAI, SFLOAT
     return PlxSpotCheckMeasurement(
         spo2=spo2,
         pulse_rate=pulse_rate,
@@ -194,6 +186,22 @@ def parse_plx_spot_check_measurement(data: bytes) -> PlxSpotCheckMeasurement:
         pulse_amplitude_index=pulse_amplitude_index,
         device_clock_not_set=device_clock_not_set,
     )
+
+
+def _read_status_tail(
+    reader: FieldReader, measurement_status: bool, device_and_sensor_status: bool, pulse_amplitude_index: bool
+) -> tuple[PlxMeasurementStatus | None, PlxDeviceAndSensorStatus | None, NumericValue | None]:
+    """The optional fields both PLX measurements end with, in the order the spec gives them."""
+    status = (  # Measurement Status, uint16
+        PlxMeasurementStatus(reader.uint16() & _MEASUREMENT_STATUS_BITS) if measurement_status else None
+    )
+    device_status = (  # Device and Sensor Status, uint24
+        PlxDeviceAndSensorStatus(reader.uint24() & _DEVICE_AND_SENSOR_STATUS_BITS)
+        if device_and_sensor_status
+        else None
+    )
+    pai = reader.sfloat() if pulse_amplitude_index else None  # PAI, SFLOAT
+    return status, device_status, pai
 
 
 def encode_plx_spot_check_measurement(measurement: PlxSpotCheckMeasurement) -> bytes:
@@ -279,17 +287,9 @@ def parse_plx_continuous_measurement(data: bytes) -> PlxContinuousMeasurement:
     normal = SpO2PulseRate(reader.sfloat(), reader.sfloat())  # SpO2PR-Normal: SpO2, PR (SFLOAT each)
     fast = SpO2PulseRate(reader.sfloat(), reader.sfloat()) if fast_present else None  # SpO2PR-Fast
     slow = SpO2PulseRate(reader.sfloat(), reader.sfloat()) if slow_present else None  # SpO2PR-Slow
-    measurement_status = (  # Measurement Status, uint16
-        PlxMeasurementStatus(reader.uint16() & _MEASUREMENT_STATUS_BITS)
-        if measurement_status_present
-        else None
+    measurement_status, device_and_sensor_status, pulse_amplitude_index = _read_status_tail(
+        reader, measurement_status_present, device_and_sensor_status_present, pulse_amplitude_index_present
     )
-    device_and_sensor_status = (  # Device and Sensor Status, uint24
-        PlxDeviceAndSensorStatus(reader.uint24() & _DEVICE_AND_SENSOR_STATUS_BITS)
-        if device_and_sensor_status_present
-        else None
-    )
-    pulse_amplitude_index = reader.sfloat() if pulse_amplitude_index_present else None  # PAI, SFLOAT
     return PlxContinuousMeasurement(
         normal=normal,
         fast=fast,
