@@ -5,7 +5,8 @@ Three figures, on real FHIR Observations built with the contract's builder (SpO2
 - write rate: Observations/s through ``Outbox.put`` in batches of ``--batch`` (what the agent stores
   from one connection or one history download) and in single puts (one fsync each);
 - drain rate: Observations/s from a full outbox (``--backlog`` rows) to the broker's PUBACK through the
-  real ``MqttPublisher`` (its Bundle size, window of 16 Bundles in flight, delete after PUBACK);
+  real ``MqttPublisher`` (its Bundle size, window of 16 Bundles in flight, ``delete_after = "broker"``:
+  rows deleted at the PUBACK; in the default mode the gateway's receipts pace the drain instead);
 - raw rate: paho publishing the same Bundle payloads at QoS 1 with the same in-flight window, no outbox.
 
 The ratio drain/raw is what durability (read, delete, fsync per PUBACK) costs. No subscriber is attached:
@@ -66,7 +67,9 @@ def hub_config(folder: Path, endpoint: BrokerEndpoint) -> HubConfig:
         hub_id="bench-hub",
         patient_id="p1",
         devices=(DeviceConfig(id="OXI1", address="F0:00:00:00:00:01", kind="pulse-oximeter"),),
-        mqtt=MqttConfig(host=endpoint.host, port=endpoint.port, mqtt5=endpoint.mqtt5),
+        # Rows go at the PUBACK: this measures the hub's own side. With the default delete_after =
+        # "gateway" the drain is paced by the gateway's receipts, i.e. by the gateway's store rate.
+        mqtt=MqttConfig(host=endpoint.host, port=endpoint.port, mqtt5=endpoint.mqtt5, delete_after="broker"),
         outbox_path=folder / "outbox.sqlite3",
     )
 

@@ -76,6 +76,13 @@ class MqttConfig(BaseModel):
     # Client certificate and key, for brokers that authenticate hubs by certificate.
     cert_file: Path | None = None
     key_file: Path | None = None
+    # When the hub may forget a reading: "gateway" (the default) once the gateway's receipt says it
+    # stored or quarantined it; "broker" at the broker's PUBACK, for a server that sends no receipts.
+    # A broker that dies holding acknowledged messages loses them in "broker" mode (docs/outbox.md).
+    delete_after: Literal["gateway", "broker"] = "gateway"
+    # A Bundle the broker acknowledged but the gateway has not confirmed in this time is sent again
+    # (the wait doubles while no receipt comes, up to 30 min). Also sent again after every reconnect.
+    receipt_timeout_s: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -132,6 +139,9 @@ class HubConfig(BaseModel):
     max_connections: int = Field(default=7, ge=1, le=32)
     # The retained status message is sent again this often (and on device changes, at most every 5 s).
     status_interval_s: float = Field(default=60.0, ge=1.0)
+    # Send a blood-pressure cuff's intermediate cuff pressure (0x2A36) as preliminary Observations.
+    # Off by default (PHD IG: a value still being measured); the gateway never scores them.
+    send_intermediate_cuff_pressure: bool = False
     emulation: EmulationConfig | None = None
 
     @classmethod
@@ -179,5 +189,6 @@ class HubConfig(BaseModel):
         return self.outbox_path.with_name(self.outbox_path.stem + ".remote-config.json")
 
     def topic(self, leaf: str) -> str:
-        """``homewatch/v1/{municipality}/{hub}/{leaf}``: leaf is observations, status, errors or config."""
+        """``homewatch/v1/{municipality}/{hub}/{leaf}``: leaf is observations, status, errors,
+        receipts or config."""
         return f"homewatch/v1/{self.municipality}/{self.hub_id}/{leaf}"

@@ -58,9 +58,18 @@ class ValidObservation:
     resource: dict[str, Any]
 
 
-def parse_bundle(payload: bytes, max_bytes: int) -> list[Any]:
-    """The resources of a ``batch`` Bundle. Entries that are not objects are returned as they are, for
-    ``validate_observation`` to reject one by one."""
+@dataclass(frozen=True, slots=True)
+class BatchBundle:
+    """A ``batch`` Bundle as the gateway reads it: its id and its entries' resources."""
+
+    # Bundle.id: the hub's name for this batch, echoed in the gateway's receipt (None when absent).
+    id: str | None
+    # Entries that are not objects are kept as they are, for ``validate_observation`` to reject.
+    resources: list[Any]
+
+
+def parse_bundle(payload: bytes, max_bytes: int) -> BatchBundle:
+    """Read a ``batch`` Bundle; ContractViolation when the payload is not one (or too large)."""
     if len(payload) > max_bytes:
         raise ContractViolation("too-large", f"payload of {len(payload)} bytes exceeds {max_bytes} bytes")
     try:
@@ -74,7 +83,11 @@ def parse_bundle(payload: bytes, max_bytes: int) -> list[Any]:
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise ContractViolation("not-a-bundle", "Bundle.entry is not a list")
-    return [entry.get("resource") if isinstance(entry, dict) else entry for entry in entries]
+    bundle_id = bundle.get("id")
+    return BatchBundle(
+        bundle_id if isinstance(bundle_id, str) and bundle_id else None,
+        [entry.get("resource") if isinstance(entry, dict) else entry for entry in entries],
+    )
 
 
 def _reference_id(ref: Any, resource_type: str, element: str) -> str:

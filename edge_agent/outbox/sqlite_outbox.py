@@ -2,9 +2,9 @@
 
 SQLite in WAL mode with ``synchronous=FULL``: once ``put`` returns, the reading survives a power cut or a
 SIGKILL (``tests/edge_agent/outbox/test_outbox_crash.py``). The publisher reads rows in order and deletes
-them only after the broker's PUBACK, so a hub that is offline for days keeps everything and sends it in
-order when the link returns. The identifier column is unique, so a reading the device re-sends after a
-reconnection is stored once.
+them only once the gateway's receipt says it holds them (or at the broker's PUBACK, if so configured),
+so a hub that is offline for days keeps everything and sends it in order when the link returns. The
+identifier column is unique, so a reading the device re-sends after a reconnection is stored once.
 
 The outbox is bounded (``max_rows``, ``max_bytes``): a hub's disk is finite and a hub may be cut off for
 weeks. When a ``put`` would pass a bound, the same transaction evicts the OLDEST NON-CRITICAL rows first
@@ -261,8 +261,21 @@ class Outbox:
             )
             return [OutboxRow(int(s), str(i), bytes(r)) for s, i, r in cur.fetchall()]
 
+    def rows(self, seqs: Sequence[int]) -> list[OutboxRow]:
+        """The rows of ``seqs`` still here (evicted ones are not), oldest first: a Bundle sent again."""
+        if not seqs:
+            return []
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT seq, identifier, resource FROM outbox"
+                f" WHERE seq IN ({','.join('?' * len(seqs))}) ORDER BY seq",
+                list(seqs),
+            )
+            return [OutboxRow(int(s), str(i), bytes(r)) for s, i, r in cur.fetchall()]
+
     def delete(self, seqs: Sequence[int]) -> None:
-        """Remove delivered rows (called after the broker's PUBACK), in one transaction."""
+        """Remove delivered rows (after the gateway's receipt, or the broker's PUBACK), in one
+        transaction; rows already gone (evicted) are skipped."""
         if not seqs:
             return
         with self._lock:

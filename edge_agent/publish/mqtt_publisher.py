@@ -1,17 +1,32 @@
-"""Drains the outbox to MQTT: FHIR batch Bundles at QoS 1, a row deleted only after the broker's PUBACK.
+"""Drains the outbox to MQTT: FHIR batch Bundles at QoS 1, rows deleted once the gateway holds them.
 
 One paho-mqtt client per hub, in its own network thread (paho is not asyncio), plus one drain thread
-that reads the outbox in order and keeps a bounded window of Bundles in flight so a backlog of days
-does not flood the broker. While the link is down paho holds the in-flight Bundles and resends them
-on reconnect; rows not yet sent stay in the outbox. If the hub process dies, everything not
-acknowledged is still in the outbox and is sent again: the server's de-duplication on the Observation
-identifier makes that harmless.
+that reads the outbox in order and keeps a bounded window of Bundles unconfirmed, so a backlog of days
+does not flood the broker.
 
-The retained ``status`` topic says online with the agent version, queue depth and whatever the
-``status_extra`` callable adds (the service adds the devices); the Last Will says offline.
-:meth:`MqttPublisher.publish_status` sends it again. Messages on the hub's retained ``config`` topic go
-to ``on_config`` (raw bytes, on paho's thread); judging them is :mod:`edge_agent.remote_config`'s job.
-TLS and the hub's credentials come from :class:`~edge_agent.config.MqttConfig`.
+When a row may be deleted (``MqttConfig.delete_after``):
+
+- ``"gateway"`` (default): each Bundle carries an id; after its database commit the gateway publishes a
+  receipt naming it on the hub's ``receipts`` topic, and only then are the Bundle's rows deleted. A
+  PUBACK only means the broker holds the message *in memory*: Mosquitto's persistence is a periodic
+  snapshot, so a broker killed before it passed the message on would lose it. A Bundle acknowledged
+  by the broker but not confirmed within ``receipt_timeout_s`` is sent again (the wait doubles while
+  no receipt arrives at all, up to :data:`RECEIPT_WAIT_MAX_S`), and so is every unconfirmed Bundle
+  after a reconnect, when a restarted broker is most likely to have lost some. The gateway stores
+  by Observation identifier, so a copy sent twice is stored once. The window also paces the hub by
+  what the gateway stores, not by what the broker will buffer.
+- ``"broker"``: rows are deleted at the PUBACK, for a server that sends no receipts.
+
+While the link is down paho holds the in-flight Bundles and resends them on reconnect; rows not yet
+sent stay in the outbox. If the hub process dies, everything not deleted is still in the outbox and is
+sent again.
+
+The retained ``status`` topic says online with the agent version, queue depth, readings awaiting the
+gateway's receipt and whatever the ``status_extra`` callable adds (the service adds the devices); the
+Last Will says offline. :meth:`MqttPublisher.publish_status` sends it again. Messages on the hub's
+retained ``config`` topic go to ``on_config`` (raw bytes, on paho's thread); judging them is
+:mod:`edge_agent.remote_config`'s job. TLS and the hub's credentials come from
+:class:`~edge_agent.config.MqttConfig`.
 """
 
 from __future__ import annotations
@@ -19,6 +34,9 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
+import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,9 +51,14 @@ from edge_agent.outbox import Outbox, OutboxRow
 
 log = logging.getLogger(__name__)
 
-# Bundles in flight at once: enough to keep a loopback or LAN link busy, small enough that a broker
-# with per-client queue limits never has to drop anything of ours.
+# Bundles handed to paho and not yet acknowledged by the broker: enough to keep a loopback or LAN link
+# busy, small enough that a broker with per-client queue limits never has to drop anything of ours.
 WINDOW = 16
+# Bundles sent and not yet confirmed by the gateway (including those in WINDOW): with 50 readings a
+# Bundle, 3,200 readings, about a second of a gateway's work, so the hub never runs far ahead of it.
+UNCONFIRMED_MAX = 64
+# The longest wait for a receipt before sending a Bundle again, however long the gateway is away.
+RECEIPT_WAIT_MAX_S = 1800.0
 # paho's reconnect back-off: first retry after 1 s, doubling to 60 s so hundreds of hubs coming
 # back after an outage do not all hit the broker in the same second.
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 60
@@ -45,8 +68,22 @@ AGENT_VERSION = "0.1.0"
 @dataclass(slots=True)
 class PublisherStats:
     bundles_sent: int = 0
-    observations_sent: int = 0  # acknowledged by the broker
+    observations_sent: int = 0  # deleted from the outbox: confirmed by the gateway (or the broker)
+    bundles_resent: int = 0  # sent again because no receipt came in time or the link was re-made
     errors_received: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One Bundle sent and not yet confirmed."""
+
+    bundle_id: str
+    seqs: list[int]
+    mid: int | None = None  # set while paho waits for the broker's PUBACK
+    # Monotonic time after which it is sent again; infinite until the broker acknowledged it, and
+    # while it waits in the resend queue.
+    deadline: float = float("inf")
+    confirmed: bool = False  # the gateway's receipt came (possibly before the PUBACK)
 
 
 class MqttPublisher:
@@ -55,14 +92,19 @@ class MqttPublisher:
     def __init__(self, config: HubConfig, outbox: Outbox) -> None:
         self._config = config
         self._outbox = outbox
+        self._await_receipts = config.mqtt.delete_after == "gateway"
         self.stats = PublisherStats()
         self._lock = threading.Lock()
-        self._inflight: dict[int, list[int]] = {}  # mid -> outbox seqs
+        self._inflight: dict[int, _Batch] = {}  # mid -> Bundle waiting for the broker's PUBACK
+        self._unconfirmed: dict[str, _Batch] = {}  # Bundle id -> Bundle waiting for the receipt
+        self._resend: deque[_Batch] = deque()  # unconfirmed Bundles to send again, oldest first
+        self._receipt_wait = config.mqtt.receipt_timeout_s
         self._cursor = 0  # highest seq handed to paho
         self._acked_early: set[int] = set()
         # mids of status messages: their PUBACKs must never be taken for a Bundle's (paho reuses mids).
         self._status_mids: set[int] = set()
         self._connected = threading.Event()
+        self._ever_connected = False
         self._stopping = threading.Event()
         self._slot_free = threading.Condition(self._lock)
         protocol = mqtt.MQTTv5 if config.mqtt.mqtt5 else mqtt.MQTTv311
@@ -102,6 +144,7 @@ class MqttPublisher:
         body: dict[str, Any] = {"state": state, "agentVersion": AGENT_VERSION}
         if state == "online":
             body["queueDepth"] = self._outbox.depth()
+            body["awaitingReceipt"] = self.awaiting_receipt()
             body["evicted"] = self._outbox.evicted  # readings dropped because the outbox was full, by kind
             try:
                 body.update(self.status_extra())
@@ -110,6 +153,11 @@ class MqttPublisher:
         else:
             body["queueDepth"] = None
         return orjson.dumps(body)
+
+    def awaiting_receipt(self) -> int:
+        """Readings sent and not yet confirmed (by the gateway's receipt, or the PUBACK in broker mode)."""
+        with self._lock:
+            return sum(len(b.seqs) for b in self._unconfirmed.values() if not b.confirmed)
 
     def publish_status(self) -> bool:
         """Send the retained online status now; False when not connected (it is sent on connect)."""
@@ -142,12 +190,15 @@ class MqttPublisher:
         self._drainer.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop sending; wait up to ``timeout`` for Bundles in flight to be acknowledged."""
+        """Stop sending; wait up to ``timeout`` for what was sent to be confirmed.
+
+        What is still unconfirmed then stays in the outbox and is sent again at the next start.
+        """
         self._stopping.set()
         self._outbox.wake()
         with self._slot_free:
             self._slot_free.notify_all()
-            self._slot_free.wait_for(lambda: not self._inflight, timeout=timeout)
+            self._slot_free.wait_for(lambda: not self._unconfirmed, timeout=timeout)
         self._drainer.join(timeout=timeout)
         if self._connected.is_set():
             self._send_status(self._client, "offline")
@@ -169,8 +220,18 @@ class MqttPublisher:
         log.info(
             "hub %s: connected to %s:%d", self._config.hub_id, self._config.mqtt.host, self._config.mqtt.port
         )
-        client.subscribe([(self._config.topic("errors"), 1), (self._config.topic("config"), 1)])
+        topics = [(self._config.topic("errors"), 1), (self._config.topic("config"), 1)]
+        if self._await_receipts:
+            topics.append((self._config.topic("receipts"), 1))
+        client.subscribe(topics)
         self._send_status(client, "online")
+        with self._slot_free:
+            if self._ever_connected:
+                # A broker that restarted may have lost what it acknowledged: everything the gateway
+                # has not confirmed goes again (paho resends what is still waiting for a PUBACK).
+                self._requeue(lambda b: b.mid is None and not b.confirmed and b.deadline < float("inf"))
+            self._ever_connected = True
+            self._slot_free.notify_all()
         self._connected.set()
 
     def _on_connect_fail(self, _c: mqtt.Client, _u: object) -> None:
@@ -192,23 +253,37 @@ class MqttPublisher:
             if mid in self._status_mids:
                 self._status_mids.discard(mid)
                 return
-            seqs = self._inflight.pop(mid, None)
-            if seqs is None:
+            batch = self._inflight.pop(mid, None)
+            if batch is None:
                 # A PUBACK that overtook the registration in _send (or in _send_status).
                 self._acked_early.add(mid)
                 return
-            self._delivered(seqs)
+            self._broker_acknowledged(batch)
 
-    def _delivered(self, seqs: list[int]) -> None:
-        self._outbox.delete(seqs)
-        self.stats.bundles_sent += 1
-        self.stats.observations_sent += len(seqs)
+    def _broker_acknowledged(self, batch: _Batch) -> None:
+        """The broker holds ``batch``: delete its rows (broker mode) or wait for the receipt."""
+        batch.mid = None
+        if not self._await_receipts or batch.confirmed:
+            self._forget(batch)
+        else:
+            batch.deadline = time.monotonic() + self._receipt_wait
         self._slot_free.notify_all()
+
+    def _forget(self, batch: _Batch) -> None:
+        """Delete a confirmed Bundle's rows (caller holds the lock)."""
+        if self._unconfirmed.pop(batch.bundle_id, None) is None:
+            return
+        self._outbox.delete(batch.seqs)
+        self.stats.bundles_sent += 1
+        self.stats.observations_sent += len(batch.seqs)
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         if message.topic == self._config.topic("config"):
             if self.on_config is not None:
                 self.on_config(bytes(message.payload))
+            return
+        if message.topic == self._config.topic("receipts"):
+            self._on_receipt(bytes(message.payload))
             return
         try:
             rejection = orjson.loads(message.payload)
@@ -219,43 +294,126 @@ class MqttPublisher:
         with self._lock:
             self.stats.errors_received.append(rejection)
 
+    def _on_receipt(self, payload: bytes) -> None:
+        """The gateway committed a Bundle: its rows may go. Unknown ids (a receipt for a copy sent
+        before this process started, or sent twice) are harmless and ignored."""
+        try:
+            body = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            body = None
+        bundle_id = body.get("bundle") if isinstance(body, dict) else None
+        if not isinstance(bundle_id, str):
+            log.warning("hub %s: unreadable receipt %r", self._config.hub_id, payload[:200])
+            return
+        with self._slot_free:
+            self._receipt_wait = self._config.mqtt.receipt_timeout_s  # the gateway is there
+            batch = self._unconfirmed.get(bundle_id)
+            if batch is None or batch.confirmed:
+                return
+            batch.confirmed = True
+            if batch.mid is None:  # else the PUBACK, still to come, forgets it
+                self._forget(batch)
+            self._slot_free.notify_all()
+
     # -- drain thread ----------------------------------------------------------------------------
+
+    def _has_room(self) -> bool:
+        return len(self._inflight) < WINDOW and len(self._unconfirmed) < UNCONFIRMED_MAX
 
     def _drain(self) -> None:
         while not self._stopping.is_set():
             if not self._connected.wait(timeout=0.5):
                 continue
             with self._slot_free:
-                self._slot_free.wait_for(lambda: len(self._inflight) < WINDOW or self._stopping.is_set())
+                self._requeue_overdue()
+                if self._resend:
+                    if len(self._inflight) >= WINDOW:
+                        self._slot_free.wait(timeout=0.5)
+                        continue
+                    resend: _Batch | None = self._resend.popleft()
+                else:
+                    resend = None
+                    if not self._has_room():
+                        self._slot_free.wait(timeout=0.5)
+                        continue
             if self._stopping.is_set():
                 return
+            if resend is not None:
+                self._send_again(resend)
+                continue
             rows = self._outbox.after(self._cursor, self._config.bundle_size)
             if not rows:
                 self._outbox.wait_for_rows_after(self._cursor, timeout=0.5)
                 continue
-            self._send(rows)
+            batch = _Batch(uuid.uuid4().hex, [row.seq for row in rows])
+            with self._slot_free:
+                self._cursor = rows[-1].seq
+                self._unconfirmed[batch.bundle_id] = batch
+            self._send(batch, rows)
 
-    def _send(self, rows: list[OutboxRow]) -> None:
+    def _requeue_overdue(self) -> None:
+        """Queue Bundles whose receipt is overdue (caller holds the lock); the wait doubles each time."""
+        now = time.monotonic()
+        if self._requeue(lambda b: not b.confirmed and b.deadline <= now):
+            log.warning(
+                "hub %s: no receipt from the gateway within %.0f s; sending %d Bundle(s) again",
+                self._config.hub_id,
+                self._receipt_wait,
+                len(self._resend),
+            )
+            self._receipt_wait = min(self._receipt_wait * 2, RECEIPT_WAIT_MAX_S)
+
+    def _requeue(self, due: Callable[[_Batch], bool]) -> bool:
+        """Move the unconfirmed Bundles that are ``due`` to the resend queue (caller holds the lock)."""
+        if not self._await_receipts:
+            return False
+        queued = {id(b) for b in self._resend}
+        picked = [b for b in self._unconfirmed.values() if due(b) and id(b) not in queued]
+        for batch in picked:
+            batch.deadline = float("inf")  # not overdue again while it waits in the queue
+        self._resend.extend(picked)
+        return bool(picked)
+
+    def _send_again(self, batch: _Batch) -> None:
+        rows = self._outbox.rows(batch.seqs)
+        if not rows:  # every row evicted meanwhile: nothing left to send
+            with self._slot_free:
+                self._unconfirmed.pop(batch.bundle_id, None)
+                self._slot_free.notify_all()
+            return
+        batch.seqs = [row.seq for row in rows]
+        self.stats.bundles_resent += 1
+        self._send(batch, rows)
+
+    def _send(self, batch: _Batch, rows: list[OutboxRow]) -> None:
         # The Bundle is assembled from stored JSON bytes without re-parsing each Observation.
         entries = b",".join(
             b'{"resource":' + row.resource + b',"request":{"method":"POST","url":"Observation"}}'
             for row in rows
         )
-        payload = b'{"resourceType":"Bundle","type":"batch","entry":[' + entries + b"]}"
+        payload = (
+            b'{"resourceType":"Bundle","id":"'
+            + batch.bundle_id.encode()
+            + b'","type":"batch","entry":['
+            + entries
+            + b"]}"
+        )
         # Published outside our lock: paho's network thread may hold its own locks while it calls
         # _on_publish, which takes ours.
         info = self._client.publish(self._config.topic("observations"), payload, qos=1)
-        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-            return  # not queued by paho: the cursor stays, the rows are tried again
-        # MQTT_ERR_NO_CONN still queues the message in paho: it goes out after reconnecting.
-        seqs = [row.seq for row in rows]
         with self._slot_free:
-            self._cursor = rows[-1].seq
+            if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                # Not queued by paho: try again soon (from the resend queue, same Bundle id).
+                batch.deadline = float("inf")
+                self._resend.appendleft(batch)
+                return
+            # MQTT_ERR_NO_CONN still queues the message in paho: it goes out after reconnecting.
             if info.mid in self._acked_early:
                 self._acked_early.discard(info.mid)
-                self._delivered(seqs)
+                self._broker_acknowledged(batch)
             else:
-                self._inflight[info.mid] = seqs
+                batch.mid = info.mid
+                self._inflight[info.mid] = batch
 
 
 def _rejection_lines(report: Any) -> list[str]:

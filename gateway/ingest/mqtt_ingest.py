@@ -7,7 +7,9 @@ One ``IngestWorker`` holds one paho-mqtt client and one worker thread:
 - the worker thread takes what has arrived together (up to ``batch_max_messages`` or ``batch_wait_s``),
   looks up the hubs in one query, runs the pure ``process_message`` on each message, stores accepted
   Observations and quarantines rejections in ONE transaction, commits, and only then acknowledges each
-  message and publishes the hub's rejections to its ``errors`` topic (QoS 1).
+  message, publishes the hub's rejections to its ``errors`` topic and a receipt naming the Bundle to
+  its ``receipts`` topic (QoS 1). The receipt is what lets the hub delete the readings: a broker that
+  dies holding messages it acknowledged to the hub cannot lose them (``docs/outbox.md``).
 
 Delivery is at least once with an idempotent effect. What this relies on in paho-mqtt 2.x and MQTT:
 
@@ -65,6 +67,7 @@ from gateway.ingest.processing import (
     error_report,
     parse_topic,
     process_message,
+    receipt,
 )
 from gateway.settings import GatewaySettings
 from gateway.store.repository import (
@@ -481,8 +484,14 @@ class IngestWorker:
         with self._lock:
             current = self._connection
         for outcome in outcomes:
-            if outcome.rejections and outcome.source is not None:
+            if outcome.source is None:
+                continue
+            if outcome.rejections:
                 self._client.publish(outcome.source.errors_topic, orjson.dumps(error_report(outcome)), qos=1)
+            owed = receipt(outcome)
+            if owed is not None:
+                # After the commit: the hub deletes its copies of this Bundle when this arrives.
+                self._client.publish(outcome.source.receipts_topic, orjson.dumps(owed), qos=1)
         acked = 0
         for message in batch:
             # An ack is only meaningful on the connection that delivered the message; an older one's

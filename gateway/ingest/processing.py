@@ -17,8 +17,9 @@ Rules, in order:
    names a gateway (the ``observation-gatewayDevice`` extension), name this hub (else ``not-authorised``).
 
 ``error_report`` turns the rejections of a message into the OperationOutcome the hub receives on its
-``errors`` topic. Left to others: storage, acknowledgement, quarantine (``mqtt_ingest`` and
-``gateway.store``), and the contract itself (``fhir_contract``).
+``errors`` topic; ``receipt`` is what the hub receives on ``receipts`` once the message is committed
+(the hub deletes its copies only then: ``docs/outbox.md``). Left to others: storage, acknowledgement,
+quarantine (``mqtt_ingest`` and ``gateway.store``), and the contract itself (``fhir_contract``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ class HubTopic:
     def errors_topic(self) -> str:
         return f"{TOPIC_ROOT}/{self.municipality_id}/{self.hub_id}/errors"
 
+    @property
+    def receipts_topic(self) -> str:
+        return f"{TOPIC_ROOT}/{self.municipality_id}/{self.hub_id}/receipts"
+
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
@@ -102,6 +107,8 @@ class MessageOutcome:
     accepted: tuple[ValidObservation, ...]
     rejections: tuple[Rejection, ...]
     accepted_positions: tuple[int, ...] = ()
+    # Bundle.id, when the payload was a Bundle that had one: the receipt names it.
+    bundle_id: str | None = None
 
     @property
     def message_rejected(self) -> bool:
@@ -171,9 +178,10 @@ def process_message(
         reason = f"hub {source.hub_id} is not enrolled in municipality {source.municipality_id}"
         return MessageOutcome(topic, source, (), (Rejection(None, None, UNKNOWN_HUB, reason),))
     try:
-        resources = parse_bundle(payload, max_bytes)
+        bundle = parse_bundle(payload, max_bytes)
     except ContractViolation as exc:
         return MessageOutcome(topic, source, (), (Rejection(None, None, exc.code, exc.reason),))
+    resources = bundle.resources
 
     accepted: list[ValidObservation] = []
     positions: list[int] = []
@@ -189,7 +197,28 @@ def process_message(
             continue
         accepted.append(checked)
         positions.append(index)
-    return MessageOutcome(topic, source, tuple(accepted), tuple(rejections), tuple(positions))
+    return MessageOutcome(
+        topic, source, tuple(accepted), tuple(rejections), tuple(positions), bundle_id=bundle.id
+    )
+
+
+def receipt(outcome: MessageOutcome) -> dict[str, Any] | None:
+    """What the hub is told once the message's transaction committed, or None when nothing is owed.
+
+    A receipt means the gateway holds every entry of the Bundle: stored, or quarantined with the
+    reason the hub also gets on ``errors``. Only then may the hub forget the readings. A message from
+    a hub that is not enrolled gets none (the hub keeps its readings and sends them again later, so
+    fixing the enrolment recovers them), nor does a payload whose Bundle id could not be read.
+    """
+    if outcome.source is None or outcome.bundle_id is None:
+        return None
+    if any(r.code == UNKNOWN_HUB for r in outcome.rejections):
+        return None
+    return {
+        "bundle": outcome.bundle_id,
+        "accepted": len(outcome.accepted),
+        "rejected": sum(r.index is not None for r in outcome.rejections),
+    }
 
 
 def error_report(outcome: MessageOutcome) -> dict[str, Any]:

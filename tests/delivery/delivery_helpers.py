@@ -108,7 +108,11 @@ def day_of_readings(day: int) -> list[dict[str, Any]]:
     return out
 
 
-def hub_config(tmp_path: Path, endpoint: BrokerEndpoint, bundle_size: int = 50) -> HubConfig:
+def hub_config(
+    tmp_path: Path, endpoint: BrokerEndpoint, bundle_size: int = 50, receipt_timeout_s: float = 2.0
+) -> HubConfig:
+    """The home's hub, deleting rows on the gateway's receipt (the default), which it waits for
+    ``receipt_timeout_s`` (short here, so a lost Bundle is sent again within the test's time)."""
     return HubConfig(
         municipality=MUNICIPALITY,
         hub_id=HUB,
@@ -117,7 +121,9 @@ def hub_config(tmp_path: Path, endpoint: BrokerEndpoint, bundle_size: int = 50) 
             DeviceConfig(id=d, address=f"F0:00:00:00:00:0{i}", kind=k)
             for i, (d, k) in enumerate(DEVICES.items())
         ),
-        mqtt=MqttConfig(host=endpoint.host, port=endpoint.port, mqtt5=endpoint.mqtt5),
+        mqtt=MqttConfig(
+            host=endpoint.host, port=endpoint.port, mqtt5=endpoint.mqtt5, receipt_timeout_s=receipt_timeout_s
+        ),
         outbox_path=tmp_path / "outbox.sqlite3",
         bundle_size=bundle_size,
     )

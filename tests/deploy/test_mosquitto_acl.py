@@ -122,18 +122,34 @@ def test_a_hub_publishes_only_under_its_own_prefix(port: int) -> None:
         hub.close()
 
 
-def test_a_hub_reads_only_its_own_errors(port: int) -> None:
+@pytest.mark.parametrize("leaf", ["errors", "receipts"])
+def test_a_hub_reads_only_its_own_errors_and_receipts(port: int, leaf: str) -> None:
     gateway = _Client(port, "homewatch-gateway", PASSWORDS["homewatch-gateway"])
     hub1 = _Client(port, "hub-0001", PASSWORDS["hub-0001"])
     hub2 = _Client(port, "hub-0002", PASSWORDS["hub-0002"])
     try:
-        hub1.subscribe("homewatch/v1/+/+/errors")  # asks for everyone's; gets only what the ACL allows
-        hub2.subscribe("homewatch/v1/0101/hub-0002/errors")
-        gateway.publish("homewatch/v1/0101/hub-0001/errors")
-        gateway.publish("homewatch/v1/0101/hub-0002/errors")
+        hub1.subscribe(f"homewatch/v1/+/+/{leaf}")  # asks for everyone's; gets only what the ACL allows
+        hub2.subscribe(f"homewatch/v1/0101/hub-0002/{leaf}")
+        gateway.publish(f"homewatch/v1/0101/hub-0001/{leaf}")
+        gateway.publish(f"homewatch/v1/0101/hub-0002/{leaf}")
         time.sleep(0.3)
-        assert hub1.messages == ["homewatch/v1/0101/hub-0001/errors"]
-        assert hub2.messages == ["homewatch/v1/0101/hub-0002/errors"]
+        assert hub1.messages == [f"homewatch/v1/0101/hub-0001/{leaf}"]
+        assert hub2.messages == [f"homewatch/v1/0101/hub-0002/{leaf}"]
     finally:
         for client in (gateway, hub1, hub2):
             client.close()
+
+
+def test_a_hub_cannot_forge_a_receipt(port: int) -> None:
+    """A receipt makes a hub delete readings: only the gateway may send one, even to the hub itself."""
+    hub1 = _Client(port, "hub-0001", PASSWORDS["hub-0001"])
+    hub2 = _Client(port, "hub-0002", PASSWORDS["hub-0002"])
+    try:
+        hub1.subscribe("homewatch/v1/0101/hub-0001/receipts")
+        hub2.publish("homewatch/v1/0101/hub-0001/receipts")
+        hub1.publish("homewatch/v1/0101/hub-0001/receipts")
+        time.sleep(0.3)
+        assert hub1.messages == []
+    finally:
+        hub1.close()
+        hub2.close()

@@ -166,16 +166,19 @@ def hub_config(
     devices: Sequence[tuple[str, EmulatedPeripheral, DeviceKind]],
     *,
     max_connections: int = 7,
+    send_intermediate_cuff_pressure: bool = False,
 ) -> HubConfig:
     return HubConfig(
         municipality="0101",
         hub_id=HUB,
         patient_id=PATIENT,
         devices=tuple(DeviceConfig(id=i, address=p.address, kind=k) for i, p, k in devices),
-        mqtt=MqttConfig(host=broker.host, port=broker.port, mqtt5=broker.mqtt5),
+        # No gateway in these tests: a plain subscriber reads what arrives, so rows go at the PUBACK.
+        mqtt=MqttConfig(host=broker.host, port=broker.port, mqtt5=broker.mqtt5, delete_after="broker"),
         outbox_path=tmp_path / "outbox.sqlite3",
         timezone=str(ZONE),
         max_connections=max_connections,
+        send_intermediate_cuff_pressure=send_intermediate_cuff_pressure,
     )
 
 
@@ -217,6 +220,7 @@ class ObservationSink:
     def __init__(self, broker: BrokerEndpoint) -> None:
         self._lock = threading.Lock()
         self._seen: list[Seen] = []
+        self._resources: list[dict[str, Any]] = []
         ready = threading.Event()
         protocol = mqtt.MQTTv5 if broker.mqtt5 else mqtt.MQTTv311
         self._client = mqtt.Client(
@@ -234,11 +238,18 @@ class ObservationSink:
         bundle = orjson.loads(message.payload)
         with self._lock:
             self._seen += [_seen(entry["resource"]) for entry in bundle["entry"]]
+            self._resources += [entry["resource"] for entry in bundle["entry"]]
 
     @property
     def seen(self) -> list[Seen]:
         with self._lock:
             return list(self._seen)
+
+    @property
+    def resources(self) -> list[dict[str, Any]]:
+        """Every published Observation as sent, in arrival order."""
+        with self._lock:
+            return list(self._resources)
 
     def of(self, device: str, kind: str | None = None) -> list[Seen]:
         return [s for s in self.seen if s.device == device and (kind is None or s.kind == kind)]

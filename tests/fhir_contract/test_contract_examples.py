@@ -48,7 +48,7 @@ def test_every_example_observation_passes_the_contract(path: Path) -> None:
 
 def test_example_bundle_parses_and_its_observations_pass_the_contract() -> None:
     payload = (EXAMPLES / "Bundle-batch.json").read_bytes()
-    for resource in parse_bundle(payload, max_bytes=1_000_000):
+    for resource in parse_bundle(payload, max_bytes=1_000_000).resources:
         validate_observation(resource)
 
 

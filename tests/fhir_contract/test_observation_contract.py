@@ -135,8 +135,18 @@ def test_blood_pressure_without_diastolic_is_rejected() -> None:
 def test_bundle_is_a_valid_r4_batch_and_parses_back() -> None:
     bundle = build_bundle([_obs(r, device=f"dev-{i}") for i, r in enumerate(SIMPLE)])
     Bundle.model_validate(bundle)
-    resources = parse_bundle(orjson.dumps(bundle), max_bytes=1_000_000)
-    assert [r["identifier"] for r in resources] == [e["resource"]["identifier"] for e in bundle["entry"]]
+    parsed = parse_bundle(orjson.dumps(bundle), max_bytes=1_000_000)
+    assert [r["identifier"] for r in parsed.resources] == [
+        e["resource"]["identifier"] for e in bundle["entry"]
+    ]
+    assert parsed.id == bundle["id"]
+
+
+def test_bundle_id_is_read_for_the_receipt() -> None:
+    payload = b'{"resourceType": "Bundle", "id": "b-7", "type": "batch", "entry": [1]}'
+    parsed = parse_bundle(payload, max_bytes=1000)
+    assert (parsed.id, parsed.resources) == ("b-7", [1])
+    assert parse_bundle(payload.replace(b'"b-7"', b"42"), max_bytes=1000).id is None
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from gateway.ingest.processing import (
     error_report,
     parse_topic,
     process_message,
+    receipt,
 )
 from gateway.store.repository import HubAssignment
 
@@ -137,6 +138,23 @@ def test_parse_topic_names_the_hub_and_its_errors_topic() -> None:
     assert source is not None
     assert (source.municipality_id, source.hub_id) == (HOME.municipality_id, HOME.hub_id)
     assert source.errors_topic == HOME.errors_topic
+    assert source.receipts_topic == HOME.errors_topic.removesuffix("errors") + "receipts"
+
+
+def test_receipt_names_the_bundle_and_counts_its_entries() -> None:
+    payload = orjson.loads(bundle([HOME.spo2(95), HOME.spo2(140), HOME.pulse(72)]))
+    payload["id"] = "batch-17"
+    owed = receipt(run(orjson.dumps(payload)))
+    assert owed == {"bundle": "batch-17", "accepted": 2, "rejected": 1}
+
+
+def test_no_receipt_for_an_unknown_hub_nor_for_a_bundle_without_id() -> None:
+    payload = orjson.loads(bundle([HOME.spo2(95)]))
+    # A hub the gateway does not know keeps its readings: they are stored once it is enrolled.
+    assert receipt(run(orjson.dumps(payload), topic="homewatch/v1/0101/stranger/observations")) is None
+    del payload["id"]
+    assert receipt(run(orjson.dumps(payload))) is None  # nothing to name
+    assert receipt(run(b"not json")) is None
 
 
 def test_error_report_is_a_valid_operation_outcome_naming_each_entry() -> None:

@@ -62,7 +62,9 @@ def _config(tmp_path: Path, endpoint: BrokerEndpoint) -> HubConfig:
         hub_id="hub-t",
         patient_id="p-1",
         devices=(DeviceConfig(id="d-1", address="F0:00:00:00:00:01", kind="pulse-oximeter"),),
-        mqtt=MqttConfig(host=endpoint.host, port=endpoint.port, mqtt5=endpoint.mqtt5),
+        # A plain subscriber stands where the gateway would: rows go at the PUBACK (the receipt mode is
+        # tested with the real gateway in tests/delivery/test_gateway_receipts.py).
+        mqtt=MqttConfig(host=endpoint.host, port=endpoint.port, mqtt5=endpoint.mqtt5, delete_after="broker"),
         outbox_path=tmp_path / "outbox.sqlite3",
         bundle_size=7,
     )

@@ -25,7 +25,7 @@ def test_statuses_interleaved_with_a_backlog_lose_no_reading(tmp_path: Path, bro
         hub_id="hub-st",
         patient_id="p",
         devices=(),
-        mqtt=MqttConfig(host=broker.host, port=broker.port, mqtt5=broker.mqtt5),
+        mqtt=MqttConfig(host=broker.host, port=broker.port, mqtt5=broker.mqtt5, delete_after="broker"),
         outbox_path=tmp_path / "outbox.sqlite3",
         bundle_size=10,
     )
