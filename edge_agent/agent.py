@@ -72,6 +72,8 @@ class HubAgent:
                 settle=settle,
             )
             self.sessions[device.id] = session
+            # Off (the default), 0x2A36 is not even subscribed: the cuff sends nothing while inflating.
+            intermediate = profile.intermediate if config.send_intermediate_cuff_pressure else None
             self.manager.add(
                 device.id,
                 device.address,
@@ -79,6 +81,7 @@ class HubAgent:
                 session.on_value,
                 pair=profile.bonding,
                 session=session,
+                optional=() if intermediate is None else (intermediate,),
             )
 
     async def start(self) -> None:

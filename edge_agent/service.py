@@ -299,7 +299,8 @@ class EmulatedDevices:
             await asyncio.sleep(self._config.interval_s)
             count += 1
             await peripheral.measure(
-                _synthetic_bytes(kind, count, peripheral.device_now().replace(microsecond=0))
+                _synthetic_bytes(kind, count, peripheral.device_now().replace(microsecond=0)),
+                intermediate=_synthetic_inflation(kind),
             )
 
     async def close(self) -> None:
@@ -308,6 +309,15 @@ class EmulatedDevices:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._radio is not None:
             await self._radio.close()
+
+
+def _synthetic_inflation(kind: str) -> list[bytes]:
+    """A cuff's 0x2A36 cuff pressures while it inflates (sent only to a hub that subscribed to them)."""
+    from edge_agent.gatt.blood_pressure import encode_intermediate_cuff_pressure
+
+    if kind != "blood-pressure-cuff":
+        return []
+    return [encode_intermediate_cuff_pressure(Decimal(mmhg)) for mmhg in (40, 90, 140, 160)]
 
 
 def _synthetic_bytes(kind: str, count: int, when: datetime) -> bytes:

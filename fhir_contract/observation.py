@@ -7,14 +7,15 @@ built from device, patient, type and the device's own time stamp, so the server 
 redeliveries and re-sent stored readings. A body site becomes the site's MDC code (and LOINC coding)
 plus ``bodySite``; a variant type (fast SpO2) carries its supplemental-types component. Measurement
 status follows the IG too (``fhir_contract.status``): ``preliminary`` for a value still being measured
-(intermediate cuff pressure), a ``questionable`` interpretation, and ``HTEST`` security for test data.
+(intermediate cuff pressure, identified by the hub's receipt time instead, so it never takes a final
+reading's identifier), a ``questionable`` interpretation, and ``HTEST`` security for test data.
 """
 
 from __future__ import annotations
 
 import copy
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -58,6 +59,20 @@ def observation_identifier(
     seconds = int((aware - _EPOCH_2000).total_seconds())
     base = f"{device_id}-{patient_id}-{kind}-{seconds}"
     return f"{base}-{position}" if position else base
+
+
+def preliminary_identifier(device_id: str, patient_id: str, kind: str, received: datetime) -> str:
+    """``device-patient-type-preliminary-microseconds``: the hub's receipt time, microseconds since 2000.
+
+    A value still being measured (intermediate cuff pressure) has no time stamp of its own, or the
+    final's, and several arrive within one second: the receipt time keeps each apart, and the
+    ``preliminary`` part keeps them all apart from the final reading, whose identifier (and so its
+    de-duplication on the hub and the gateway) they must never take.
+    """
+    if received.tzinfo is None:
+        raise ValueError("the receipt time must carry a time zone")
+    ticks = (received - _EPOCH_2000) // timedelta(microseconds=1)
+    return f"{device_id}-{patient_id}-{kind}-preliminary-{ticks}"
 
 
 def _number(value: Decimal) -> int | float:
@@ -113,8 +128,9 @@ def build_observation(
 
     Measurement status (PHD IG): ``preliminary`` marks a value still being measured, such as the
     intermediate cuff pressure of 0x2A36 (``status = preliminary``; ``fhir_contract.status.should_send``
-    keeps it on the hub unless the hub opts in); ``questionable`` adds the measurement-status
-    interpretation; ``test_data`` labels the Observation ``meta.security`` HTEST.
+    keeps it on the hub unless the hub opts in), identified by ``received`` (or ``effective``) through
+    :func:`preliminary_identifier`; ``questionable`` adds the measurement-status interpretation;
+    ``test_data`` labels the Observation ``meta.security`` HTEST. Those two leave the identifier as it is.
     """
     if effective.tzinfo is None or (received is not None and received.tzinfo is None):
         raise ValueError("effective and received times must carry a time zone")
@@ -124,15 +140,14 @@ def build_observation(
         categories.insert(
             0, {"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs", "display": "Vital Signs"}]}
         )
-    stamp = reading.device_time or effective
+    if preliminary:
+        identifier = preliminary_identifier(device_id, patient_id, rtype.key, received or effective)
+    else:
+        stamp = reading.device_time or effective
+        identifier = observation_identifier(device_id, patient_id, rtype.key, stamp, reading.position)
     obs: FhirJson = {
         "resourceType": "Observation",
-        "identifier": [
-            {
-                "system": IDENTIFIER_SYSTEM,
-                "value": observation_identifier(device_id, patient_id, rtype.key, stamp, reading.position),
-            }
-        ],
+        "identifier": [{"system": IDENTIFIER_SYSTEM, "value": identifier}],
         "status": PRELIMINARY if preliminary else FINAL,
         "category": categories,
         "code": _code(rtype, reading),

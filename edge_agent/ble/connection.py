@@ -80,7 +80,8 @@ class DeviceLink:
 
     ``async with DeviceLink(address, "2a35", on_value, backend=radio.backend) as link:`` starts it;
     :meth:`close` (or leaving the block) stops it, disconnects and drains queued values.
-    ``characteristics`` is one UUID or several, all subscribed on every connection.
+    ``characteristics`` is one UUID or several, all subscribed on every connection; ``optional`` ones are
+    subscribed too where the device has them (a cuff without 0x2A36 is still a cuff).
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class DeviceLink:
         pair: bool = False,
         session: LinkSession | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        optional: Sequence[str] = (),
     ) -> None:
         uuids = (characteristics,) if isinstance(characteristics, str) else tuple(characteristics)
         if not uuids:
@@ -105,6 +107,7 @@ class DeviceLink:
         self.address = address
         self.characteristics = tuple(normalize_uuid_str(uuid) for uuid in uuids)
         self.measurement_uuid = self.characteristics[0]
+        self.optional = tuple(normalize_uuid_str(uuid) for uuid in optional)
         self._on_value = on_value
         self._backend = backend
         self._policy = policy or LinkPolicy()
@@ -458,11 +461,12 @@ class DeviceLink:
         )
 
     async def _subscribe(self, connection: LinkConnection) -> None:
-        """Enable every listed characteristic and, where notifiable, Battery Level notifications."""
+        """Enable every listed characteristic, the optional ones the device has, and, where notifiable,
+        Battery Level notifications."""
         for uuid in self.characteristics:
             if not connection.has(uuid):
                 raise CharacteristicMissingError(self.address, uuid)
-        for uuid in self.characteristics:
+        for uuid in (*self.characteristics, *filter(connection.has, self.optional)):
             await connection.subscribe(uuid, self._on_value_received)
         if connection.notifies(BATTERY_LEVEL):
             await connection.subscribe(BATTERY_LEVEL, self._on_battery)

@@ -71,8 +71,11 @@ class ConnectionManager:
         *,
         pair: bool = False,
         session: LinkSession | None = None,
+        optional: Sequence[str] = (),
     ) -> DeviceLink:
-        """Add a device under ``key`` (the hub's device id); it starts at once if the manager runs."""
+        """Add a device under ``key`` (the hub's device id); it starts at once if the manager runs.
+
+        ``optional`` characteristics are subscribed where the device has them (:class:`DeviceLink`)."""
         if key in self._links:
             raise ValueError(f"device {key!r} is already managed")
         link = DeviceLink(
@@ -88,6 +91,7 @@ class ConnectionManager:
             slots=self.slots,
             pair=pair,
             session=session,
+            optional=optional,
         )
         self._links[key] = link
         self.scanner.watch([address])

@@ -1,7 +1,8 @@
 """What the hub does with each kind of device, as data: one :class:`DeviceProfile` row per kind.
 
 A row names the characteristics the link subscribes to (whether bleak enables notifications or
-indications is bleak's business: it follows the characteristic's properties), whether the device must be
+indications is bleak's business: it follows the characteristic's properties) and the one that carries
+values still being measured (subscribed only on the hub's opt-in), whether the device must be
 bonded before its health service answers, whether it keeps a record history read through the Record
 Access Control Point (glucose meters by sequence number, CGMs by time offset), whether its clock is read
 from Current Time and whether the hub may set it, and whether the link stays up for live values or is
@@ -31,6 +32,7 @@ from edge_agent.gatt.registry import (
     HEALTH_THERMOMETER_SERVICE,
     HEART_RATE_MEASUREMENT_UUID,
     HEART_RATE_SERVICE,
+    INTERMEDIATE_CUFF_PRESSURE_UUID,
     PLX_CONTINUOUS_MEASUREMENT_UUID,
     PLX_SPOT_CHECK_MEASUREMENT_UUID,
     PULSE_OXIMETER_SERVICE,
@@ -61,6 +63,9 @@ class DeviceProfile:
     # True: the link stays up for live values. False: the hub releases the link once the device has
     # handed over its history, and comes back at its next advertisement.
     live: bool = True
+    # Values still being measured (a cuff's 0x2A36 while it inflates), sent as preliminary Observations:
+    # subscribed only when the hub opts in, and only where the device has it (it is optional in the spec).
+    intermediate: str | None = None
 
     @property
     def record_uuid(self) -> str | None:
@@ -73,7 +78,12 @@ PROFILES: Mapping[DeviceKind, DeviceProfile] = {
     for profile in (
         # Cuffs, spot-check oximeters, scales and thermometers keep readings until a central confirms
         # their indications, stamped by their own clock.
-        DeviceProfile("blood-pressure-cuff", BLOOD_PRESSURE_SERVICE, (BLOOD_PRESSURE_MEASUREMENT_UUID,)),
+        DeviceProfile(
+            "blood-pressure-cuff",
+            BLOOD_PRESSURE_SERVICE,
+            (BLOOD_PRESSURE_MEASUREMENT_UUID,),
+            intermediate=INTERMEDIATE_CUFF_PRESSURE_UUID,
+        ),
         DeviceProfile("pulse-oximeter", PULSE_OXIMETER_SERVICE, (PLX_SPOT_CHECK_MEASUREMENT_UUID,)),
         DeviceProfile("scale", WEIGHT_SCALE_SERVICE, (WEIGHT_MEASUREMENT_UUID,)),
         DeviceProfile("thermometer", HEALTH_THERMOMETER_SERVICE, (TEMPERATURE_MEASUREMENT_UUID,)),

@@ -11,8 +11,10 @@ responses).
 indicates them and waits for the confirmation, or stores them and flushes the store in order at the next
 subscription, as devices that hold readings until the next connection do. To a live NOTIFY
 characteristic (heart rate, continuous SpO2) it sends a notification, unconfirmed, or drops the value
-when nobody listens. Glucose meters and CGMs keep records that the central fetches through the Record
-Access Control Point (:mod:`edge_agent.emulation.racp`). Every device has its own clock
+when nobody listens. A cuff notifies the intermediate values it is given (0x2A36 cuff pressure while
+inflating) before the measurement, to a central that subscribed to them. Glucose meters and CGMs keep
+records that the central fetches through the Record Access Control Point
+(:mod:`edge_agent.emulation.racp`). Every device has its own clock
 (:mod:`edge_agent.emulation.clock`), served as Current Time; callers stamp their bytes with
 :meth:`EmulatedPeripheral.device_now`.
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Literal, Self, TypeAlias
@@ -265,18 +267,25 @@ class EmulatedPeripheral:
             raise KeyError(f"0x{uuid:04X} is not a plain value of {self.name}")
         self._values[uuid] = bytes(value)
 
-    async def measure(self, value: bytes, uuid: int | None = None) -> bool:
+    async def measure(
+        self, value: bytes, uuid: int | None = None, *, intermediate: Sequence[bytes] = ()
+    ) -> bool:
         """Take a reading for ``uuid`` (default: the profile's measurement); True once delivered.
 
         Stored characteristics keep the reading until a central confirms it (delivered first and in
         order; a reading interrupted by link loss stays stored). Live NOTIFY characteristics send it
         or drop it. Glucose meters and CGMs add a record (glucose: key :attr:`next_sequence_number`;
         CGM: the time offset in bytes 4-5); a CGM also notifies it live to a subscribed central.
+        ``intermediate`` values (a cuff's 0x2A36 while inflating) are notified first, in order, to a
+        central that subscribed to the profile's intermediate characteristic, and dropped otherwise;
+        they do not count towards :meth:`drop_link_after`.
         """
         uuid = self.measurement_uuid if uuid is None else uuid
         spec = self._specs.get(uuid)
         if spec is None or spec.role not in (Role.MEASUREMENT, Role.RECORD):
             raise ValueError(f"0x{uuid:04X} is not a measurement characteristic of {self.name}")
+        if intermediate:
+            await self._notify_intermediate(intermediate)
         if spec.role is Role.RECORD and self._keeper is not None:
             if await self._keeper.measure(self._link, bytes(value)):
                 return True
@@ -453,6 +462,18 @@ class EmulatedPeripheral:
         if properties & _NOTIFY and link.notifies(uuid):
             return await link.notify(attribute, value)
         return False
+
+    async def _notify_intermediate(self, values: Sequence[bytes]) -> None:
+        """Notify values still being measured; a central that did not subscribe gets none (as from a
+        real cuff, which only sends 0x2A36 while its CCCD is enabled)."""
+        uuid = self.profile.intermediate_uuid
+        if uuid is None:
+            raise ValueError(f"{self.name} sends no intermediate values")
+        for value in values:
+            link = self._link
+            if link is None or not link.notifies(uuid):
+                return
+            await self._send(link, uuid, bytes(value))
 
     async def _delivered(self, link: PeripheralLink) -> bool:
         """Count one delivered value towards :meth:`drop_link_after`; sever the link when it is due."""

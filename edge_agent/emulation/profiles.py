@@ -82,6 +82,8 @@ class DeviceProfile:
     racp: RacpFlavour | None = None
     # Whether a central may set the clock by writing Current Time.
     clock_writable: bool = True
+    # Where measure(..., intermediate=...) notifies values still being measured (a cuff's 0x2A36).
+    intermediate_uuid: int | None = None
 
     @property
     def service_uuid(self) -> int:
@@ -97,7 +99,8 @@ class DeviceProfile:
 
 @dataclass(frozen=True, slots=True)
 class HealthProfile:
-    """One of the four original kinds: one INDICATE measurement (stored until delivered), one feature."""
+    """One of the four original kinds: one INDICATE measurement (stored until delivered), one feature,
+    and optionally a live NOTIFY characteristic for values still being measured."""
 
     kind: str
     service_uuid: int
@@ -105,17 +108,26 @@ class HealthProfile:
     feature_uuid: int
     feature_value: bytes
     model: str
+    intermediate_uuid: int | None = None
 
     def device_profile(self, *, clock_writable: bool = True) -> DeviceProfile:
-        service = ServiceSpec(
-            self.service_uuid,
-            (
-                CharacteristicSpec(self.measurement_uuid, INDICATE, role=Role.MEASUREMENT),
-                CharacteristicSpec(self.feature_uuid, READ, self.feature_value),
-            ),
+        characteristics: tuple[CharacteristicSpec, ...] = (
+            CharacteristicSpec(self.measurement_uuid, INDICATE, role=Role.MEASUREMENT),
+            CharacteristicSpec(self.feature_uuid, READ, self.feature_value),
         )
+        if self.intermediate_uuid is not None:
+            # Live only, as the spec has it: notified while measuring, never stored for later.
+            intermediate = CharacteristicSpec(
+                self.intermediate_uuid, NOTIFY, role=Role.MEASUREMENT, stored=False
+            )
+            characteristics = (*characteristics, intermediate)
         return DeviceProfile(
-            self.kind, self.model, (service,), self.measurement_uuid, clock_writable=clock_writable
+            self.kind,
+            self.model,
+            (ServiceSpec(self.service_uuid, characteristics),),
+            self.measurement_uuid,
+            clock_writable=clock_writable,
+            intermediate_uuid=self.intermediate_uuid,
         )
 
 
@@ -137,8 +149,11 @@ def simple_profile(
 PROFILES: Mapping[str, HealthProfile] = {
     profile.kind: profile
     for profile in (
-        # Blood Pressure Feature: body movement and cuff fit detection supported.
-        HealthProfile("blood-pressure-cuff", 0x1810, 0x2A35, 0x2A49, struct.pack("<H", 0x0003), "BP-Cuff"),
+        # Blood Pressure Feature: body movement and cuff fit detection supported. Intermediate Cuff
+        # Pressure (0x2A36, optional in the spec) while inflating, as most home cuffs have it.
+        HealthProfile(
+            "blood-pressure-cuff", 0x1810, 0x2A35, 0x2A49, struct.pack("<H", 0x0003), "BP-Cuff", 0x2A36
+        ),
         # PLX Features: no optional status fields supported.
         HealthProfile("pulse-oximeter", 0x1822, 0x2A5E, 0x2A60, struct.pack("<H", 0x0000), "PulseOx"),
         # Weight Scale Feature: time stamp supported, weight resolution 0.05 kg (code 4 in bits 3-6).

@@ -198,6 +198,13 @@ def encode_blood_pressure_measurement(measurement: BloodPressureMeasurement) -> 
     return writer.to_bytes()
 
 
+def encode_intermediate_cuff_pressure(pressure: Decimal, unit: PressureUnit = PressureUnit.MMHG) -> bytes:
+    """Encode a 0x2A36 value: the current cuff pressure as systolic, diastolic and mean NaN (0x07FF)."""
+    return encode_blood_pressure_measurement(
+        BloodPressureMeasurement(pressure, SpecialValue.NAN, SpecialValue.NAN, unit)
+    )
+
+
 def to_readings(measurement: BloodPressureMeasurement) -> list[Reading]:
     """A "blood-pressure" reading in mm[Hg] (kPa converted), and "pulse-rate-cuff" in /min when sent."""
     m = measurement

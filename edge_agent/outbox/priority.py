@@ -18,9 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fhir_contract.status import is_preliminary
 from fhir_contract.terminology import MDC, SUPPLEMENTAL_TYPES_CODE, find_reading_type
 
 UNKNOWN_KIND = "unknown"
+# Appended to the kind of a preliminary Observation (a cuff's pressure while it inflates): always
+# non-critical, since the final reading that follows is what counts.
+PRELIMINARY_SUFFIX = "-preliminary"
 
 NON_CRITICAL_KINDS: frozenset[str] = frozenset(
     {
@@ -72,12 +76,13 @@ CRITICAL_KINDS: frozenset[str] = frozenset(
 
 
 def is_critical(kind: str) -> bool:
-    """Whether ``kind`` goes last when the outbox is full (unknown kinds do)."""
-    return kind not in NON_CRITICAL_KINDS
+    """Whether ``kind`` goes last when the outbox is full (unknown kinds do; preliminary ones never)."""
+    return not kind.endswith(PRELIMINARY_SUFFIX) and kind not in NON_CRITICAL_KINDS
 
 
 def observation_kind(observation: Mapping[str, Any]) -> str:
-    """The contract's reading-type key of an Observation (``UNKNOWN_KIND`` when its code names none)."""
+    """The contract's reading-type key of an Observation (``UNKNOWN_KIND`` when its code names none),
+    with :data:`PRELIMINARY_SUFFIX` when its status is preliminary."""
     code = observation.get("code")
     codings: list[tuple[str, str]] = []
     if isinstance(code, dict):
@@ -87,7 +92,8 @@ def observation_kind(observation: Mapping[str, Any]) -> str:
     if not codings:
         return UNKNOWN_KIND
     found = find_reading_type(codings, _supplemental_type(observation))
-    return found.key if found is not None else UNKNOWN_KIND
+    kind = found.key if found is not None else UNKNOWN_KIND
+    return kind + PRELIMINARY_SUFFIX if is_preliminary(observation) else kind
 
 
 def _supplemental_type(observation: Mapping[str, Any]) -> str | None:

@@ -15,7 +15,9 @@ device and also its link's ``on_value``. Per connection, by its profile row
 3. ``on_value``: decode (:mod:`edge_agent.gatt`), date each reading with ``effective_time(..., correction)``
    (the device's own stamp stays the basis of the Observation identifier), build the Observation
    (:mod:`fhir_contract.observation`) and put it in the outbox. Bad bytes are counted and logged and
-   never stop later values.
+   never stop later values. A cuff's intermediate cuff pressure (0x2A36, subscribed only when the hub
+   opts in) becomes ``preliminary`` Observations identified by their receipt time, and passes
+   ``fhir_contract.status.should_send`` under the same opt-in.
 
 The outbox's unique identifier makes a stored reading a device sends again after a reconnection a
 no-op; two equal readings taken a minute apart have different stamps and stay two.
@@ -37,13 +39,14 @@ from edge_agent.ble.link_session import LinkConnection
 from edge_agent.ble.profiles import DeviceProfile
 from edge_agent.clock_sync import ClockCorrection, correction_after_setting, steady_correction
 from edge_agent.config import DeviceConfig, HubConfig
-from edge_agent.gatt import ParseError, cgm, decode, glucose, glucose_context, racp
+from edge_agent.gatt import ParseError, blood_pressure, cgm, decode, glucose, glucose_context, racp
 from edge_agent.gatt.registry import (
     CGM_FEATURE_UUID,
     CGM_MEASUREMENT_UUID,
     CGM_SESSION_START_TIME_UUID,
     GLUCOSE_MEASUREMENT_CONTEXT_UUID,
     GLUCOSE_MEASUREMENT_UUID,
+    INTERMEDIATE_CUFF_PRESSURE_UUID,
     RECORD_ACCESS_CONTROL_POINT_UUID,
 )
 from edge_agent.outbox import Outbox
@@ -52,6 +55,7 @@ from edge_agent.session.clock import measure_clock, set_clock
 from edge_agent.session.history import RecordTransfer, history_request
 from edge_agent.timing import effective_time
 from fhir_contract.observation import build_observation
+from fhir_contract.status import should_send
 
 logger = logging.getLogger(__name__)
 
@@ -269,6 +273,10 @@ class DeviceSession:
                     transfer.add(record.time_offset, readings)
                 else:
                     await self._store_live_record(record.time_offset, readings)
+        elif uuid == INTERMEDIATE_CUFF_PRESSURE_UUID:
+            # decode() gives no readings for 0x2A36 (a progress value); here the hub asked for them.
+            cuff = blood_pressure.parse_intermediate_cuff_pressure(data)
+            await self._store(blood_pressure.to_readings(cuff), preliminary=True)
         else:
             await self._store(decode(uuid, data))
 
@@ -283,7 +291,9 @@ class DeviceSession:
         else:
             await self._store(readings)
 
-    async def _store(self, readings: list[Reading], *, progress: int | None = None) -> int:
+    async def _store(
+        self, readings: list[Reading], *, progress: int | None = None, preliminary: bool = False
+    ) -> int:
         received = self._clock()
         observations: list[dict[str, Any]] = []
         for reading in readings:
@@ -300,8 +310,12 @@ class DeviceSession:
                     hub_id=self._hub.hub_id,
                     effective=when.at,
                     received=received,
+                    preliminary=preliminary,
                 )
             )
+        # The contract's delivery rule: a preliminary value is kept off the outbox unless the hub opted in.
+        send_preliminary = self._hub.send_intermediate_cuff_pressure
+        observations = [obs for obs in observations if should_send(obs, send_preliminary=send_preliminary)]
         if not observations and progress is None:
             return 0
         marker = None if progress is None else (self.progress_key, progress)

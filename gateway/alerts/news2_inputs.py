@@ -1,8 +1,10 @@
 """From stored Observations to NEWS2 inputs: which reading stands for which NEWS2 parameter.
 
-Pure: takes the newest stored Observation of each kind and returns ``models.news2.VitalSigns``. A
-home measures SpO2, pulse, blood pressure and temperature; respiration rate only when a device sends
-it, and consciousness and supplemental oxygen never: those stay missing and NEWS2 says so.
+Pure: takes the newest stored Observation of each kind and returns ``models.news2.VitalSigns``. Those
+come from ``gateway.store.repository.latest_observations``, which never picks a preliminary one (a
+cuff's pressure while inflating is no blood pressure). A home measures SpO2, pulse, blood pressure and
+temperature; respiration rate only when a device sends it, and consciousness and supplemental oxygen
+never: those stay missing and NEWS2 says so.
 """
 
 from __future__ import annotations

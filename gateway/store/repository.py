@@ -8,7 +8,8 @@ leak between them: a row of another municipality is, to these functions, a row t
 Observations are stored idempotently on their identifier: a batch is COPYed into a temporary staging
 table and moved with ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, so a redelivered reading is a
 no-op and the caller learns exactly which rows were new. Monthly partitions are created on the way
-(``gateway.store.partitions``).
+(``gateway.store.partitions``). Preliminary Observations (a cuff's pressure while it inflates) are
+stored and listed like any other, but never count as a patient's latest value or as new data to score.
 
 Left to others: validation (``fhir_contract``), authorisation of a hub for a patient
 (``gateway.ingest.processing``), transactions and retries (``gateway.ingest.mqtt_ingest``), FHIR search
@@ -26,6 +27,7 @@ import orjson
 import psycopg
 from psycopg.rows import tuple_row
 
+from fhir_contract.status import PRELIMINARY
 from gateway.store.errors import EnrolmentConflict
 from gateway.store.partitions import ensure_partitions_for
 
@@ -103,6 +105,7 @@ class HubAssignment:
 class InsertResult:
     inserted: int
     duplicates: int
+    # Patients with new rows that can change a score (preliminary ones cannot).
     patient_ids: set[str] = field(default_factory=set)
 
 
@@ -119,7 +122,8 @@ class DeliveredObservation:
 class BatchResult:
     inserted: int
     duplicates: int
-    # Patients with new rows, per municipality (what a scorer should look at again).
+    # Patients with new rows, per municipality (what a scorer should look at again): rows that are only
+    # preliminary leave a patient out, since scoring never reads them.
     patients: dict[str, set[str]]
 
 
@@ -279,7 +283,7 @@ def insert_observations(
     """Store validated Observations a hub delivered; rows whose identifier is already stored are skipped.
 
     Returns how many were new, how many were duplicates (already stored, or repeated in ``rows``), and
-    the patients that got new data.
+    the patients that got new data to score.
     """
     batch = insert_observation_batch(
         conn, [DeliveredObservation(municipality_id, hub_id, row) for row in rows]
@@ -322,13 +326,14 @@ def insert_observation_batch(
             columns = ", ".join(_COLUMNS)
             cur.execute(
                 f"INSERT INTO observations ({columns}) SELECT {columns} FROM {_STAGING}"
-                " ON CONFLICT DO NOTHING RETURNING municipality_id, patient_id"
+                " ON CONFLICT DO NOTHING RETURNING municipality_id, patient_id, resource->>'status'"
             )
             returned = cur.fetchall()
             cur.execute(f"DELETE FROM {_STAGING}")
     patients: dict[str, set[str]] = {}
-    for municipality_id, patient_id in returned:
-        patients.setdefault(municipality_id, set()).add(patient_id)
+    for municipality_id, patient_id, status in returned:
+        if status != PRELIMINARY:
+            patients.setdefault(municipality_id, set()).add(patient_id)
     return BatchResult(len(returned), len(rows) - len(returned), patients)
 
 
@@ -377,7 +382,9 @@ def latest_observations(
 ) -> dict[str, StoredObservation]:
     """The newest Observation of each kind with ``effective <= as_of`` (now when None); absent kinds omitted.
 
-    One index probe per kind (``observations_patient_time``), however long the patient's history.
+    Preliminary Observations are passed over: a cuff pressure while inflating is no blood pressure, and
+    must neither score nor hide the final reading taken a moment later. One index probe per kind
+    (``observations_patient_time``), however long the patient's history.
     """
     wanted = sorted(set(kinds))
     if not wanted:
@@ -388,8 +395,9 @@ def latest_observations(
             f" SELECT {_STORED} FROM observations"
             "  WHERE municipality_id = %s AND patient_id = %s AND kind = k.kind"
             "  AND effective <= coalesce(%s::timestamptz, 'infinity')"
+            "  AND resource->>'status' <> %s"
             "  ORDER BY effective DESC LIMIT 1) o",
-            (wanted, municipality_id, patient_id, as_of),
+            (wanted, municipality_id, patient_id, as_of, PRELIMINARY),
         )
         return {stored.kind: stored for stored in map(_stored, cur.fetchall())}
 

@@ -36,14 +36,27 @@ def sink(broker: BrokerEndpoint) -> Iterator[ObservationSink]:
 
 @pytest.fixture
 async def start_agent(radio: HomeRadio, broker: BrokerEndpoint, tmp_path: Path) -> AsyncIterator[StartAgent]:
-    """``await start_agent(devices, max_connections=..., policy=...)``: a started agent, stopped at the end.
+    """``await start_agent(devices, max_connections=..., policy=..., send_intermediate_cuff_pressure=...)``:
+    a started agent, stopped at the end.
 
     Agents started again with the same devices share one outbox file (a hub restart).
     """
     agents: list[HubAgent] = []
 
-    async def start(devices: Devices, *, max_connections: int = 7, policy: LinkPolicy = FAST) -> HubAgent:
-        config = hub_config(tmp_path, broker, devices, max_connections=max_connections)
+    async def start(
+        devices: Devices,
+        *,
+        max_connections: int = 7,
+        policy: LinkPolicy = FAST,
+        send_intermediate_cuff_pressure: bool = False,
+    ) -> HubAgent:
+        config = hub_config(
+            tmp_path,
+            broker,
+            devices,
+            max_connections=max_connections,
+            send_intermediate_cuff_pressure=send_intermediate_cuff_pressure,
+        )
         agent = HubAgent(config, backend=radio.backend, link_policy=policy)
         agents.append(agent)
         await agent.start()

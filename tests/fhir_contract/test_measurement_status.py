@@ -3,7 +3,7 @@ questionable values as an interpretation, test data as meta.security HTEST; all 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -61,8 +61,8 @@ def test_intermediate_cuff_pressure_is_preliminary_valid_and_not_sent_by_default
 
 
 def test_registry_still_gives_no_readings_for_intermediate_cuff_pressure() -> None:
-    # The default path: decode() drops 0x2A36, so nothing preliminary reaches the outbox unless the hub
-    # parses it itself and builds with preliminary=True.
+    # decode() drops 0x2A36: only a hub that opts in (send_intermediate_cuff_pressure) subscribes to it,
+    # and its device session parses it itself and builds with preliminary=True.
     assert decode(INTERMEDIATE_CUFF_PRESSURE_UUID, INTERMEDIATE_CUFF) == []
 
 
@@ -94,6 +94,24 @@ def test_test_data_of_a_type_without_profile_still_gets_meta() -> None:
     validate_observation(obs)
 
 
-@pytest.mark.parametrize("options", [{}, {"preliminary": True}, {"questionable": True}, {"test_data": True}])
-def test_options_do_not_change_the_identifier(options: dict[str, bool]) -> None:
+@pytest.mark.parametrize("options", [{}, {"questionable": True}, {"test_data": True}])
+def test_labels_do_not_change_the_identifier(options: dict[str, bool]) -> None:
     assert _obs(SPO2, **options)["identifier"] == _obs(SPO2)["identifier"]
+
+
+def test_preliminary_values_are_identified_by_receipt_apart_from_the_final() -> None:
+    (reading,) = blood_pressure.to_readings(
+        blood_pressure.parse_intermediate_cuff_pressure(INTERMEDIATE_CUFF)
+    )
+    # Two values of one inflation, received 0.4 s apart within one second, and the final at that second.
+    first, second = WHEN + timedelta(microseconds=100), WHEN + timedelta(microseconds=400_100)
+    values = [
+        _obs(reading, preliminary=True, received=at)["identifier"][0]["value"] for at in (first, second)
+    ]
+    final = _obs(reading, received=first)["identifier"][0]["value"]
+    since_2000 = [
+        (at - datetime(2000, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) for at in (first, second)
+    ]
+    assert values == [f"dev-1-p-1-blood-pressure-preliminary-{ticks}" for ticks in since_2000]
+    assert final not in values
+    assert _obs(reading, preliminary=True, received=first)["identifier"][0]["value"] == values[0]  # stable

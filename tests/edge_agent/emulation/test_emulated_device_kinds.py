@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from decimal import Decimal
 
 import pytest
 from bleak import BleakClient, BleakScanner
@@ -30,6 +31,7 @@ from edge_agent.emulation.profiles import (
     Security,
 )
 from edge_agent.emulation.radio import HomeRadio
+from edge_agent.gatt.blood_pressure import encode_intermediate_cuff_pressure
 
 CCCD = normalize_uuid_str("2902")
 _BLEAK_NAMES = ((READ, "read"), (WRITE, "write"), (NOTIFY, "notify"), (INDICATE, "indicate"))
@@ -103,6 +105,40 @@ async def test_notify_measurement_is_an_unconfirmed_notification_and_indicate_is
     assert att_snooper.received.count(ATT_HANDLE_VALUE_INDICATION) == 1
     assert att_snooper.sent.count(ATT_HANDLE_VALUE_CONFIRMATION) == 1
     assert inbox.of("bp") == [b"\x00\x78\x00\x50\x00\x5d\x00"]
+
+
+async def test_cuff_notifies_intermediate_cuff_pressure_while_inflating_only_when_subscribed(
+    radio: HomeRadio, att_snooper: AttSnooper, inbox: Inbox
+) -> None:
+    cuff = await create_peripheral(radio, "blood-pressure-cuff")
+    inflating = [encode_intermediate_cuff_pressure(Decimal(mmhg)) for mmhg in (60, 110, 150)]
+    final = b"\x00\x78\x00\x50\x00\x5d\x00"  # 120/80, mean 93 mmHg
+    async with BleakClient(cuff.address, backend=radio.backend.client, timeout=2) as client:
+        await client.start_notify("2a35", inbox.on("bp"))
+        assert await cuff.measure(final, intermediate=inflating) is True
+        await client.start_notify("2a36", inbox.on("cuff"))
+        assert await client.read_gatt_descriptor(_cccd_of(client, "2a36")) == b"\x01\x00"
+        att_snooper.received.clear()
+        assert await cuff.measure(final, intermediate=inflating) is True
+        await inbox.wait_count("bp", 2)
+    # Byte-exact to the BLS: the 0x2A35 layout, cuff pressure as systolic, diastolic and MAP NaN (0x07FF).
+    assert inbox.of("cuff")[0] == b"\x00" + b"\x3c\x00" + b"\xff\x07" * 2
+    assert inbox.of("cuff") == inflating  # the first measurement sent none: nobody had subscribed
+    assert [label for label, _ in inbox.values] == [
+        "bp",
+        "cuff",
+        "cuff",
+        "cuff",
+        "bp",
+    ]  # inflate, then result
+    assert att_snooper.received.count(ATT_HANDLE_VALUE_NOTIFICATION) == 3
+    assert att_snooper.received.count(ATT_HANDLE_VALUE_INDICATION) == 1
+
+
+async def test_intermediate_values_need_a_device_that_has_them(radio: HomeRadio) -> None:
+    scale = await create_peripheral(radio, "scale")
+    with pytest.raises(ValueError, match="sends no intermediate values"):
+        await scale.measure(b"\x00\x00\x00", intermediate=[b"\x00"])
 
 
 def _cccd_of(client: BleakClient, characteristic_uuid: str) -> int:

@@ -14,6 +14,7 @@ from edge_agent.gatt.blood_pressure import (
     PressureUnit,
     PulseRateRange,
     encode_blood_pressure_measurement,
+    encode_intermediate_cuff_pressure,
     parse_blood_pressure_measurement,
     parse_intermediate_cuff_pressure,
     to_readings,
@@ -177,6 +178,20 @@ def test_intermediate_cuff_pressure_parses_and_names_itself() -> None:
     with pytest.raises(ParseError) as caught:
         parse_intermediate_cuff_pressure(data[:3])
     assert caught.value.characteristic == "0x2A36 Intermediate Cuff Pressure"
+
+
+def test_intermediate_cuff_pressure_encodes_byte_exact() -> None:
+    assert encode_intermediate_cuff_pressure(Decimal(140)) == b"".join(
+        [
+            b"\x00",  # flags: mmHg, nothing optional
+            b"\x8c\x00",  # current cuff pressure: 140
+            b"\xff\x07",  # diastolic: NaN
+            b"\xff\x07",  # mean arterial pressure: NaN
+        ]
+    )
+    kpa = encode_intermediate_cuff_pressure(Decimal("18.7"), PressureUnit.KPA)
+    assert kpa == b"\x01" + b"\xbb\xf0" + b"\xff\x07" * 2  # 187 x 10^-1 kPa
+    assert parse_intermediate_cuff_pressure(kpa).systolic == Decimal("18.7")
 
 
 def test_blood_pressure_encodes_full_vector() -> None:

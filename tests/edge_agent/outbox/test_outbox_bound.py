@@ -33,6 +33,21 @@ def test_kind_is_read_from_the_code_including_the_supplemental_type() -> None:
     assert is_critical("unknown") and is_critical("spo2") and not is_critical("spo2-fast")
 
 
+def test_preliminary_readings_go_before_any_critical_reading(tmp_path: Path) -> None:
+    """A cuff's pressure while it inflates is never worth more than a final reading."""
+    inflating = observation("blood-pressure", 0)
+    inflating["status"] = "preliminary"
+    inflating["identifier"][0]["value"] += "-preliminary"
+    assert observation_kind(inflating) == "blood-pressure-preliminary"
+    assert not is_critical("blood-pressure-preliminary") and is_critical("blood-pressure")
+    box = Outbox(tmp_path / "o.sqlite3", max_rows=2)
+    box.put([observation("spo2", 1), inflating])
+    box.put([observation("blood-pressure", 2)])
+    assert _kinds(box) == ["spo2", "blood-pressure"]
+    assert box.evicted == {"blood-pressure-preliminary": 1}
+    box.close()
+
+
 def test_full_outbox_evicts_oldest_non_critical_first_and_counts_by_kind(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

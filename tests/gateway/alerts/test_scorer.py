@@ -12,9 +12,10 @@ import psycopg
 import pytest
 from fhir.resources.R4B.riskassessment import RiskAssessment
 
-from edge_agent.readings import Component, Quantity, Reading
+from edge_agent.readings import Absent, Component, Quantity, Reading
 from fhir_contract.observation import build_observation
 from fhir_contract.validate import validate_observation
+from gateway.alerts.news2_inputs import NEWS2_KINDS, vitals_from_observations
 from gateway.alerts.scorer import Scorer, score_patient
 from gateway.store.repository import (
     Device,
@@ -26,6 +27,7 @@ from gateway.store.repository import (
     enroll_municipality,
     enroll_patient,
     insert_observations,
+    latest_observations,
 )
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -133,3 +135,42 @@ def test_scorer_thread_scores_notified_patients(conn: psycopg.Connection[Any], d
     assert scorer.alerts_raised == 1
     count = conn.execute("SELECT count(*) FROM scores WHERE patient_id = 'p-1'").fetchone()
     assert count is not None and 1 <= count[0] <= 2
+
+
+def test_a_preliminary_blood_pressure_changes_neither_the_news2_inputs_nor_the_score(
+    conn: psycopg.Connection[Any],
+) -> None:
+    _store(conn, "p-1", T0, spo2=97, pulse=70, sbp=128, temp="36.8")
+    before = score_patient(conn, "0101", "p-1")
+    inputs = vitals_from_observations(latest_observations(conn, "0101", "p-1", NEWS2_KINDS), scale2=False)
+    # A minute later the cuff inflates past 85 mmHg: as a systolic pressure that would score 3.
+    cuff = Reading(
+        "blood-pressure",
+        components=(
+            Component("systolic", Quantity(Decimal(85), "mm[Hg]")),
+            Component("diastolic", Absent("not-a-number")),
+            Component("mean", Absent("not-a-number")),
+        ),
+    )
+    at = T0 + timedelta(minutes=1)
+    preliminary = build_observation(
+        cuff,
+        patient_id="p-1",
+        device_id="dev-p-1",
+        hub_id="hub-p-1",
+        effective=at,
+        received=at,
+        preliminary=True,
+    )
+    stored = insert_observations(conn, "0101", "hub-p-1", [validate_observation(preliminary)])
+    assert (stored.inserted, stored.patient_ids) == (1, set())  # stored, but nothing new to score
+
+    latest = latest_observations(conn, "0101", "p-1", NEWS2_KINDS)
+    assert latest["blood-pressure"].components["systolic"] == 128  # the final reading, not the cuff
+    assert vitals_from_observations(latest, scale2=False) == inputs
+    after = score_patient(conn, "0101", "p-1")
+    assert before is not None and after is not None
+    assert (after.news2, after.band, after.alert) == (before.news2, before.band, None) == (0, "low", None)
+    as_of = conn.execute("SELECT as_of FROM scores WHERE id = %s", (after.score_id,)).fetchone()
+    assert as_of == (T0,)  # the preliminary value's later time does not move the score's time either
+    assert _alerts(conn, "p-1") == []
