@@ -1,9 +1,14 @@
 """Check what arrives against the contract: valid FHIR R4, then the contract's codes, units and ranges.
 
-``fhir.resources`` (R4B models) checks structure and types but not code values, so the contract's own
-rules run after it: a known reading type, a UCUM unit that type allows, a value that is physically
-possible, and the references the gateway needs (patient, device, identifier, a time with a zone).
-Every failure is one ``ContractViolation`` with a machine code and a sentence a hub operator can act on.
+Structure first. ``validate_observation`` runs the fast closed-world check of
+``fhir_contract.fast_structure`` on the parsed JSON and falls back to the full ``fhir.resources`` (R4B
+models) validation when the resource holds anything that check does not know (a third-party sender's
+element or extension); ``validate_observation_strict`` always runs ``fhir.resources``. Both give the
+same verdict (a differential test in ``tests/fhir_contract`` holds them to it). Neither checks code
+values, so the contract's own rules run after, on the dict: a known reading type, a UCUM unit that
+type allows, a value that is physically possible, and the references the gateway needs (patient,
+device, identifier, a time with a zone). Every failure is one ``ContractViolation`` with a machine code
+and a sentence a hub operator can act on.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import orjson
 from fhir.resources.R4B.observation import Observation
 from pydantic import ValidationError
 
+from fhir_contract.fast_structure import StructureError, Unsupported, check_observation
 from fhir_contract.terminology import (
     GATEWAY_DEVICE_EXTENSION,
     IDENTIFIER_SYSTEM,
@@ -24,6 +30,7 @@ from fhir_contract.terminology import (
     MDC,
     SUPPLEMENTAL_TYPES_CODE,
     UCUM,
+    ComponentType,
     ReadingType,
     find_reading_type,
     to_canonical,
@@ -90,29 +97,42 @@ def parse_bundle(payload: bytes, max_bytes: int) -> BatchBundle:
     )
 
 
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON array; anything else (null, a string fhir.resources read as JSON) is none."""
+    return [item for item in value if type(item) is dict] if type(value) is list else []
+
+
 def _reference_id(ref: Any, resource_type: str, element: str) -> str:
-    value = ref.get("reference") if isinstance(ref, dict) else None
-    prefix = f"{resource_type}/"
-    if not isinstance(value, str) or not value.startswith(prefix) or len(value) == len(prefix):
+    value = ref.get("reference") if type(ref) is dict else None
+    kind, slash, ident = value.partition("/") if type(value) is str else ("", "", "")
+    if kind != resource_type or not slash or not ident:
         raise ContractViolation("missing-element", f"{element} must reference {resource_type}/<id>")
-    return value[len(prefix) :]
+    return ident
 
 
 def _codings(concept: Any) -> list[tuple[str, str]]:
-    codings = concept.get("coding", []) if isinstance(concept, dict) else []
-    return [(c.get("system", ""), c.get("code", "")) for c in codings if isinstance(c, dict)]
+    codings = concept.get("coding") if type(concept) is dict else None
+    if type(codings) is not list:
+        return []
+    return [(c.get("system", ""), c.get("code", "")) for c in codings if type(c) is dict]
 
 
 def _check_value(
     quantity: Any, units: tuple[str, ...], bounds: tuple[float, float], what: str
 ) -> tuple[float, str]:
+    if not isinstance(quantity, dict):
+        raise ContractViolation("invalid-fhir", f"{what} valueQuantity is not a JSON object")
     unit = quantity.get("code")
     if quantity.get("system") != UCUM or unit not in units:
         raise ContractViolation(
             "unit-mismatch",
             f"{what} unit {unit!r} (system {quantity.get('system')!r}) is not one of {units} in UCUM",
         )
-    value = float(quantity["value"])
+    raw = quantity.get("value")
+    # A FHIR decimal is a JSON number; fhir.resources also takes "72", the contract does not.
+    if not isinstance(raw, int | float) or isinstance(raw, bool):
+        raise ContractViolation("invalid-fhir", f"{what} valueQuantity.value {raw!r} is not a JSON number")
+    value = float(raw)
     canonical, canonical_unit = to_canonical(value, unit)
     low, high = bounds
     if not low <= canonical <= high:
@@ -125,7 +145,7 @@ def _check_value(
 
 def _supplemental_type(resource: Mapping[str, Any]) -> str | None:
     """The MDC code in the Observation's supplemental-types component (PHD IG), if it has one."""
-    for part in resource.get("component", []):
+    for part in _objects(resource.get("component")):
         if (MDC, SUPPLEMENTAL_TYPES_CODE) in _codings(part.get("code")):
             return next(
                 (code for system, code in _codings(part.get("valueCodeableConcept")) if system == MDC), None
@@ -133,23 +153,36 @@ def _supplemental_type(resource: Mapping[str, Any]) -> str | None:
     return None
 
 
+_COMPONENT_INDEXES: dict[str, dict[tuple[str, str], ComponentType]] = {}
+
+
+def _component_index(rtype: ReadingType) -> dict[tuple[str, str], ComponentType]:
+    """A reading type's components by each coding that names one, (MDC, code) or (LOINC, code): the
+    first such component in the type's order."""
+    index = _COMPONENT_INDEXES.get(rtype.key)
+    if index is None:
+        index = {}
+        for component in reversed(rtype.components):
+            index.update({(LOINC, code): component for code in component.loinc})
+            index[(MDC, component.mdc.code)] = component
+        _COMPONENT_INDEXES[rtype.key] = index
+    return index
+
+
 def _components(resource: Mapping[str, Any], rtype: ReadingType) -> dict[str, float | None]:
     found: dict[str, float | None] = {}
-    for part in resource.get("component", []):
+    for part in _objects(resource.get("component")):
         codings = _codings(part.get("code"))
-        ctype = next(
-            (
-                c
-                for c in rtype.components
-                if (MDC, c.mdc.code) in codings or any((LOINC, code) in codings for code in c.loinc)
-            ),
-            None,
+        # The type's first component named by any of the codings (its MDC code or a LOINC code).
+        index = _component_index(rtype)
+        ctype = min(
+            (index[coding] for coding in codings if coding in index), key=rtype.components.index, default=None
         )
         if ctype is None:
             raise ContractViolation("unknown-code", f"{rtype.display} has an unknown component {codings}")
-        if "valueQuantity" in part:
+        if part.get("valueQuantity") is not None:
             found[ctype.key] = _check_value(part["valueQuantity"], ctype.units, ctype.range, ctype.key)[0]
-        elif "dataAbsentReason" in part:
+        elif part.get("dataAbsentReason") is not None:
             found[ctype.key] = None
         else:
             raise ContractViolation(
@@ -161,10 +194,8 @@ def _components(resource: Mapping[str, Any], rtype: ReadingType) -> dict[str, fl
     return found
 
 
-def validate_observation(resource: Mapping[str, Any]) -> ValidObservation:
-    """Validate one Observation (as parsed JSON) against FHIR R4 and the contract."""
-    if not isinstance(resource, Mapping) or resource.get("resourceType") != "Observation":
-        raise ContractViolation("invalid-fhir", "entry is not an Observation resource")
+def _check_structure_strict(resource: Mapping[str, Any]) -> None:
+    """FHIR R4 structure and data types by fhir.resources (R4B models, which match R4 for Observation)."""
     try:
         Observation.model_validate(dict(resource))
     except (ValidationError, ValueError, TypeError) as exc:
@@ -173,15 +204,53 @@ def validate_observation(resource: Mapping[str, Any]) -> ValidObservation:
         detail = f"{where}: {first['msg']}" if first else str(exc)
         raise ContractViolation("invalid-fhir", f"not a valid FHIR R4 Observation ({detail})") from exc
 
+
+def _check_structure_fast(resource: Mapping[str, Any]) -> None:
+    """The same verdict as ``_check_structure_strict``: the fast check, or fhir.resources when the
+    resource holds something the fast check leaves to it."""
+    try:
+        check_observation(resource)
+    except Unsupported:
+        _check_structure_strict(resource)
+    except StructureError as exc:
+        raise ContractViolation("invalid-fhir", f"not a valid FHIR R4 Observation ({exc})") from exc
+
+
+def _is_observation(resource: Any) -> bool:
+    return isinstance(resource, Mapping) and resource.get("resourceType") == "Observation"
+
+
+def validate_observation(resource: Mapping[str, Any]) -> ValidObservation:
+    """Validate one Observation (as parsed JSON) against FHIR R4 and the contract (fast structure
+    check, falling back to fhir.resources for anything it does not know)."""
+    if not _is_observation(resource):
+        raise ContractViolation("invalid-fhir", "entry is not an Observation resource")
+    _check_structure_fast(resource)
+    return _check_contract(resource)
+
+
+def validate_observation_strict(resource: Mapping[str, Any]) -> ValidObservation:
+    """``validate_observation`` with the structure always checked by fhir.resources (the reference
+    the fast check is tested against; about ten times slower)."""
+    if not _is_observation(resource):
+        raise ContractViolation("invalid-fhir", "entry is not an Observation resource")
+    _check_structure_strict(resource)
+    return _check_contract(resource)
+
+
+def _check_contract(resource: Mapping[str, Any]) -> ValidObservation:
+    """The contract's rules, on a structurally valid Observation as parsed JSON."""
     status = resource.get("status")
     if status not in ACCEPTED_STATUSES:
         raise ContractViolation(
             "invalid-fhir", f"status {status!r} is not one of {sorted(ACCEPTED_STATUSES)}"
         )
-    identifier = next(
-        (i.get("value") for i in resource.get("identifier", []) if i.get("system") == IDENTIFIER_SYSTEM), None
-    )
-    if not identifier:
+    identifier = None
+    for item in _objects(resource.get("identifier")):
+        if item.get("system") == IDENTIFIER_SYSTEM:
+            identifier = item.get("value")
+            break
+    if not identifier or not isinstance(identifier, str):
         raise ContractViolation(
             "missing-element", f"Observation.identifier with system {IDENTIFIER_SYSTEM} is required"
         )
@@ -193,14 +262,11 @@ def validate_observation(resource: Mapping[str, Any]) -> ValidObservation:
         )
     patient_id = _reference_id(resource.get("subject"), "Patient", "Observation.subject")
     device_id = _reference_id(resource.get("device"), "Device", "Observation.device")
-    hub_id = next(
-        (
-            _reference_id(ext.get("valueReference"), "Device", "gatewayDevice extension")
-            for ext in resource.get("extension", [])
-            if ext.get("url") == GATEWAY_DEVICE_EXTENSION
-        ),
-        None,
-    )
+    hub_id = None
+    for ext in _objects(resource.get("extension")):
+        if ext.get("url") == GATEWAY_DEVICE_EXTENSION:
+            hub_id = _reference_id(ext.get("valueReference"), "Device", "gatewayDevice extension")
+            break
     raw_time = resource.get("effectiveDateTime")
     try:
         effective = datetime.fromisoformat(raw_time) if isinstance(raw_time, str) else None
@@ -211,11 +277,11 @@ def validate_observation(resource: Mapping[str, Any]) -> ValidObservation:
 
     value: float | None = None
     unit: str | None = None
-    if "valueQuantity" in resource:
+    if resource.get("valueQuantity") is not None:
         if rtype.range is None:
             raise ContractViolation("invalid-fhir", f"{rtype.display} takes components, not a value")
         value, unit = _check_value(resource["valueQuantity"], rtype.units, rtype.range, rtype.display)
-    elif not rtype.components and "dataAbsentReason" not in resource:
+    elif not rtype.components and resource.get("dataAbsentReason") is None:
         raise ContractViolation("missing-element", f"{rtype.display} has neither value nor dataAbsentReason")
     components = _components(resource, rtype) if rtype.components else {}
     if components and rtype.components:

@@ -2,7 +2,8 @@
 
 ``ingest`` stores readings and tells the ``scorer`` which patients have new data; the scorer writes
 scores and alerts; the HTTP server reads them. Each runs in its own thread, so a slow database query
-in the web UI never delays ingest. Used by ``homewatch demo`` and (later) ``homewatch gateway serve``.
+in the web UI never delays ingest. Used by ``homewatch demo``; ``homewatch gateway serve``
+(``gateway.serve``) runs ingest in worker processes instead and shares ``start_http`` with it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,22 @@ def check_port_free(host: str, port: int) -> None:
             ) from exc
 
 
+def start_http(app: Any, host: str, port: int, timeout: float) -> tuple[uvicorn.Server, threading.Thread]:
+    """Serve ``app`` with uvicorn in a thread; return once it accepts connections."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    # uvicorn installs no signal handlers outside the main thread: Ctrl-C stays ours.
+    thread = threading.Thread(target=server.run, name="http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise GatewayError(f"the HTTP server did not start on http://{host}:{port}")
+        time.sleep(0.02)
+    return server, thread
+
+
 class GatewayServer:
     """Start with ``start()``, stop with ``stop()``; every part is stopped in reverse order."""
 
@@ -68,22 +85,9 @@ class GatewayServer:
         if not self.ingest.wait_until_subscribed(timeout):
             raise GatewayError("ingest did not subscribe to the broker in time")
         app = create_app(self.settings, self.pool, demo=self._demo)
-        config = uvicorn.Config(
-            app,
-            host=self.settings.http_host,
-            port=self.settings.http_port,
-            log_level="warning",
-            access_log=False,
+        self._http, self._http_thread = start_http(
+            app, self.settings.http_host, self.settings.http_port, timeout
         )
-        self._http = uvicorn.Server(config)
-        # uvicorn installs no signal handlers outside the main thread: Ctrl-C stays ours.
-        self._http_thread = threading.Thread(target=self._http.run, name="http", daemon=True)
-        self._http_thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._http.started:
-            if not self._http_thread.is_alive() or time.monotonic() > deadline:
-                raise GatewayError(f"the HTTP server did not start on {self.url}")
-            time.sleep(0.02)
 
     def stop(self) -> None:
         if self._http is not None and self._http_thread is not None:

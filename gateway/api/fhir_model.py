@@ -1,31 +1,47 @@
 """The FHIR resources the API answers with, built from rows: values in, JSON-ready dicts out.
 
 Stored Observations and RiskAssessments are served as stored, with a server id added; the Patient and
-the OperationOutcome are built with ``fhir.resources.R4B`` so they are valid by construction. One Bundle
-builder makes every searchset with its ``self`` and ``next`` links. Reading rows is left to ``queries.py``.
+the OperationOutcome are built with ``fhir.resources.R4B`` so they are valid by construction, and a
+Device by the contract's PHD IG builder (``fhir_contract.device``). One Bundle builder makes every
+searchset with its ``self`` and ``next`` links. Reading rows is left to ``queries.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from typing import Any
 
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
+from fhir_contract.device import build_sensor_device, device_kinds, format_eui
+from fhir_contract.terminology import contract_dir
 from gateway.api.fhir_search import Cursor, Search, format_search
 
 FHIR_JSON = "application/fhir+json"
+# Every Device also carries the id homewatch enrolled it under (what Observation.device references).
+DEVICE_ID_SYSTEM = "urn:homewatch:device"
+# The kinds a hub enrols devices as (``edge_agent.config.DeviceKind``) that the contract names otherwise
+# (``fhir/devices.json``); the other kinds have the same name in both.
+_CONTRACT_KINDS = {
+    "blood-pressure-cuff": "blood-pressure-monitor",
+    "scale": "weight-scale",
+    "body-composition-scale": "body-composition-analyzer",
+    "continuous-oximeter": "pulse-oximeter",
+    "cgm": "continuous-glucose-monitor",
+}
 
 
 def observation_id(identifier: str) -> str:
     """The stable, URL-safe FHIR id of a stored Observation: the SHA-256 of its identifier, in hex.
 
-    ``queries.observation_by_id`` computes the same in SQL; an identifier itself may hold characters
-    (':' '/' '|') or a length that a FHIR id may not.
+    The repository stores it as ``observation_keys.id``, which ``queries.observation_by_id`` looks up; an
+    identifier itself may hold characters (':' '/' '|') or a length that a FHIR id may not.
     """
     return hashlib.sha256(identifier.encode()).hexdigest()
 
@@ -56,6 +72,46 @@ def patient_resource(
     )
     built: dict[str, Any] = patient.model_dump(mode="json", exclude_none=True)
     return built
+
+
+@cache
+def _sensor_type() -> dict[str, Any]:
+    """Device.type of every sensor (MDC_MOC_VMS_MDS_SIMP), as the contract's data declares it."""
+    data = json.loads((contract_dir() / "devices.json").read_text(encoding="utf-8"))
+    return {"coding": [{"system": data["systems"]["mdc"], **data["sensor_type"]}]}
+
+
+def _eui48(address: str | None) -> str | None:
+    if address is None:
+        return None
+    try:
+        return format_eui(address, 6)
+    except ValueError:
+        return None
+
+
+def device_resource(device_id: str, kind: str, address: str | None, patient_id: str) -> dict[str, Any]:
+    """A Device from a devices row: a PhdDevice when its kind and Bluetooth address are known.
+
+    The PHD IG identifies a sensor by its EUI-64 or Bluetooth address; a device enrolled without a
+    (well-formed) address, or of a kind the contract does not know, is served without the profile but
+    with the same type, its homewatch id and its patient.
+    """
+    contract_kind = _CONTRACT_KINDS.get(kind, kind)
+    eui48 = _eui48(address)
+    if contract_kind in device_kinds() and eui48 is not None:
+        device = build_sensor_device(device_id, contract_kind, bluetooth_address=eui48, patient_id=patient_id)
+    else:
+        device = {
+            "resourceType": "Device",
+            "id": device_id,
+            "type": _sensor_type(),
+            "patient": {"reference": f"Patient/{patient_id}"},
+        }
+    identifiers = [*device.get("identifier", []), {"system": DEVICE_ID_SYSTEM, "value": device_id}]
+    # Placed after the id, in the order FHIR's JSON examples use.
+    head = {"resourceType": "Device", "id": device_id, "identifier": identifiers, "status": "active"}
+    return {**head, **{key: value for key, value in device.items() if key not in head}}
 
 
 def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:

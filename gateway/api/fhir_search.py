@@ -4,11 +4,13 @@
 ``fhir/capability-statement.json`` must list exactly these; a test keeps the two equal). ``parse_search``
 turns a query string into a ``Search`` of plain values (``Reference``, ``Token``, ``Period``), rejecting
 anything unknown or malformed with a ``FhirError``; ``format_search`` turns a ``Search`` back into the
-query string of a ``self`` or ``next`` link. Turning criteria into SQL is left to ``queries.py``.
+query string of a ``self`` or ``next`` link. ``SORT_KEYS`` says which ``_sort`` keys each resource type
+supports. Turning criteria and order into SQL is left to ``queries.py``.
 
 Conventions: parameters repeat with AND, commas inside one value mean OR (FHIR's rules). Dates without a
 time zone are taken as UTC; a date means the whole range its precision covers (``2024-05`` is all of May).
-Paging is by an opaque ``_cursor`` (keyset: newest first), which ``next`` links carry and clients only copy.
+Paging is by an opaque ``_cursor`` (keyset: the last row's time and key), which ``next`` links carry and
+clients only copy; the links also carry ``_sort``, so a cursor is always read in the order it was made in.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ DEFAULT_COUNT = 20
 MAX_COUNT = 100
 COUNT_PARAM = "_count"
 CURSOR_PARAM = "_cursor"
+SORT_PARAM = "_sort"
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
@@ -67,21 +70,41 @@ class Criterion:
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Where the next page starts: after the row with this time and key (newest-first order)."""
+    """Where the next page starts: after the row with this time and key (in the search's order)."""
 
     at: datetime
     key: str
 
 
 @dataclass(frozen=True, slots=True)
+class Sort:
+    """A ``_sort`` as given: one key of ``SORT_KEYS``, ascending unless prefixed with '-'."""
+
+    key: str
+    descending: bool
+
+    def __str__(self) -> str:
+        return f"-{self.key}" if self.descending else self.key
+
+
+@dataclass(frozen=True, slots=True)
 class Search:
-    """A parsed search: criteria (AND), page size and position, and the criteria as given for links."""
+    """A parsed search: criteria (AND), order, page size and position, and the criteria as given for links.
+
+    ``sort`` None is the default order, newest first (what ``_sort=-date`` asks for explicitly).
+    """
 
     resource_type: str
     criteria: tuple[Criterion, ...]
     count: int
     cursor: Cursor | None
     given: tuple[tuple[str, str], ...]
+    sort: Sort | None = None
+
+    @property
+    def descending(self) -> bool:
+        """Whether the rows come newest first."""
+        return self.sort is None or self.sort.descending
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +223,9 @@ SEARCH_PARAMS: Mapping[str, Mapping[str, SearchParam]] = {
     "RiskAssessment": {"patient": _PATIENT},
 }
 
+# The ``_sort`` keys each resource type supports (each orders by the time its ``date`` parameter searches).
+SORT_KEYS: Mapping[str, tuple[str, ...]] = {"Observation": ("date",), "RiskAssessment": ()}
+
 
 def encode_cursor(cursor: Cursor) -> str:
     """The opaque text of a cursor, as ``next`` links carry it."""
@@ -229,6 +255,17 @@ def _parse_count(value: str) -> int:
     return min(count, MAX_COUNT)
 
 
+def parse_sort(resource_type: str, value: str) -> Sort:
+    """``date`` (oldest first) or ``-date`` (newest first); anything else is a 400."""
+    keys = SORT_KEYS[resource_type]
+    key = value.removeprefix("-")
+    if key not in keys:
+        supported = ", ".join(f"{k}, -{k}" for k in keys) or "none"
+        message = f"{SORT_PARAM}={value!r} is not supported for {resource_type}; supported: {supported}"
+        raise FhirError(400, "not-supported", message)
+    return Sort(key, value.startswith("-"))
+
+
 def parse_search(resource_type: str, items: Sequence[tuple[str, str]]) -> Search:
     """Parse a query string's items for ``resource_type``; unknown or malformed parameters are a 400."""
     params = SEARCH_PARAMS[resource_type]
@@ -236,30 +273,38 @@ def parse_search(resource_type: str, items: Sequence[tuple[str, str]]) -> Search
     given: list[tuple[str, str]] = []
     count: int | None = None
     cursor: Cursor | None = None
+    sort: Sort | None = None
+    seen: set[str] = set()
     for name, value in items:
-        if name in (COUNT_PARAM, CURSOR_PARAM):
-            if (count if name == COUNT_PARAM else cursor) is not None:
+        if name in (COUNT_PARAM, CURSOR_PARAM, SORT_PARAM):
+            if name in seen:
                 raise FhirError(400, "invalid", f"{name} may be given only once")
+            seen.add(name)
             if name == COUNT_PARAM:
                 count = _parse_count(value)
-            else:
+            elif name == CURSOR_PARAM:
                 cursor = decode_cursor(value)
+            else:
+                sort = parse_sort(resource_type, value)
             continue
         param = params.get(name)
         if param is None:
-            supported = ", ".join([*params, COUNT_PARAM])
+            sort_param = [SORT_PARAM] if SORT_KEYS[resource_type] else []
+            supported = ", ".join([*params, COUNT_PARAM, *sort_param])
             message = f"unknown search parameter {name!r} for {resource_type}; supported: {supported}"
             raise FhirError(400, "not-supported", message)
         if not value:
             raise FhirError(400, "invalid", f"search parameter {name!r} has no value")
         criteria.append(Criterion(name, tuple(param.parse(part) for part in value.split(","))))
         given.append((name, value))
-    return Search(resource_type, tuple(criteria), count or DEFAULT_COUNT, cursor, tuple(given))
+    return Search(resource_type, tuple(criteria), count or DEFAULT_COUNT, cursor, tuple(given), sort)
 
 
 def format_search(search: Search, cursor: Cursor | None) -> str:
     """The query string of ``search`` at page ``cursor`` (None: the first page)."""
     items = [*search.given, (COUNT_PARAM, str(search.count))]
+    if search.sort is not None:
+        items.append((SORT_PARAM, str(search.sort)))
     if cursor is not None:
         items.append((CURSOR_PARAM, encode_cursor(cursor)))
     return urlencode(items)

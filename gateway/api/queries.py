@@ -370,27 +370,45 @@ def _criteria(search: Search) -> sql.Composable:
 def search_observations(
     conn: Conn, municipality_id: str, search: Search
 ) -> tuple[list[StoredResource], bool]:
-    """A page of the municipality's Observations matching ``search``, newest first; and whether more exist."""
+    """A page of the municipality's Observations matching ``search``, in its order; and whether more exist.
+
+    Keyset paging on (effective, identifier) in either direction: a page starts strictly after the
+    cursor's row, so rows are neither skipped nor repeated, even when several share a time.
+    """
     after: sql.Composable = sql.SQL("true")
     if search.cursor is not None:
-        after = sql.SQL("(effective, identifier) < ({}, {})").format(
-            sql.Literal(search.cursor.at), sql.Literal(search.cursor.key)
+        after = sql.SQL("(effective, identifier) {} ({}, {})").format(
+            sql.SQL("<" if search.descending else ">"),
+            sql.Literal(search.cursor.at),
+            sql.Literal(search.cursor.key),
         )
+    direction = sql.SQL("DESC" if search.descending else "ASC")
     query = sql.SQL(
         "SELECT patient_id, resource, effective, identifier FROM observations"
         " WHERE municipality_id = %s AND {criteria} AND {after}"
-        " ORDER BY effective DESC, identifier DESC LIMIT %s"
-    ).format(criteria=_criteria(search), after=after)
+        " ORDER BY effective {direction}, identifier {direction} LIMIT %s"
+    ).format(criteria=_criteria(search), after=after, direction=direction)
     rows = conn.execute(query, (municipality_id, search.count + 1)).fetchall()
     return [StoredResource(*row) for row in rows[: search.count]], len(rows) > search.count
 
 
 def observation_by_id(conn: Conn, municipality_id: str, observation_id: str) -> StoredResource | None:
-    """The municipality's Observation whose id (``fhir_model.observation_id``) is ``observation_id``."""
+    """The municipality's Observation whose id (``fhir_model.observation_id``) is ``observation_id``.
+
+    Two index probes: ``observation_keys`` by id (scoped by municipality) gives the reading's identifier
+    and effective time; ``observations`` by its primary key (identifier, effective) with those as
+    constants, so the planner reads only the one partition (or chunk) of that time.
+    """
+    key = conn.execute(
+        "SELECT identifier, effective FROM observation_keys WHERE id = %s AND municipality_id = %s",
+        (observation_id.lower(), municipality_id),
+    ).fetchone()
+    if key is None:
+        return None
     row = conn.execute(
         "SELECT patient_id, resource, effective, identifier FROM observations"
-        " WHERE municipality_id = %s AND encode(sha256(convert_to(identifier, 'UTF8')), 'hex') = %s",
-        (municipality_id, observation_id.lower()),
+        " WHERE identifier = %s AND effective = %s AND municipality_id = %s",
+        (key[0], key[1], municipality_id),
     ).fetchone()
     return None if row is None else StoredResource(*row)
 
@@ -425,3 +443,35 @@ def municipality_name(conn: Conn, municipality_id: str) -> str:
 def patient_ids(rows: Sequence[StoredResource]) -> list[str]:
     """The distinct patients of some stored resources, in order of first appearance."""
     return list(dict.fromkeys(row.patient_id for row in rows))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    """An enrolled device: its hub, the patient it is assigned to, its kind and Bluetooth address."""
+
+    id: str
+    hub_id: str
+    patient_id: str
+    kind: str
+    address: str | None
+
+
+def device(conn: Conn, municipality_id: str, device_id: str) -> DeviceRow | None:
+    """The device when it belongs to the municipality, else None."""
+    row = conn.execute(
+        "SELECT id, hub_id, patient_id, kind, address FROM devices WHERE municipality_id = %s AND id = %s",
+        (municipality_id, device_id),
+    ).fetchone()
+    return None if row is None else DeviceRow(*row)
+
+
+def stored_identifiers(conn: Conn, municipality_id: str, identifiers: Iterable[str]) -> set[str]:
+    """Which of these Observation identifiers the municipality already has stored (at any effective time)."""
+    wanted = sorted(set(identifiers))
+    if not wanted:
+        return set()
+    rows = conn.execute(
+        "SELECT DISTINCT identifier FROM observations WHERE municipality_id = %s AND identifier = ANY(%s)",
+        (municipality_id, wanted),
+    ).fetchall()
+    return {row[0] for row in rows}

@@ -34,8 +34,13 @@ row by row and only the refused rows are rejected (``unstorable``).
 With MQTT 5 the worker subscribes through the shared subscription ``$share/{group}/...``, so adding
 workers (each with its own client id) scales ingest; with MQTT 3.1.1 (amqtt) one worker takes all.
 
-Left to others: validation rules (``processing``, ``fhir_contract``), SQL (``gateway.store``), scoring
-(``on_stored`` callback), and the broker (``gateway.broker`` or an external one).
+The batch's transaction also adds to this worker's row of ``ingest_metrics`` (what ``/metrics``
+shows) and, with ``notify_channel``, calls ``pg_notify`` naming the patients with new data, so a
+scorer in another process hears of exactly the batches that committed (``gateway.alerts.scorer``).
+
+Left to others: validation rules (``processing``, ``fhir_contract``), storing a decision
+(``gateway.ingest.storing``, shared with ``POST /fhir``), SQL (``gateway.store``), scoring
+(``on_stored`` or NOTIFY), and the broker (``gateway.broker`` or an external one).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -61,23 +66,16 @@ from paho.mqtt.reasoncodes import ReasonCode
 from gateway.broker import BrokerEndpoint
 from gateway.ingest.processing import (
     OBSERVATIONS_SUBSCRIPTION,
-    UNSTORABLE,
     MessageOutcome,
-    Rejection,
     error_report,
     parse_topic,
     process_message,
     receipt,
 )
+from gateway.ingest.storing import Decided, store_decisions
 from gateway.settings import GatewaySettings
-from gateway.store.repository import (
-    DeliveredObservation,
-    HubAssignment,
-    QuarantineEntry,
-    hub_assignments,
-    insert_observation_batch,
-    quarantine_many,
-)
+from gateway.store.ingest_metrics import record_batch
+from gateway.store.repository import HubAssignment, hub_assignments
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +128,7 @@ class _Inbound:
     mid: int
     qos: int
     connection: int  # which broker connection delivered it (acks are valid only on that one)
+    arrived: float  # time.monotonic() when paho handed it over (the start of the ingest lag)
 
 
 @dataclass(slots=True)
@@ -163,6 +162,7 @@ class IngestWorker:
         username: str | None = None,
         password: str | None = None,
         on_stored: Callable[[str, set[str]], None] | None = None,
+        notify_channel: str | None = None,
         batch_max_messages: int = BATCH_MAX_MESSAGES,
         batch_wait_s: float = BATCH_WAIT_S,
     ) -> None:
@@ -174,6 +174,9 @@ class IngestWorker:
         ``username``/``password`` authenticate to the broker (amqtt keeps no offline queue for
         sessions it treats as anonymous). ``on_stored(municipality_id, patient_ids)`` runs in the
         worker thread after each commit that stored new rows; keep it quick (hand work to a queue).
+        ``notify_channel`` names the PostgreSQL channel that hears of the same patients from inside
+        the batch's transaction (the scorer of ``homewatch gateway serve`` runs in another process).
+        Without ``username``, the settings' broker credentials are used.
         """
         self._settings = settings
         self._host = endpoint.host if endpoint else settings.mqtt_host
@@ -181,6 +184,7 @@ class IngestWorker:
         self.mqtt5 = settings.mqtt_v5 and (endpoint.mqtt5 if endpoint else True)
         self._client_id = client_id
         self._on_stored = on_stored
+        self._notify_channel = notify_channel
         self._batch_max = batch_max_messages
         self._batch_wait = batch_wait_s
         self._inbox: queue.SimpleQueue[_Inbound] = queue.SimpleQueue()
@@ -191,8 +195,12 @@ class IngestWorker:
         self._connection = 0  # incremented in on_connect (paho's thread), read when acknowledging
         self._db: psycopg.Connection[Any] | None = None
         self._client = self._make_client()
+        if username is None:
+            username, password = settings.mqtt_username, settings.mqtt_password
         if username is not None:
             self._client.username_pw_set(username, password)
+        if settings.mqtt_tls:
+            self._client.tls_set()  # the system's CA certificates; the broker's name is verified
         self._thread = threading.Thread(target=self._run, name=f"ingest-{client_id}", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -317,7 +325,9 @@ class IngestWorker:
             self._tally.in_hand += 1
             connection = self._connection
         payload = bytes(message.payload)
-        self._inbox.put(_Inbound(message.topic, payload, message.mid, message.qos, connection))
+        self._inbox.put(
+            _Inbound(message.topic, payload, message.mid, message.qos, connection, time.monotonic())
+        )
 
     # -- worker thread ---------------------------------------------------------------------------
 
@@ -421,62 +431,25 @@ class IngestWorker:
     ) -> tuple[list[MessageOutcome], dict[str, set[str]]]:
         """One transaction: accepted rows in, rejections quarantined. Returns the outcomes (with rows
         the database refused turned into rejections) and the patients with new data per municipality."""
-        rows = [
-            DeliveredObservation(o.source.municipality_id, o.source.hub_id, obs)
-            for o in outcomes
-            if o.source is not None
-            for obs in o.accepted
-        ]
         with db.transaction():
-            try:
-                result = insert_observation_batch(db, rows)
-                stored, duplicates, patients = result.inserted, result.duplicates, result.patients
-            except (psycopg.DataError, psycopg.IntegrityError) as exc:
-                log.warning("ingest %s: a row was refused (%s); storing row by row", self._client_id, exc)
-                outcomes, stored, duplicates, patients = self._store_one_by_one(db, outcomes)
-            quarantine_many(
-                db, [entry for o, m in zip(outcomes, batch, strict=True) for entry in _quarantine(o, m)]
+            result = store_decisions(
+                db,
+                [Decided(o, m.payload) for o, m in zip(outcomes, batch, strict=True)],
+                notify_channel=self._notify_channel,
+            )
+            now = time.monotonic()
+            record_batch(
+                db,
+                self._client_id,
+                lags_s=[now - m.arrived for m in batch],  # up to now, just before the commit
+                stored=result.inserted,
+                duplicates=result.duplicates,
+                rejected=Counter(r.code for o in result.outcomes for r in o.rejections),
             )
         with self._lock:
-            self._tally.stored += stored
-            self._tally.duplicates += duplicates
-        return outcomes, patients
-
-    def _store_one_by_one(
-        self, db: psycopg.Connection[Any], outcomes: list[MessageOutcome]
-    ) -> tuple[list[MessageOutcome], int, int, dict[str, set[str]]]:
-        stored = duplicates = 0
-        patients: dict[str, set[str]] = {}
-        kept: list[MessageOutcome] = []
-        for outcome in outcomes:
-            if outcome.source is None or not outcome.accepted:
-                kept.append(outcome)
-                continue
-            accepted, positions, rejections = [], [], list(outcome.rejections)
-            for obs, position in zip(outcome.accepted, outcome.accepted_positions, strict=True):
-                row = DeliveredObservation(outcome.source.municipality_id, outcome.source.hub_id, obs)
-                try:
-                    result = insert_observation_batch(db, [row])  # its own savepoint
-                except (psycopg.DataError, psycopg.IntegrityError) as exc:
-                    reason = f"the database refused this Observation: {str(exc).strip()}"
-                    rejections.append(Rejection(position, obs.identifier, UNSTORABLE, reason, obs.resource))
-                    continue
-                accepted.append(obs)
-                positions.append(position)
-                stored += result.inserted
-                duplicates += result.duplicates
-                for municipality_id, ids in result.patients.items():
-                    patients.setdefault(municipality_id, set()).update(ids)
-            rejections.sort(key=lambda r: -1 if r.index is None else r.index)
-            kept.append(
-                replace(
-                    outcome,
-                    accepted=tuple(accepted),
-                    rejections=tuple(rejections),
-                    accepted_positions=tuple(positions),
-                )
-            )
-        return kept, stored, duplicates, patients
+            self._tally.stored += result.inserted
+            self._tally.duplicates += result.duplicates
+        return result.outcomes, result.patients
 
     def _after_commit(
         self, batch: list[_Inbound], outcomes: list[MessageOutcome], patients: dict[str, set[str]]
@@ -515,38 +488,3 @@ class IngestWorker:
                     self._on_stored(municipality_id, patient_ids)
                 except Exception:
                     log.exception("ingest %s: on_stored callback failed", self._client_id)
-
-
-def _quarantine(outcome: MessageOutcome, message: _Inbound) -> list[QuarantineEntry]:
-    municipality_id = outcome.source.municipality_id if outcome.source else None
-    hub_id = outcome.source.hub_id if outcome.source else None
-    entries: list[QuarantineEntry] = []
-    for rejection in outcome.rejections:
-        if rejection.index is None:
-            entries.append(
-                QuarantineEntry(
-                    message.topic,
-                    municipality_id,
-                    hub_id,
-                    f"{rejection.code}: {rejection.reason}",
-                    message.payload,
-                )
-            )
-            continue
-        where = f"entry {rejection.index}" + (
-            f", identifier {rejection.identifier}" if rejection.identifier else ""
-        )
-        try:
-            payload = orjson.dumps(rejection.resource)
-        except TypeError:
-            payload = repr(rejection.resource).encode()
-        entries.append(
-            QuarantineEntry(
-                message.topic,
-                municipality_id,
-                hub_id,
-                f"{rejection.code}: {rejection.reason} ({where})",
-                payload,
-            )
-        )
-    return entries

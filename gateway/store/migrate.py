@@ -2,20 +2,32 @@
 
 ``schema_migrations`` records what is applied, so running ``migrate`` again is a no-op and a new file
 is applied exactly once. Migrations only go forward; a failed one rolls back and stops.
+
+A migration may also have a Python step (``PYTHON_STEPS``, keyed by the file's name without ``.sql``) for
+work SQL cannot decide alone: 0002 asks the server whether TimescaleDB is there
+(``gateway.store.timescale``). The step runs in the migration's transaction, just before its SQL, so a
+failure of either rolls back both.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 from gateway.store.errors import MigrationError
+from gateway.store.timescale import prepare_observation_storage
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+PythonStep = Callable[[psycopg.Connection[Any]], object]
+# Migration file name (without .sql) -> its Python step, run in its transaction before its SQL.
+PYTHON_STEPS: Mapping[str, PythonStep] = {"0002_observation_keys": prepare_observation_storage}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +51,12 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def migrate(conn: psycopg.Connection[object], directory: Path = MIGRATIONS_DIR) -> list[int]:
-    """Apply the migrations not yet applied; return their versions."""
+def migrate(
+    conn: psycopg.Connection[Any],
+    directory: Path = MIGRATIONS_DIR,
+    steps: Mapping[str, PythonStep] = PYTHON_STEPS,
+) -> list[int]:
+    """Apply the migrations not yet applied (with their Python steps); return their versions."""
     with conn.transaction():
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -57,6 +73,9 @@ def migrate(conn: psycopg.Connection[object], directory: Path = MIGRATIONS_DIR) 
                     "SELECT 1 FROM schema_migrations WHERE version = %s", (migration.version,)
                 ).fetchone():
                     continue
+                step = steps.get(f"{migration.version:04d}_{migration.name}")
+                if step is not None:
+                    step(conn)
                 conn.execute(migration.sql.encode())
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",

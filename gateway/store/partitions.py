@@ -20,10 +20,9 @@ Rules:
   caller's still-open transaction, which may roll back). A stale cache is harmless: rows of a dropped
   month's partition fall into the DEFAULT partition.
 
-Future path: when the ``timescaledb`` extension is available (``timescaledb_available``), the table
-should become a hypertable with compression and continuous aggregates instead. A hypertable cannot be
-made from a declaratively partitioned table, so that is a separate migration, not a switch here; this
-module is the portable fallback and is skipped by nothing (it is what runs on plain PostgreSQL).
+Where migration 0002 made ``observations`` a TimescaleDB hypertable (``gateway.store.timescale``),
+TimescaleDB makes its chunks itself: this module sees that the table is not declaratively partitioned
+and creates nothing (checked once per database, then cached like the months).
 """
 
 from __future__ import annotations
@@ -53,6 +52,7 @@ FUTURE_HORIZON_MONTHS = 1
 
 _cache_lock = threading.Lock()
 _known: dict[tuple[str, str, str], set[date]] = {}
+_partitioned: dict[tuple[str, str, str], bool] = {}
 
 
 def month_of(moment: datetime) -> date:
@@ -76,6 +76,12 @@ def within_horizon(month: date, now: datetime | None = None) -> bool:
     return _add_months(current, -PAST_HORIZON_MONTHS) <= month <= _add_months(current, FUTURE_HORIZON_MONTHS)
 
 
+def natively_partitioned(conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``observations`` is declaratively partitioned (False for a TimescaleDB hypertable)."""
+    row = conn.execute("SELECT relkind = 'p' FROM pg_class WHERE oid = %s::regclass", (PARENT,)).fetchone()
+    return bool(row and row[0])
+
+
 def existing_partitions(conn: psycopg.Connection[Any]) -> set[date]:
     """The months that have a partition of ``observations`` (visible to this transaction)."""
     with conn.cursor(row_factory=tuple_row) as cur:
@@ -95,11 +101,12 @@ def existing_partitions(conn: psycopg.Connection[Any]) -> set[date]:
 def ensure_partitions(conn: psycopg.Connection[Any], months: Iterable[date]) -> list[date]:
     """Create the monthly partitions missing among ``months`` (any day of a month names the month).
 
-    Runs inside the caller's transaction (a savepoint when one is open). Returns the months created.
-    Ignores the horizon: callers that take months from untrusted data use ``ensure_partitions_for``.
+    Runs inside the caller's transaction (a savepoint when one is open). Returns the months created
+    (none on a hypertable). Ignores the horizon: callers that take months from untrusted data use
+    ``ensure_partitions_for``.
     """
     wanted = {date(m.year, m.month, 1) for m in months}
-    if not wanted:
+    if not wanted or not natively_partitioned(conn):
         return []
     created: list[date] = []
     with conn.transaction():
@@ -164,7 +171,14 @@ def ensure_partitions_for(
     key = _database_key(conn)
     with _cache_lock:
         missing = months - _known.get(key, set())
+        partitioned = _partitioned.get(key)
     if not missing:
+        return
+    if partitioned is None:
+        partitioned = natively_partitioned(conn)
+        with _cache_lock:
+            _partitioned[key] = partitioned
+    if not partitioned:
         return
     created = ensure_partitions(conn, missing)
     with _cache_lock:
@@ -175,9 +189,4 @@ def forget_cached_partitions() -> None:
     """Drop the cache of known partitions (after partitions were dropped or detached by hand)."""
     with _cache_lock:
         _known.clear()
-
-
-def timescaledb_available(conn: psycopg.Connection[Any]) -> bool:
-    """Whether the server could load TimescaleDB (the future path for ``observations``, see above)."""
-    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-    return row is not None
+        _partitioned.clear()

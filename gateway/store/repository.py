@@ -5,11 +5,14 @@ Small functions over a synchronous psycopg ``Connection``. Callers own transacti
 Every query is scoped by municipality, because one database serves many municipalities and nothing may
 leak between them: a row of another municipality is, to these functions, a row that does not exist.
 
-Observations are stored idempotently on their identifier: a batch is COPYed into a temporary staging
-table and moved with ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, so a redelivered reading is a
-no-op and the caller learns exactly which rows were new. Monthly partitions are created on the way
-(``gateway.store.partitions``). Preliminary Observations (a cuff's pressure while it inflates) are
-stored and listed like any other, but never count as a patient's latest value or as new data to score.
+Observations are stored once per identifier, whatever their effective time: a batch is COPYed into a
+temporary staging table, its identifiers claim their rows in ``observation_keys`` (not partitioned, so
+its unique identifier holds across all times; ``INSERT ... ON CONFLICT DO NOTHING RETURNING``), and only
+the rows whose key was new move into ``observations``, in one statement. A redelivered reading, or one
+re-sent with another corrected effective time, is a no-op, and the caller learns exactly which rows were
+new. Monthly partitions are created on the way (``gateway.store.partitions``; none on a hypertable).
+Preliminary Observations (a cuff's pressure while it inflates) are stored and listed like any other, but
+never count as a patient's latest value or as new data to score.
 
 Left to others: validation (``fhir_contract``), authorisation of a hub for a patient
 (``gateway.ingest.processing``), transactions and retries (``gateway.ingest.mqtt_ingest``), FHIR search
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
 QUARANTINE_PAYLOAD_LIMIT = 256_000
 
 _STAGING = "_observation_staging"
-_COLUMNS = (
+OBSERVATION_COLUMNS = (
     "municipality_id",
     "identifier",
     "patient_id",
@@ -265,10 +268,12 @@ def hub_assignment(conn: psycopg.Connection[Any], municipality_id: str, hub_id: 
 
 def _ensure_staging(conn: psycopg.Connection[Any]) -> None:
     # ON COMMIT DELETE ROWS empties it at every commit; it is also emptied after each use, so two
-    # batches in one transaction never see each other's rows.
+    # batches in one transaction never see each other's rows. ``seq`` keeps the batch's order, so the
+    # first copy of a reading repeated within one batch is the one stored.
     conn.execute(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING}"
-        f" (LIKE observations INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        f" (LIKE observations INCLUDING DEFAULTS, seq bigint GENERATED ALWAYS AS IDENTITY)"
+        f" ON COMMIT DELETE ROWS"
     )
 
 
@@ -291,12 +296,33 @@ def insert_observations(
     return InsertResult(batch.inserted, batch.duplicates, batch.patients.get(municipality_id, set()))
 
 
+# Transaction-local setting that tells migration 0002's trigger the keys of these rows are written.
+_KEYS_WRITTEN = "homewatch.observation_keys_written"
+# One statement: the first copy of each identifier in the batch claims its key (a reading already stored,
+# at any effective time, keeps its key: ON CONFLICT DO NOTHING); only the rows whose key was new move on.
+# The keys are chosen from narrow columns, so the wide rows (the resource) are read from staging once.
+_MOVE_NEW_ROWS = (
+    f"WITH claimed AS ("
+    f"  INSERT INTO observation_keys (id, identifier, municipality_id, patient_id, effective)"
+    f"  SELECT DISTINCT ON (identifier) encode(sha256(convert_to(identifier, 'UTF8')), 'hex'), identifier,"
+    f"   municipality_id, patient_id, effective FROM {_STAGING} ORDER BY identifier, seq"
+    f"  ON CONFLICT DO NOTHING RETURNING identifier, effective)"
+    f" INSERT INTO observations ({', '.join(OBSERVATION_COLUMNS)})"
+    f" SELECT DISTINCT ON (s.identifier) {', '.join('s.' + c for c in OBSERVATION_COLUMNS)}"
+    f" FROM {_STAGING} s JOIN claimed k ON k.identifier = s.identifier AND k.effective = s.effective"
+    f" ORDER BY s.identifier, s.seq"
+    f" RETURNING municipality_id, patient_id, resource->>'status'"
+)
+
+
 def insert_observation_batch(
     conn: psycopg.Connection[Any], rows: Sequence[DeliveredObservation]
 ) -> BatchResult:
-    """Store Observations of many hubs and municipalities in one COPY and one idempotent INSERT.
+    """Store Observations of many hubs and municipalities in one COPY and one idempotent statement.
 
-    The ingest worker's path: one batch of MQTT messages is one call, whatever hubs they came from.
+    The ingest worker's path: one batch of MQTT messages is one call, whatever hubs they came from. A
+    reading whose identifier is stored already (at any effective time), or repeated in ``rows``, is a
+    duplicate; the first copy stored wins. Runs in the caller's transaction (a savepoint).
     """
     if not rows:
         return BatchResult(0, 0, {})
@@ -304,7 +330,7 @@ def insert_observation_batch(
         ensure_partitions_for(conn, (row.observation.effective for row in rows))
         _ensure_staging(conn)
         with conn.cursor(row_factory=tuple_row) as cur:
-            with cur.copy(f"COPY {_STAGING} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+            with cur.copy(f"COPY {_STAGING} ({', '.join(OBSERVATION_COLUMNS)}) FROM STDIN") as copy:
                 for row in rows:
                     obs = row.observation
                     copy.write_row(
@@ -323,12 +349,11 @@ def insert_observation_batch(
                             _json(obs.resource),
                         )
                     )
-            columns = ", ".join(_COLUMNS)
-            cur.execute(
-                f"INSERT INTO observations ({columns}) SELECT {columns} FROM {_STAGING}"
-                " ON CONFLICT DO NOTHING RETURNING municipality_id, patient_id, resource->>'status'"
-            )
+            # The repository writes the keys itself: its rows skip the key trigger (migration 0002).
+            cur.execute("SELECT set_config(%s, 'on', true)", (_KEYS_WRITTEN,))
+            cur.execute(_MOVE_NEW_ROWS)
             returned = cur.fetchall()
+            cur.execute("SELECT set_config(%s, 'off', true)", (_KEYS_WRITTEN,))
             cur.execute(f"DELETE FROM {_STAGING}")
     patients: dict[str, set[str]] = {}
     for municipality_id, patient_id, status in returned:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+from observation_factory import BASE_TIME, Home
+from psycopg.types.json import Jsonb
 
+from gateway.api.fhir_model import observation_id
+from gateway.api.queries import observation_by_id
 from gateway.store.errors import MigrationError
 from gateway.store.migrate import MIGRATIONS_DIR, load_migrations, migrate
 
@@ -48,3 +54,46 @@ def test_migration_names_must_have_no_gaps(tmp_path: Path) -> None:
     (tmp_path / "0003_c.sql").write_text("SELECT 1;")
     with pytest.raises(ValueError, match="without gaps"):
         load_migrations(tmp_path)
+
+
+def test_observation_keys_are_back_filled_and_second_copies_quarantined(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    shutil.copy(MIGRATIONS_DIR / "0001_initial.sql", tmp_path)
+    home = Home()
+    first, second = BASE_TIME, BASE_TIME + timedelta(days=1)
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        assert migrate(conn, tmp_path) == [1]
+        home.enroll(conn)
+        # Rows stored under version 1: two readings, one of them twice (its effective time corrected
+        # between the two deliveries), which version 1 could not tell apart.
+        stored = [(home.spo2(95, first), first, "1 minute"), (home.spo2(96, second), second, "2 minutes")]
+        stored.append((stored[0][0], first + timedelta(seconds=41), "0 minutes"))
+        for resource, effective, age in stored:
+            conn.execute(
+                "INSERT INTO observations (municipality_id, identifier, patient_id, hub_id, device_id, kind,"
+                " loinc, effective, value, unit, resource, received_at)"
+                " VALUES (%s, %s, %s, %s, %s, 'spo2', '2708-6', %s, 95, '%%', %s, now() - %s::interval)",
+                (
+                    home.municipality_id,
+                    resource["identifier"][0]["value"],
+                    home.patient_id,
+                    home.hub_id,
+                    home.oximeter_id,
+                    effective,
+                    Jsonb(resource),
+                    age,
+                ),
+            )
+        assert migrate(conn) == [v.version for v in load_migrations()][1:]
+        keys = conn.execute(
+            "SELECT identifier, effective FROM observation_keys ORDER BY effective"
+        ).fetchall()
+        rows = conn.execute("SELECT identifier, effective FROM observations ORDER BY effective").fetchall()
+        quarantined = conn.execute("SELECT topic, reason FROM quarantine").fetchall()
+        found = observation_by_id(conn, home.municipality_id, observation_id(str(keys[0][0])))
+    identifiers = [resource["identifier"][0]["value"] for resource, _, _ in stored[:2]]
+    assert keys == rows == [(identifiers[0], first), (identifiers[1], second)]  # the first received wins
+    assert len(quarantined) == 1 and quarantined[0][0] == home.topic
+    assert quarantined[0][1].startswith(f"duplicate: reading {identifiers[0]}")
+    assert found is not None and found.at == first

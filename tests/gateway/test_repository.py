@@ -15,7 +15,6 @@ from gateway.store.partitions import (
     ensure_partitions,
     existing_partitions,
     forget_cached_partitions,
-    timescaledb_available,
 )
 from gateway.store.repository import (
     Device,
@@ -177,10 +176,6 @@ def test_creating_a_partition_moves_rows_out_of_the_default_partition(
     placed = conn.execute("SELECT tableoid::regclass::text FROM observations").fetchone()
     assert placed == ("observations_y2001m03",)
     assert count_observations(conn, HOME.municipality_id) == 1
-
-
-def test_timescaledb_absence_is_reported_not_raised(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    assert timescaledb_available(conn) in (True, False)
 
 
 def test_quarantine_keeps_payload_and_reason(conn: psycopg.Connection[tuple[object, ...]]) -> None:

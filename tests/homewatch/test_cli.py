@@ -102,3 +102,23 @@ def test_gateway_migrate_unreachable_database_is_a_clear_error() -> None:
 def test_demo_rejects_an_unknown_broker() -> None:
     result = runner.invoke(app, ["demo", "--broker", "rabbit"])
     assert result.exit_code == 2 and "--broker" in result.stderr
+
+
+def test_gateway_token_is_accepted_by_the_fhir_api_for_its_role_and_municipality() -> None:
+    from gateway.api.auth import verify_token
+    from gateway.settings import GatewaySettings
+
+    result = runner.invoke(app, ["gateway", "token", "--role", "nurse", "--municipality", "0147"])
+    assert result.exit_code == 0, result.output
+    user = verify_token(GatewaySettings(), result.stdout.strip())
+    assert user is not None and (user.role, user.municipality_id) == ("nurse", "0147")
+    hub = runner.invoke(app, ["gateway", "token", "--role", "hub", "--subject", "hub-7", "--hours", "720"])
+    hub_user = verify_token(GatewaySettings(), hub.stdout.strip())
+    assert hub_user is not None and (hub_user.username, hub_user.role) == ("hub-7", "hub")
+
+
+def test_gateway_token_bad_role_or_hub_without_id_is_a_clear_error() -> None:
+    for args in (["--role", "janitor"], ["--role", "hub"], ["--role", "nurse", "--hours", "-1"]):
+        result = runner.invoke(app, ["gateway", "token", *args])
+        assert result.exit_code == 2, args
+        assert "Traceback" not in result.output and result.output.strip()

@@ -58,6 +58,22 @@ def patient(
     return patient_id
 
 
+def device(
+    conn: Conn, municipality_id: str, patient_id: str, device_id: str, kind: str, address: str | None = None
+) -> str:
+    """Insert a device (and its patient's hub ``hub-<patient>`` unless it exists); return its id."""
+    conn.execute(
+        "INSERT INTO hubs (municipality_id, id, patient_id) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+        (municipality_id, f"hub-{patient_id}", patient_id),
+    )
+    conn.execute(
+        "INSERT INTO devices (municipality_id, id, hub_id, patient_id, kind, address)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (municipality_id, device_id, f"hub-{patient_id}", patient_id, kind, address),
+    )
+    return device_id
+
+
 def user(conn: Conn, username: str, municipality_id: str, password: str) -> str:
     create_user(conn, username, municipality_id, "nurse", password)
     return username

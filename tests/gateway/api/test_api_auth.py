@@ -17,6 +17,7 @@ from gateway.api.auth import (
     create_user,
     hash_password,
     issue_token,
+    mint_token,
     verify_password,
     verify_token,
 )
@@ -160,3 +161,37 @@ def test_access_token_works_as_bearer_and_refuses_wrong_password(client: TestCli
 )
 def test_login_returns_only_to_local_paths(given: str, expected: str) -> None:
     assert safe_next(given) == expected
+
+
+def test_minted_token_names_its_subject_municipality_and_role() -> None:
+    token = mint_token(SETTINGS, role="nurse", municipality_id="0101", subject="anna")
+    assert verify_token(SETTINGS, token) == ANNA
+    hub = mint_token(SETTINGS, role="hub", municipality_id="0147", subject="hub-7")
+    assert verify_token(SETTINGS, hub) == User("hub-7", "0147", "hub")
+
+
+def test_minted_token_lives_the_hours_asked_for() -> None:
+    issued = datetime(2025, 1, 1, 8, tzinfo=UTC)
+    token = mint_token(SETTINGS, role="admin", municipality_id="0101", subject="ops", hours=2, now=issued)
+    assert verify_token(SETTINGS, token, now=issued + timedelta(hours=1, minutes=59)) is not None
+    assert verify_token(SETTINGS, token, now=issued + timedelta(hours=2)) is None
+    default = mint_token(SETTINGS, role="nurse", municipality_id="0101", subject="anna", now=issued)
+    assert default == issue_token(SETTINGS, ANNA, now=issued)
+
+
+@pytest.mark.parametrize(
+    ("role", "municipality", "subject", "hours", "mentions"),
+    [
+        ("janitor", "0101", "x", None, "role"),
+        ("nurse", "0101", "", None, "subject"),
+        ("nurse", "01|01", "x", None, "municipality_id"),
+        ("hub", "0101", "hub/1", None, "subject"),
+        ("hub", "0101", "hub+", None, "subject"),
+        ("nurse", "0101", "x", 0, "hours"),
+    ],
+)
+def test_mint_token_refuses_unknown_roles_unsafe_fields_and_no_lifetime(
+    role: str, municipality: str, subject: str, hours: float | None, mentions: str
+) -> None:
+    with pytest.raises(ValueError, match=mentions):
+        mint_token(SETTINGS, role=role, municipality_id=municipality, subject=subject, hours=hours)

@@ -18,7 +18,7 @@ from fhir.resources.R4B.patient import Patient
 from seed import World, audit_rows, bearer, observation
 
 from gateway.api.fhir_model import observation_id
-from gateway.api.fhir_search import COUNT_PARAM, SEARCH_PARAMS
+from gateway.api.fhir_search import COUNT_PARAM, SEARCH_PARAMS, SORT_KEYS, SORT_PARAM
 
 FHIR_JSON = "application/fhir+json"
 
@@ -75,24 +75,30 @@ def test_metadata_lists_exactly_the_implemented_interactions_and_parameters(clie
     assert declared == {
         "Observation": {"read", "search-type"},
         "Patient": {"read"},
+        "Device": {"read"},
         "RiskAssessment": {"search-type"},
     }
+    assert [i["code"] for i in rest[0]["interaction"]] == ["batch"]
     params = {
         r["type"]: {p["name"]: p["type"] for p in r.get("searchParam", [])} for r in rest[0]["resource"]
     }
     for resource_type, table in SEARCH_PARAMS.items():
         expected = {name: param.type for name, param in table.items()} | {COUNT_PARAM: "number"}
+        if SORT_KEYS[resource_type]:
+            expected[SORT_PARAM] = "string"
         assert params[resource_type] == expected
-    assert params["Patient"] == {}
+    assert params["Patient"] == {} and params["Device"] == {}
     assert not any("operation" in r for r in rest[0]["resource"])
 
 
 def test_every_declared_interaction_has_a_route_and_no_route_is_undeclared(app: FastAPI) -> None:
     paths: dict[str, dict[str, Any]] = app.openapi()["paths"]
     routes = {(path, method.upper()) for path, methods in paths.items() for method in methods}
-    fhir_routes = {route for route in routes if route[0].startswith("/fhir/")}
+    fhir_routes = {route for route in routes if route[0] == "/fhir" or route[0].startswith("/fhir/")}
     assert fhir_routes == {
+        ("/fhir", "POST"),
         ("/fhir/metadata", "GET"),
+        ("/fhir/Device/{device_id}", "GET"),
         ("/fhir/Observation", "GET"),
         ("/fhir/Observation/{observation_id}", "GET"),
         ("/fhir/Patient/{patient_id}", "GET"),
@@ -104,7 +110,14 @@ def test_every_declared_interaction_has_a_route_and_no_route_is_undeclared(app: 
 
 
 @pytest.mark.parametrize(
-    "path", ["/fhir/Observation", "/fhir/Observation/abc", "/fhir/Patient/p-high", "/fhir/RiskAssessment"]
+    "path",
+    [
+        "/fhir/Observation",
+        "/fhir/Observation/abc",
+        "/fhir/Patient/p-high",
+        "/fhir/Device/dev-p-high-spo2",
+        "/fhir/RiskAssessment",
+    ],
 )
 def test_fhir_reads_without_a_token_are_401(client: TestClient, world: World, path: str) -> None:
     response = client.get(path)
@@ -311,6 +324,9 @@ def test_risk_assessment_search_by_patient(client: TestClient, world: World, aut
         ("patient=Group/1", "invalid", "patient"),
         ("patient=", "invalid", "patient"),
         ("_cursor=garbage", "invalid", "_cursor"),
+        ("_sort=code", "not-supported", "_sort"),
+        ("_sort=date,-date", "not-supported", "_sort"),
+        ("_sort=date&_sort=-date", "invalid", "_sort"),
     ],
 )
 def test_bad_search_parameters_are_400_operation_outcomes(

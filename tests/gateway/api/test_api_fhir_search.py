@@ -14,6 +14,7 @@ from gateway.api.fhir_search import (
     Cursor,
     Period,
     Reference,
+    Sort,
     Token,
     decode_cursor,
     encode_cursor,
@@ -122,3 +123,28 @@ def test_cursor_round_trip_and_garbage() -> None:
     for garbage in ("", "%%%", encode_cursor(cursor)[:-3], "WyJ4Il0"):
         with pytest.raises(FhirError):
             decode_cursor(garbage)
+
+
+def test_sort_by_date_either_way_and_nothing_else() -> None:
+    assert parse_search("Observation", []).sort is None
+    assert parse_search("Observation", []).descending
+    ascending = parse_search("Observation", [("_sort", "date")])
+    assert ascending.sort == Sort("date", descending=False) and not ascending.descending
+    assert parse_search("Observation", [("_sort", "-date")]).descending
+    for bad in ("code", "-code", "date,-date", "", "+date"):
+        with pytest.raises(FhirError) as caught:
+            parse_search("Observation", [("_sort", bad)])
+        assert caught.value.status == 400 and caught.value.code == "not-supported"
+    with pytest.raises(FhirError):
+        parse_search("RiskAssessment", [("_sort", "-date")])
+
+
+def test_links_carry_the_sort_that_was_asked_for() -> None:
+    cursor = Cursor(utc(2024, 5, 3, 8, 30, 0), "urn:x")
+    for value in ("date", "-date"):
+        search = parse_search("Observation", [("patient", "p-1"), ("_sort", value)])
+        formatted = parse_qsl(format_search(search, cursor))
+        assert ("_sort", value) in formatted
+        again = parse_search("Observation", formatted)
+        assert again.sort == search.sort and again.cursor == cursor
+    assert "_sort" not in format_search(parse_search("Observation", []), cursor)

@@ -1,0 +1,125 @@
+"""``GET /metrics``: ingest counters in the Prometheus text exposition format (version 0.0.4).
+
+Where the numbers live: each ingest worker adds to its own row of ``ingest_metrics`` (and
+``ingest_rejections``) in the same transaction that stores its batch (``gateway.ingest.mqtt_ingest``).
+That was chosen over prometheus_client's multiprocess mode because:
+
+- the counts are exactly what was committed: a worker killed mid-batch counts nothing for it, and its
+  redelivered copy is counted once it is stored; files of a multiprocess registry would count work
+  whose transaction then rolled back;
+- workers may run on several hosts (that is how ingest scales), and any gateway process answers for
+  all of them, whereas multiprocess mode sums the files of one host's processes only;
+- counters survive worker restarts without a shared folder to clean up, and no dependency is added.
+One row per worker means workers never wait on each other's row lock; the cost is one upsert per
+batch (a batch is up to 200 messages).
+
+Authentication: the output holds worker names, rejection codes and counts, never patient data. When
+``HOMEWATCH_METRICS_TOKEN`` is set the route asks for ``Authorization: Bearer <token>`` (what a
+Prometheus scrape config sends); otherwise it is open, for a scraper behind a network policy.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from gateway.api.deps import DbDep, SettingsDep
+
+router = APIRouter(tags=["metrics"])
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerMetrics:
+    """One worker's row of ``ingest_metrics``."""
+
+    worker: str
+    messages_received: int
+    observations_stored: int
+    duplicates: int
+    batches: int
+    lag_seconds_sum: float
+    lag_seconds_count: int
+    lag_seconds_last_max: float
+
+
+# name, type, help, the WorkerMetrics field
+_PER_WORKER = (
+    ("homewatch_ingest_messages_received_total", "counter",
+     "MQTT messages in committed ingest batches (redeliveries included).", "messages_received"),
+    ("homewatch_ingest_observations_stored_total", "counter",
+     "Observations stored as new rows.", "observations_stored"),
+    ("homewatch_ingest_duplicates_total", "counter",
+     "Observations already stored (a redelivered or resent reading).", "duplicates"),
+    ("homewatch_ingest_batches_total", "counter", "Committed ingest batches.", "batches"),
+    ("homewatch_ingest_lag_seconds_last_max", "gauge",
+     "Largest lag of the worker's last batch: message arrival at the worker to its store.",
+     "lag_seconds_last_max"),
+)  # fmt: skip
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def render_metrics(workers: Iterable[WorkerMetrics], rejections: Iterable[tuple[str, str, int]]) -> str:
+    """The exposition text for the workers' rows and their ``(worker, reason, count)`` rejections."""
+    rows = sorted(workers, key=lambda w: w.worker)
+    lines: list[str] = []
+    for name, kind, help_text, attribute in _PER_WORKER:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+        lines += [f'{name}{{worker="{_label(w.worker)}"}} {_number(getattr(w, attribute))}' for w in rows]
+    name = "homewatch_ingest_lag_seconds"
+    lines += [
+        f"# HELP {name} Seconds from a message's arrival at the worker to the store of its batch.",
+        f"# TYPE {name} summary",
+    ]
+    for w in rows:
+        lines.append(f'{name}_sum{{worker="{_label(w.worker)}"}} {_number(w.lag_seconds_sum)}')
+        lines.append(f'{name}_count{{worker="{_label(w.worker)}"}} {w.lag_seconds_count}')
+    name = "homewatch_ingest_observations_rejected_total"
+    lines += [
+        f"# HELP {name} Rejections by reason (an Observation, or a whole message when it is unreadable).",
+        f"# TYPE {name} counter",
+    ]
+    for worker, reason, count in sorted(rejections):
+        lines.append(f'{name}{{worker="{_label(worker)}",reason="{_label(reason)}"}} {count}')
+    return "\n".join(lines) + "\n"
+
+
+def _authorised(request: Request, token: str | None) -> bool:
+    if token is None:
+        return True
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(request: Request, db: DbDep, settings: SettingsDep) -> PlainTextResponse:
+    """Ingest counters per worker in the Prometheus text format."""
+    if not _authorised(request, settings.metrics_token):
+        return PlainTextResponse(
+            "a valid bearer token is required\n", status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+    workers = [
+        WorkerMetrics(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), float(r[5]), int(r[6]),
+                      float(r[7]))
+        for r in db.execute(
+            "SELECT worker, messages_received, observations_stored, duplicates, batches,"
+            " lag_seconds_sum, lag_seconds_count, lag_seconds_last_max FROM ingest_metrics"
+        )
+    ]  # fmt: skip
+    rejections = [
+        (str(r[0]), str(r[1]), int(r[2]))
+        for r in db.execute("SELECT worker, reason, count FROM ingest_rejections")
+    ]
+    return PlainTextResponse(render_metrics(workers, rejections), media_type=CONTENT_TYPE)
