@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,8 +254,14 @@ def gateway_serve(
         ),
     ] = None,
     workers: Annotated[
-        int, typer.Option(min=1, max=64, help="Ingest worker processes (one MQTT 5 shared subscription).")
-    ] = 1,
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Ingest worker processes on one MQTT 5 shared subscription [default: one per CPU core,"
+            " which bench/ingest_throughput.py found best: more add no throughput].",
+        ),
+    ] = os.cpu_count() or 1,
     host: Annotated[
         str, typer.Option(help="HTTP address of the web UI, FHIR API and /metrics.")
     ] = "127.0.0.1",

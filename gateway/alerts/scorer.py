@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -40,6 +40,11 @@ NOTIFY_PAYLOAD_MAX_BYTES = 7_900
 # Listener reconnect back-off: a database restart takes seconds; never more than 10 s without scoring.
 LISTEN_RETRY_FIRST_S = 0.5
 LISTEN_RETRY_MAX_S = 10.0
+# Catching up after the listener lost its connection: from a little before the failure was seen (the
+# connection may have been dead for a while before a call noticed) ...
+CATCH_UP_MARGIN = timedelta(minutes=5)
+# ... and only readings recent enough to change a score (the scorer reads the last 24 h).
+CATCH_UP_WINDOW = timedelta(hours=25)
 
 
 def new_data_notifications(patients: Mapping[str, set[str]]) -> Iterator[str]:
@@ -171,6 +176,19 @@ def _open_or_escalate(
     return False
 
 
+def stored_since(conn: psycopg.Connection[Any], since: datetime) -> dict[str, set[str]]:
+    """Patients, per municipality, with readings of the last day stored at or after ``since``."""
+    rows = conn.execute(
+        "SELECT DISTINCT municipality_id, patient_id FROM observations"
+        " WHERE effective >= now() - %s AND received_at >= %s",
+        (CATCH_UP_WINDOW, since),
+    ).fetchall()
+    patients: dict[str, set[str]] = {}
+    for municipality_id, patient_id in rows:
+        patients.setdefault(str(municipality_id), set()).add(str(patient_id))
+    return patients
+
+
 class Scorer:
     """A thread that scores patients as ingest reports them. ``notify`` never blocks."""
 
@@ -255,13 +273,21 @@ class Scorer:
             conn.close()
 
     def _listen(self, channel: str) -> None:
+        """Score the patients named on ``channel``; after a lost connection, catch up from the table."""
         delay = LISTEN_RETRY_FIRST_S
+        lost_at: datetime | None = None  # when the last listening connection failed
         while not self._stop_listening.is_set():
             try:
                 with psycopg.connect(self._database_url, autocommit=True) as conn:
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     self._listening.set()
                     delay = LISTEN_RETRY_FIRST_S
+                    if lost_at is not None:
+                        # Notifications sent while we were not listening are gone: score again the
+                        # patients whose readings were stored meanwhile.
+                        for municipality_id, patients in stored_since(conn, lost_at).items():
+                            self.notify(municipality_id, patients)
+                        lost_at = None
                     while not self._stop_listening.is_set():
                         # Returns after a second without notifications, to look at the stop flag.
                         for note in conn.notifies(timeout=1.0):
@@ -272,6 +298,8 @@ class Scorer:
                                 self.notify(*announced)
             except psycopg.Error as exc:
                 self._listening.clear()
+                if lost_at is None:
+                    lost_at = datetime.now(UTC) - CATCH_UP_MARGIN
                 log.warning("scorer: listening on %s failed (%s); retrying in %.1f s", channel, exc, delay)
                 if self._stop_listening.wait(delay):
                     break

@@ -204,6 +204,30 @@ def test_rejections_reach_the_quarantine_and_the_hubs_errors_topic(
     assert (counters.messages_rejected, counters.observations_rejected) == (2, 1)
 
 
+def test_a_hub_publishing_for_another_hubs_patient_is_rejected(
+    enrolled: str, any_broker: BrokerEndpoint, hub: Hub
+) -> None:
+    neighbour = Home(patient_id="p2", hub_id="hub2", oximeter_id="OXI2", cuff_id="BPC2")
+    with psycopg.connect(enrolled, autocommit=True) as conn:
+        neighbour.enroll(conn)
+    own = HOME.spo2(95)
+    # hub1 sends a reading of hub2's patient from hub2's oximeter: both exist, neither is hub1's.
+    theirs = neighbour.spo2(91, BASE_TIME.replace(minute=3))
+    worker = worker_for(enrolled, any_broker)
+    try:
+        hub.publish([bundle([own, theirs])])
+        assert wait_for(lambda: worker.counters().messages_acked == 1 and len(hub.errors) == 1)
+    finally:
+        worker.stop()
+    assert count(enrolled) == 1
+    [issue] = hub.errors[0]["issue"]
+    assert issue["details"]["coding"][0]["code"] == "not-authorised"
+    assert "does not serve patient p2" in issue["details"]["text"]
+    with psycopg.connect(enrolled) as conn:
+        stored = {r[0] for r in conn.execute("SELECT identifier FROM observations")}
+    assert stored == {identifier(own)}
+
+
 def test_row_the_database_refuses_is_rejected_alone(
     enrolled: str, any_broker: BrokerEndpoint, hub: Hub
 ) -> None:

@@ -16,7 +16,7 @@ from edge_agent.readings import Absent, Component, Quantity, Reading
 from fhir_contract.observation import build_observation
 from fhir_contract.validate import validate_observation
 from gateway.alerts.news2_inputs import NEWS2_KINDS, vitals_from_observations
-from gateway.alerts.scorer import Scorer, score_patient
+from gateway.alerts.scorer import Scorer, score_patient, stored_since
 from gateway.store.repository import (
     Device,
     Hub,
@@ -174,3 +174,15 @@ def test_a_preliminary_blood_pressure_changes_neither_the_news2_inputs_nor_the_s
     as_of = conn.execute("SELECT as_of FROM scores WHERE id = %s", (after.score_id,)).fetchone()
     assert as_of == (T0,)  # the preliminary value's later time does not move the score's time either
     assert _alerts(conn, "p-1") == []
+
+
+def test_catch_up_finds_patients_with_recent_readings_stored_since_a_moment(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """What the scorer scores again after its listening connection was lost (NOTIFYs are not kept)."""
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    now = datetime.now(UTC)
+    _store(conn, "p-1", now - timedelta(hours=2), 96, 70, 125, "36.8")
+    _store(conn, "p-2", now - timedelta(days=3), 96, 70, 125, "36.8")  # too old to change a score
+    assert stored_since(conn, before) == {"0101": {"p-1"}}
+    assert stored_since(conn, datetime.now(UTC) + timedelta(seconds=1)) == {}
