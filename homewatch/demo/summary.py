@@ -27,7 +27,7 @@ class RankedPatient:
 @dataclass(frozen=True, slots=True)
 class DemoSummary:
     measurements_taken: int  # by the emulated devices
-    readings_sent: int  # Observations the hubs delivered to the broker (acknowledged)
+    readings_sent: int  # Observations the hubs delivered, confirmed by the gateway's receipts
     readings_stored: int  # rows in the database
     readings_rejected: int  # Observations the gateway refused (quarantined)
     alerts_raised: int
@@ -78,7 +78,7 @@ def summary_table(summary: DemoSummary) -> Table:
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("measurements taken by emulated devices", str(summary.measurements_taken))
-    table.add_row("readings sent by hubs (acknowledged by the broker)", str(summary.readings_sent))
+    table.add_row("readings sent by hubs (confirmed by the gateway)", str(summary.readings_sent))
     table.add_row("readings stored", str(summary.readings_stored))
     table.add_row("readings rejected by the gateway", str(summary.readings_rejected))
     table.add_row("alerts raised", f"{summary.alerts_raised} ({summary.patients_alerted} patients)")

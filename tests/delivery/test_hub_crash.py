@@ -65,7 +65,7 @@ def test_hub_killed_between_write_and_publish_loses_nothing(tmp_path: Path, data
         try:
             rng = random.Random()
             acknowledged: list[str] = []
-            left: list[int] = []  # rows written but not yet acknowledged by the broker at each kill
+            left: list[int] = []  # rows still in the outbox (not yet confirmed) at each kill
             for round_ in range(ROUNDS):  # each restarted hub drains what its predecessor left, then dies
                 first = round_ * 1_000_000
                 kill_after = rng.randrange(100, POOL - 500)
