@@ -258,3 +258,136 @@ DAY_JITTER_HOURS: Final = 0.5
 #: Chance that a whole session is skipped (away, forgot) and that one measurement in it is.
 MISSED_SESSION: Final = 0.015
 MISSED_MEASUREMENT: Final = 0.025
+
+
+# --- the long cohort (`history.py`): events, adherence and staff change observations -----------------
+# Every number below is an ASSUMPTION chosen by hand for a frail home-care population; docs/cohort.md
+# lists each with its source where one exists ("assumption, not sourced" where none does).
+
+#: Ages of the long cohort (home-care recipients): every condition's age range is clipped to this.
+HISTORY_AGE: Final = Span(65.0, 95.0)
+#: At most this many chronic conditions per patient (main condition first).
+MAX_CONDITIONS: Final = 3
+
+#: Events (deterioration episodes and unheralded admissions) per patient-day at home, before the
+#: personal multiplier; chosen so that 10-20 % of patients are admitted in any 30-day window.
+EVENT_RATE_PER_DAY: Final = 0.0068
+#: Multiplier of the event rate by the number of chronic conditions (1, 2, 3).
+CONDITION_COUNT_RATE: Final = (0.8, 1.1, 1.4)
+#: Shape of the gamma-distributed personal multiplier (mean 1): some patients are admitted again and again.
+PERSONAL_RATE_SHAPE: Final = 1.5
+#: Share of events that are admissions with no physiological prelude (falls, sudden events); with the
+#: episode admission probabilities below this makes about a quarter of all admissions unheralded.
+UNHERALDED_SHARE: Final = 0.19
+#: Of the unheralded admissions, the share that are falls (the rest: sudden events such as a stroke).
+FALL_SHARE: Final = 0.6
+#: Days simulated before the cohort starts, so the first weeks already hold episodes in progress.
+BURN_IN_DAYS: Final = 30
+#: Length of stay in days: log-normal with this median and spread, clipped to [low, high].
+STAY_MEDIAN_DAYS: Final = 4.5
+STAY_SIGMA: Final = 0.45
+STAY_DAYS: Final = Span(2.0, 10.0)
+#: Local hours at which an admission happens.
+ADMISSION_HOURS: Final = Span(8.0, 22.0)
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeCourse:
+    """How one kind of deterioration runs in the long cohort."""
+
+    build_up_days: Span  # onset to peak (the admission, if there is one)
+    admitted: float  # probability that the episode ends in an admission
+    recovery_days: Span  # peak back to baseline when it resolves at home
+    fever_share: float  # share of episodes with the kind's fever (others: a tenth of it)
+
+
+COURSES: Final[dict[EpisodeKind, EpisodeCourse]] = {
+    # LINK-HF: median 6.5 (4.2-13.7) days from first alert to readmission; Chaudhry 2007: weight rises
+    # in the week before admission.
+    "heart-failure-decompensation": EpisodeCourse(Span(3, 14), 0.75, Span(4, 10), 0.0),
+    # Aaron 2012: gradual-onset exacerbations take a median of 4 days from symptom onset.
+    "copd-exacerbation": EpisodeCourse(Span(3, 10), 0.65, Span(5, 12), 0.4),
+    "infection": EpisodeCourse(Span(3, 7), 0.65, Span(3, 8), 0.9),
+}
+#: Severity (share of the way from baseline to the `EPISODES` peak) of admitted and resolved episodes.
+ADMITTED_SEVERITY: Final = Span(0.6, 1.0)
+RESOLVED_SEVERITY: Final = Span(0.25, 0.55)
+#: Weight gained by the admission of a heart-failure decompensation, and by the peak of one that resolves.
+HF_ADMITTED_WEIGHT_GAIN: Final = Span(1.0, 4.0)
+HF_RESOLVED_WEIGHT_GAIN: Final = Span(0.4, 1.5)
+#: Share of an episode's shift still present at discharge, fading over this many days.
+RESIDUAL_AT_DISCHARGE: Final = 0.3
+RESIDUAL_DAYS: Final = 7.0
+
+#: Adherence: a patient's usual chance to measure on a day (beta distribution), its slow drift (a random
+#: walk on the logit scale, sd per day), and a decline over the period (logit units per 180 days).
+ADHERENCE_BETA: Final = (7.0, 1.6)
+ADHERENCE_DRIFT_SD: Final = 0.08
+ADHERENCE_DECLINE_PER_180_DAYS: Final = 0.6
+#: Chance per day of starting a lapse (all devices untouched) and the mean lapse length in days.
+LAPSE_START: Final = 0.012
+LAPSE_MEAN_DAYS: Final = 3.0
+#: Chance of one holiday (away from home: no readings, no visits) in 180 days, and its length.
+HOLIDAY_PER_180_DAYS: Final = 0.3
+HOLIDAY_DAYS: Final = Span(5, 14)
+#: How much an episode's progress lowers the chance to measure (at the peak: by this share).
+UNWELL_ADHERENCE_DROP: Final = 0.4
+#: Chance that one planned measurement of a measuring day is missed anyway.
+MISSED_ONE: Final = 0.04
+#: Above this episode progress a patient feels unwell and also takes temperature (and SpO2).
+UNWELL_PROGRESS: Final = 0.3
+UNWELL_EXTRA_MEASUREMENT: Final = 0.7
+#: Chance per day that a patient takes temperature without being unwell.
+ROUTINE_TEMPERATURE: Final = 0.02
+#: Local hour of the morning measurements and how far a patient's habit and a day's jitter move it.
+MORNING_HOUR: Final = 7.5
+
+#: Share of patients with home-care visits every day (1-3 a day; the change form filled once a day);
+#: the others are visited weekly.
+DAILY_VISITS_SHARE: Final = 0.35
+#: Background chance per filled-in form that an item is marked changed with no deterioration behind it
+#: (false positives), before a personal multiplier (log-normal, sd below).
+CHANGE_BACKGROUND: Final[dict[str, float]] = {
+    "appetite": 0.02,
+    "mobility": 0.03,
+    "confusion": 0.01,
+    "mood": 0.02,
+    "skin": 0.02,
+    "breathing": 0.015,
+    "urination": 0.015,
+    "pain": 0.03,
+    "sleep": 0.025,
+    "general": 0.02,
+}
+CHANGE_PERSONAL_SD: Final = 0.5
+#: Extra chance that an item is marked changed at the peak of an episode of each kind (scaled by progress).
+CHANGE_IN_EPISODE: Final[dict[EpisodeKind, dict[str, float]]] = {
+    "heart-failure-decompensation": {
+        "breathing": 0.55,
+        "skin": 0.45,
+        "mobility": 0.4,
+        "general": 0.45,
+        "appetite": 0.3,
+        "sleep": 0.3,
+        "urination": 0.15,
+    },
+    "copd-exacerbation": {
+        "breathing": 0.65,
+        "general": 0.45,
+        "mobility": 0.35,
+        "sleep": 0.3,
+        "appetite": 0.25,
+        "mood": 0.15,
+    },
+    "infection": {
+        "general": 0.55,
+        "confusion": 0.4,
+        "appetite": 0.45,
+        "mobility": 0.35,
+        "urination": 0.3,
+        "breathing": 0.15,
+        "pain": 0.15,
+    },
+}
+#: Extra chance after a discharge (fading over RESIDUAL_DAYS): the patient is weaker for a while.
+CHANGE_AFTER_DISCHARGE: Final[dict[str, float]] = {"mobility": 0.3, "general": 0.15, "appetite": 0.1}
