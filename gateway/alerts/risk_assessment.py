@@ -53,3 +53,44 @@ def news2_risk_assessment(
             {"url": "urn:homewatch:computed-at", "valueDateTime": computed_at.astimezone(UTC).isoformat()},
         ],
     }
+
+
+RULE_METHOD_SYSTEM = "urn:homewatch:rule"
+
+
+def rule_risk_assessment(
+    *,
+    rule: str,
+    title: str,
+    reason: str,
+    patient_id: str,
+    at: datetime,
+    basis_identifier: str,
+    computed_at: datetime,
+) -> dict[str, Any]:
+    """The RiskAssessment of a disease rule that fired (``models.rules``): the rule as the method, the
+    reading that fired it as the basis, and the rule's own sentence as the reason."""
+    return {
+        "resourceType": "RiskAssessment",
+        "status": "final",
+        "method": {"coding": [{"system": RULE_METHOD_SYSTEM, "code": rule}], "text": title},
+        "code": {"text": "Disease-specific warning rule"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "occurrenceDateTime": at.astimezone(UTC).isoformat(),
+        "basis": [
+            {"identifier": {"system": IDENTIFIER_SYSTEM, "value": basis_identifier}, "type": "Observation"}
+        ],
+        "prediction": [
+            {
+                "outcome": {"text": "Clinical deterioration"},
+                "qualitativeRisk": {
+                    "coding": [{"system": RISK_PROBABILITY, "code": "moderate"}],
+                    "text": f"{title}: rule fired",
+                },
+            }
+        ],
+        "note": [{"text": reason}],
+        "extension": [
+            {"url": "urn:homewatch:computed-at", "valueDateTime": computed_at.astimezone(UTC).isoformat()}
+        ],
+    }

@@ -38,3 +38,9 @@ def decide_alert(result: News2Result) -> AlertDecision | None:
         # Said once and short: the clinician must know the score is a lower bound.
         reason += f". Not measured: {', '.join(name.replace('_', ' ') for name in result.missing)}"
     return AlertDecision(severity, reason)
+
+
+def decide_rule_alert(title: str, reason: str) -> AlertDecision:
+    """A disease rule that fired calls for an urgent look (``medium``): a nurse contacts the patient the
+    same day, as the heart-failure and COPD action plans ask."""
+    return AlertDecision("medium", f"{title}: {reason}")

@@ -10,8 +10,13 @@ commit (``notify``), coalescing repeats, so ingest never waits for scoring. Inge
 calls ``notify`` directly (the demo); ingest workers in other processes (``homewatch gateway serve``)
 call ``pg_notify`` inside the batch's transaction with ``new_data_notifications`` payloads, and
 ``Scorer.listen`` turns what arrives on that channel into ``notify`` calls: a notification exists only
-for a batch that committed. Notifications sent while the listener is disconnected are lost; the
-patient is scored again at their next reading (scores are derived data).
+for a batch that committed. After the listener loses its connection it re-scores the patients whose
+readings were stored meanwhile (``stored_since``).
+
+Besides NEWS2, the disease rules of the patient's conditions (``gateway.alerts.home_rules``: heart-failure
+weight gain, COPD SpO2 drop and pulse rise against the personal baseline) are run; each rule that fires
+on a new reading is stored once as a score with its own RiskAssessment and opens a ``medium`` alert
+when none is open.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from gateway.alerts.home_rules import RULES_BY_CONDITION, SERIES_KINDS, fresh_hits, load_series
 from gateway.alerts.news2_inputs import NEWS2_KINDS, vitals_from_observations
-from gateway.alerts.risk_assessment import news2_risk_assessment
-from gateway.alerts.rules import SEVERITY_RANK, AlertDecision, decide_alert
+from gateway.alerts.risk_assessment import news2_risk_assessment, rule_risk_assessment
+from gateway.alerts.rules import SEVERITY_RANK, AlertDecision, decide_alert, decide_rule_alert
 from gateway.store.repository import latest_observations
-from models.news2 import score_news2
+from models.news2 import News2Result, score_news2
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +90,9 @@ def read_new_data_notification(payload: str) -> tuple[str, set[str]] | None:
 @dataclass(frozen=True, slots=True)
 class ScoreOutcome:
     patient_id: str
-    score_id: int
-    news2: int
-    band: str
+    score_id: int | None  # the NEWS2 score; None when only a disease rule fired (no NEWS2 vitals)
+    news2: int | None
+    band: str | None
     alert: AlertDecision | None
     alert_raised: bool  # a new alert was opened (not an escalation or a repeat)
 
@@ -102,45 +108,137 @@ def _patient_scale2(conn: psycopg.Connection[Any], municipality_id: str, patient
 def score_patient(
     conn: psycopg.Connection[Any], municipality_id: str, patient_id: str, *, now: datetime | None = None
 ) -> ScoreOutcome | None:
-    """Score one patient from stored readings; None when the patient is unknown or has no vitals yet."""
+    """Score one patient from stored readings (NEWS2, then the disease rules of their conditions); None
+    when the patient is unknown, or has neither NEWS2 vitals nor a rule that fired."""
     computed_at = now or datetime.now(UTC)
     with conn.transaction():
         scale2 = _patient_scale2(conn, municipality_id, patient_id)
         if scale2 is None:
             return None
-        latest = latest_observations(conn, municipality_id, patient_id, NEWS2_KINDS)
-        if not latest:
+        news2 = _score_news2(conn, municipality_id, patient_id, scale2, computed_at)
+        rule_alerts = _score_rules(conn, municipality_id, patient_id, computed_at)
+        if news2 is None and not rule_alerts:
             return None
-        as_of = max(obs.effective for obs in latest.values())
-        result = score_news2(vitals_from_observations(latest, scale2=scale2), as_of)
-        resource = news2_risk_assessment(
-            result,
+        raised = False
+        decision: AlertDecision | None = None
+        if news2 is not None and news2.decision is not None:
+            decision = news2.decision
+            raised = _open_or_escalate(
+                conn, municipality_id, patient_id, news2.score_id, news2.as_of, decision
+            )
+        for rule_score_id, at, rule_decision in rule_alerts:
+            # A rule's alert opens one when none is open; it never downgrades a NEWS2 alert.
+            raised = (
+                _open_or_escalate(conn, municipality_id, patient_id, rule_score_id, at, rule_decision)
+                or raised
+            )
+            decision = decision or rule_decision
+    return ScoreOutcome(
+        patient_id,
+        None if news2 is None else news2.score_id,
+        None if news2 is None else news2.result.total,
+        None if news2 is None else news2.result.band,
+        decision,
+        raised,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _News2Score:
+    score_id: int
+    as_of: datetime
+    result: News2Result
+    decision: AlertDecision | None
+
+
+def _score_news2(
+    conn: psycopg.Connection[Any], municipality_id: str, patient_id: str, scale2: bool, computed_at: datetime
+) -> _News2Score | None:
+    """Store NEWS2 from the newest vitals, with its RiskAssessment; None without any NEWS2 vital."""
+    latest = latest_observations(conn, municipality_id, patient_id, NEWS2_KINDS)
+    if not latest:
+        return None
+    as_of = max(obs.effective for obs in latest.values())
+    result = score_news2(vitals_from_observations(latest, scale2=scale2), as_of)
+    resource = news2_risk_assessment(
+        result,
+        patient_id=patient_id,
+        basis_identifiers=[o.identifier for o in latest.values()],
+        computed_at=computed_at,
+    )
+    detail = result.to_dict()  # includes the reasons, in the order a nurse reads them
+    row = conn.execute(
+        "INSERT INTO scores (municipality_id, patient_id, computed_at, as_of, method, score, band,"
+        " detail, resource) VALUES (%s, %s, %s, %s, 'news2', %s, %s, %s::jsonb, %s::jsonb) RETURNING id",
+        (
+            municipality_id,
+            patient_id,
+            computed_at,
+            as_of,
+            result.total,
+            result.band,
+            orjson.dumps(detail, default=str).decode(),
+            orjson.dumps(resource).decode(),
+        ),
+    ).fetchone()
+    assert row is not None
+    return _News2Score(int(row[0]), as_of, result, decide_alert(result))
+
+
+def _score_rules(
+    conn: psycopg.Connection[Any], municipality_id: str, patient_id: str, computed_at: datetime
+) -> list[tuple[int, datetime, AlertDecision]]:
+    """Store each disease rule that newly fired for the patient (once per rule and reading) as a score
+    with its RiskAssessment; return (score id, reading time, alert) for each."""
+    row = conn.execute(
+        "SELECT conditions FROM patients WHERE municipality_id = %s AND id = %s",
+        (municipality_id, patient_id),
+    ).fetchone()
+    conditions = [str(c) for c in (row[0] if row else [])]
+    if not any(c in RULES_BY_CONDITION for c in conditions):
+        return []
+    newest = conn.execute(
+        "SELECT max(effective) FROM observations WHERE municipality_id = %s AND patient_id = %s"
+        " AND kind = ANY(%s)",
+        (municipality_id, patient_id, sorted({k for g in SERIES_KINDS.values() for k in g})),
+    ).fetchone()
+    if newest is None or newest[0] is None:
+        return []
+    as_of: datetime = newest[0]
+    stored: list[tuple[int, datetime, AlertDecision]] = []
+    for fresh in fresh_hits(load_series(conn, municipality_id, patient_id, as_of), conditions, as_of):
+        seen = conn.execute(
+            "SELECT 1 FROM scores WHERE municipality_id = %s AND patient_id = %s AND method = %s"
+            " AND as_of = %s",
+            (municipality_id, patient_id, fresh.hit.rule, fresh.at),
+        ).fetchone()
+        if seen is not None:
+            continue  # this rule already fired on this reading: scored before
+        resource = rule_risk_assessment(
+            rule=fresh.hit.rule,
+            title=fresh.title,
+            reason=fresh.hit.reason,
             patient_id=patient_id,
-            basis_identifiers=[o.identifier for o in latest.values()],
+            at=fresh.at,
+            basis_identifier=fresh.identifier,
             computed_at=computed_at,
         )
-        detail = result.to_dict()  # includes the reasons, in the order a nurse reads them
-        row = conn.execute(
+        inserted = conn.execute(
             "INSERT INTO scores (municipality_id, patient_id, computed_at, as_of, method, score, band,"
-            " detail, resource) VALUES (%s, %s, %s, %s, 'news2', %s, %s, %s::jsonb, %s::jsonb) RETURNING id",
+            " detail, resource) VALUES (%s, %s, %s, %s, %s, 1, 'medium', %s::jsonb, %s::jsonb) RETURNING id",
             (
                 municipality_id,
                 patient_id,
                 computed_at,
-                as_of,
-                result.total,
-                result.band,
-                orjson.dumps(detail, default=str).decode(),
+                fresh.at,
+                fresh.hit.rule,
+                orjson.dumps({"rule": fresh.hit.rule, "reason": fresh.hit.reason}).decode(),
                 orjson.dumps(resource).decode(),
             ),
         ).fetchone()
-        assert row is not None
-        score_id = int(row[0])
-        decision = decide_alert(result)
-        raised = decision is not None and _open_or_escalate(
-            conn, municipality_id, patient_id, score_id, as_of, decision
-        )
-    return ScoreOutcome(patient_id, score_id, result.total, result.band, decision, raised)
+        assert inserted is not None
+        stored.append((int(inserted[0]), fresh.at, decide_rule_alert(fresh.title, fresh.hit.reason)))
+    return stored
 
 
 def _open_or_escalate(
