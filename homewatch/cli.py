@@ -13,9 +13,13 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from models.admission_risk import RiskModel
+    from models.cohort_reader import Cohort
 
 app = typer.Typer(
     help="homewatch: home monitoring of chronically ill people. Bluetooth devices at home -> FHIR over "
@@ -30,7 +34,8 @@ gateway_app = typer.Typer(
     help="The server: ingest, storage, scores, alerts, web UI and FHIR API.", no_args_is_help=True
 )
 models_app = typer.Typer(
-    help="Risk models: NEWS2 and (later) the learned admission risk.", no_args_is_help=True
+    help="Risk models: NEWS2 and the learned 30-day admission risk (train, replay, evaluate).",
+    no_args_is_help=True,
 )
 app.add_typer(edge_app, name="edge")
 app.add_typer(gateway_app, name="gateway")
@@ -336,6 +341,154 @@ def models_news2(
     except News2Error as exc:
         raise _fail(str(exc)) from None
     typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
+
+
+# --- the learned admission risk ---------------------------------------------------------------------
+
+#: The model `replay` and `evaluate` use without --model (see models/MODEL_CARD.md for how it was made).
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "admission_risk.joblib"
+
+
+def _read(folder: Path) -> Cohort:
+    from models.cohort_reader import CohortReadError, read_cohort
+
+    try:
+        return read_cohort(folder)
+    except CohortReadError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _load_model(path: Path | None) -> RiskModel:
+    from models.admission_risk import ModelError, load
+
+    try:
+        return load(path or DEFAULT_MODEL)
+    except ModelError as exc:
+        raise _fail(str(exc)) from None
+
+
+@models_app.command("cohort")
+def models_cohort(
+    out: Annotated[Path, typer.Option(help="Folder to write the NDJSON files into.")],
+    patients: Annotated[int, typer.Option(min=1, help="Number of SYNTHETIC patients.")] = 200,
+    days: Annotated[int, typer.Option(min=1, help="Days of history per patient.")] = 180,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same cohort.")] = 1,
+) -> None:
+    """Write a SYNTHETIC cohort as FHIR Bulk Data NDJSON (Patient, Condition, Observation, Encounter)."""
+    from models.cohort.ndjson import generate_cohort
+    from models.cohort.synthetic import CohortError
+
+    try:
+        summary = generate_cohort(out, patients, days, seed)
+    except CohortError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"wrote {summary.patients} SYNTHETIC patients, {days} days, seed {seed} to {out}")
+
+
+@models_app.command("train")
+def models_train(
+    ndjson: Annotated[Path, typer.Option(help="Training cohort: a folder of FHIR Bulk Data NDJSON.")],
+    out: Annotated[Path, typer.Option(help="Model file to write (a JSON sidecar is written next to it).")],
+    description: Annotated[
+        str, typer.Option(help="How the training cohort was made, e.g. 'models cohort --seed 1 ...'.")
+    ] = "",
+) -> None:
+    """Train the calibrated 30-day admission-risk model on a cohort and save it with its metadata."""
+    from models.admission_risk import ModelError, save, train
+
+    cohort = _read(ndjson)
+    try:
+        model = train(cohort, description=description)
+    except ModelError as exc:
+        raise _fail(str(exc)) from None
+    sidecar = save(model, out)
+    metrics = model.metadata["training_metrics"]
+    typer.echo(
+        f"trained on {len(cohort.patients)} patients x {cohort.days} days: training AUROC "
+        f"{metrics['auroc']:.3f}, Brier {metrics['brier']:.4f}; wrote {out} and {sidecar}"
+    )
+
+
+@models_app.command("replay")
+def models_replay(
+    ndjson: Annotated[Path, typer.Option(help="Cohort: a folder of FHIR Bulk Data NDJSON.")],
+    out: Annotated[Path, typer.Option(help="CSV file to write.")],
+    model: Annotated[
+        Path | None, typer.Option(help="Model file [default: the model shipped in models/].")
+    ] = None,
+) -> None:
+    """Write, for every patient and day, the scores shown that day from data up to that day only."""
+    import csv
+    import math
+    from datetime import timedelta
+
+    from models.admission_risk import alert_days, explain_many
+    from models.features import COLUMN, patient_features
+
+    risk_model = _load_model(model)
+    cohort = _read(ndjson)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["patient_id", "date", "news2", "risk_30d", "alert", "top_reasons"])
+        for patient in cohort.patients:
+            x = patient_features(patient, cohort)
+            risk = risk_model.predict(x)
+            alerts = alert_days(risk, risk_model.threshold)
+            reasons = explain_many(risk_model, x)
+            for d in range(cohort.days):
+                news2 = x[d, COLUMN["news2"]]
+                writer.writerow(
+                    [
+                        patient.patient_id,
+                        (cohort.origin + timedelta(days=d)).isoformat(),
+                        "" if math.isnan(news2) else f"{news2:.0f}",
+                        f"{risk[d]:.4f}",
+                        int(alerts[d]),
+                        "; ".join(reasons[d]),
+                    ]
+                )
+    typer.echo(f"wrote {len(cohort.patients) * cohort.days} rows ({len(cohort.patients)} patients) to {out}")
+
+
+@models_app.command("evaluate")
+def models_evaluate(
+    test: Annotated[Path, typer.Option(help="Held-out cohort: a folder of FHIR Bulk Data NDJSON.")],
+    out: Annotated[Path, typer.Option(help="Report folder: report.md, metrics.json, reliability.png.")],
+    train: Annotated[
+        Path | None, typer.Option(help="Train a model on this cohort first (else --model).")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Model file [default: the model shipped in models/].")
+    ] = None,
+) -> None:
+    """Compare the learned model with NEWS2 alone and the weight-gain rule alone on a held-out cohort."""
+    from dataclasses import asdict
+
+    from models.admission_risk import ModelError
+    from models.admission_risk import train as fit
+    from models.evaluate import evaluate_cohort, markdown_table, reliability_plot
+
+    if train is not None:
+        try:
+            risk_model = fit(_read(train), description=f"trained by `models evaluate` on {train}")
+        except ModelError as exc:
+            raise _fail(str(exc)) from None
+    else:
+        risk_model = _load_model(model)
+    results, risk, data = evaluate_cohort(risk_model, _read(test))
+    out.mkdir(parents=True, exist_ok=True)
+    keep = ~data.admitted
+    png = reliability_plot(data.y[keep], risk[keep], out / "reliability.png")
+    table = markdown_table(results)
+    (out / "report.md").write_text(
+        f"# Evaluation on {test} (SYNTHETIC)\n\n{table}\n![reliability]({png.name})\n", encoding="utf-8"
+    )
+    (out / "metrics.json").write_text(
+        json.dumps({"model": risk_model.metadata, "results": [asdict(r) for r in results]}, indent=2),
+        encoding="utf-8",
+    )
+    typer.echo(table)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ never drift apart:
   ``valueBoolean`` true when a change was seen and false when it was checked and none was seen.
 - ``CONDITION_SNOMED``: the chronic conditions the cohort knows, as SNOMED CT codes on ``Condition``.
 - ``ADMISSION_CLASS``: a hospital admission is an ``Encounter`` of class inpatient (v3 ActCode IMP);
-  its ``period.start`` is the admission time. Admissions are labels: scoring never reads them.
+  its ``period.start`` is the admission time. A score for a day may use admissions that ended before
+  it (days since discharge, which home care knows); admissions after it are labels only.
 - ``SYNTHETIC_TAG``: the ``meta.tag`` every synthetic resource carries.
 """
 

@@ -1,0 +1,407 @@
+"""The learned 30-day admission risk: labels, training, the model file, scores, alerts and explanations.
+
+- `labels(patient, n_days)`: day D is positive when an admission starts on day D+1 .. D+30; days the
+  patient is in hospital are excluded (an admission without an end counts to the end of the cohort).
+- `train(cohort, ...)`: mean imputation -> standardisation -> L2 logistic regression, calibrated with
+  `CalibratedClassifierCV(method="sigmoid", ensemble=False)` on patient-grouped folds. Sigmoid (Platt)
+  calibration is a monotone map of the logistic regression's log-odds, so the ranking is unchanged and
+  each score still decomposes exactly into per-feature contributions (`contributions`); isotonic
+  calibration is a step function that would tie patients, break that decomposition and needs more
+  admissions than a municipality's cohort has.
+- `save`/`load`: the estimator as a joblib (pickle) file plus a JSON sidecar with version, training
+  cohort, feature list, alert threshold and metrics. Pickle runs code when loaded: load model files only
+  from trusted sources.
+- `explain(model, row)`: the top factors that raise one patient's risk, in words.
+- `alert_days(scores, threshold)`: an alert is the first day a score reaches the threshold after 7 quiet
+  days; `threshold_for_budget` picks the threshold that raises a given number of alerts per patient-month.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import joblib
+import numpy as np
+import numpy.typing as npt
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from models.codes import CHANGE_OBSERVATIONS
+from models.cohort_reader import Cohort, PatientRecord
+from models.features import (
+    COLUMN,
+    DAYS_SINCE_ADMISSION_CAP,
+    FEATURE_NAMES,
+    MODEL_FEATURES,
+    RULE_TEXT,
+    TREND_VITALS,
+    Matrix,
+    patient_features,
+)
+
+MODEL_VERSION: Final = "admission-risk-1.0"
+HORIZON_DAYS: Final = 30
+QUIET_DAYS: Final = 7
+#: The alert budget the threshold is chosen for: one alert per patient per month (30 days).
+ALERTS_PER_PATIENT_MONTH: Final = 1.0
+# Quantile grid of the threshold search: fine enough that the bisection between two points is short.
+_GRID: Final = 201
+_MODEL_COLUMNS: Final = np.array([COLUMN[name] for name in MODEL_FEATURES])
+
+
+def _reference() -> npt.NDArray[np.float64]:
+    """The patient-day explanations are told against: counts, flags and conditions at "none" (0), no
+    admission on record, every other feature missing (so imputed to the training mean)."""
+    ref = np.full(len(MODEL_FEATURES), np.nan)
+    for i, name in enumerate(MODEL_FEATURES):
+        if name.startswith(("rule_", "missed_days_", "change_", "condition_")) or name in (
+            "adherence_drop_7d",
+            "female",
+        ):
+            ref[i] = 0.0
+        elif name == "days_since_admission":
+            ref[i] = DAYS_SINCE_ADMISSION_CAP
+    return ref
+
+
+_REFERENCE: Final = _reference()
+
+
+class ModelError(ValueError):
+    """A model that cannot be trained, loaded or used."""
+
+    def __init__(self, path: Path | None, reason: str) -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.path = path
+        self.reason = reason
+
+
+# --- labels and data sets -----------------------------------------------------------------------------
+
+
+def labels(patient: PatientRecord, n_days: int) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.bool_]]:
+    """(label per day, in hospital per day): label 1 when an admission starts on day D+1 .. D+30."""
+    y = np.zeros(n_days, dtype=np.int8)
+    admitted = np.zeros(n_days, dtype=bool)
+    for a in patient.admissions:
+        start = int(np.floor(a.start))
+        end = n_days - 1 if a.end is None else int(np.floor(a.end))
+        admitted[max(start, 0) : max(end + 1, 0)] = True
+        y[max(start - HORIZON_DAYS, 0) : max(start, 0)] = 1
+    return y, admitted
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """All patient-days of a cohort: features (all columns), labels, who and when, and the exclusions."""
+
+    x: Matrix
+    y: npt.NDArray[np.int8]
+    admitted: npt.NDArray[np.bool_]
+    patient: npt.NDArray[np.intp]  # index into cohort.patients
+    day: npt.NDArray[np.intp]
+
+
+def build_dataset(cohort: Cohort) -> Dataset:
+    """Features and labels of every patient-day of the cohort."""
+    n = cohort.days
+    xs, ys, adm = [], [], []
+    for p in cohort.patients:
+        xs.append(patient_features(p, cohort))
+        y, a = labels(p, n)
+        ys.append(y)
+        adm.append(a)
+    count = len(cohort.patients)
+    if count == 0:
+        raise ModelError(None, "the cohort has no patients")
+    return Dataset(
+        x=np.vstack(xs),
+        y=np.concatenate(ys),
+        admitted=np.concatenate(adm),
+        patient=np.repeat(np.arange(count), n),
+        day=np.tile(np.arange(n), count),
+    )
+
+
+# --- the model ------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RiskModel:
+    """A calibrated logistic regression and what is known about it."""
+
+    estimator: CalibratedClassifierCV
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metadata.get("alert_threshold", 0.5))
+
+    def predict(self, x: Matrix) -> npt.NDArray[np.float64]:
+        """Calibrated probability of admission within 30 days for each row (all feature columns)."""
+        proba: npt.NDArray[np.float64] = self.estimator.predict_proba(x[:, _MODEL_COLUMNS])[:, 1]
+        return proba
+
+    def contributions(self, x: Matrix) -> Matrix:
+        """Each model feature's share of each row's log-odds, relative to the reference patient-day
+        (`REFERENCE`: nothing noted, no rule fired, nothing missed; vitals at the cohort mean). The
+        shares and the reference's log-odds add up exactly to the row's calibrated log-odds."""
+        fitted = self.estimator.calibrated_classifiers_[0]
+        pipe: Pipeline = fitted.estimator
+        z = pipe[:-1].transform(x[:, _MODEL_COLUMNS])
+        z_ref = pipe[:-1].transform(_REFERENCE[np.newaxis, :])
+        coef = pipe[-1].coef_[0]
+        slope = -float(fitted.calibrators[0].a_)  # Platt: p = 1 / (1 + exp(a f + b))
+        out: Matrix = slope * coef * (z - z_ref)
+        return out
+
+
+def _pipeline(c: float) -> Pipeline:
+    return Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="mean", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+            ("logreg", LogisticRegression(C=c, max_iter=2000)),
+        ]
+    )
+
+
+def train(cohort: Cohort, *, description: str = "", c: float = 0.1) -> RiskModel:
+    """Fit and calibrate on every patient-day not in hospital; the threshold meets the alert budget."""
+    data = build_dataset(cohort)
+    keep = ~data.admitted
+    x, y, groups = data.x[keep][:, _MODEL_COLUMNS], data.y[keep], data.patient[keep]
+    if len(set(y.tolist())) < 2:
+        raise ModelError(None, "the training cohort needs both admitted and not admitted patient-days")
+    folds = min(5, len(set(groups[y == 1].tolist())), len(set(groups.tolist())))
+    if folds < 2:
+        raise ModelError(None, "the training cohort needs admissions in at least two patients")
+    splits = list(GroupKFold(n_splits=folds).split(x, y, groups))
+    estimator = CalibratedClassifierCV(_pipeline(c), method="sigmoid", cv=splits, ensemble=False)
+    estimator.fit(x, y)
+    estimator.cv = folds  # the fold index arrays are not needed once fitted (and would bloat the file)
+    model = RiskModel(estimator)
+    scores = model.predict(data.x)
+    scores[data.admitted] = np.nan
+    threshold = threshold_for_budget(scores, data.patient, ALERTS_PER_PATIENT_MONTH)
+    model.metadata = {
+        "model": MODEL_VERSION,
+        "sklearn": __import__("sklearn").__version__,
+        "trained_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "training_cohort": {
+            "description": description,
+            "synthetic": cohort.synthetic,
+            "patients": len(cohort.patients),
+            "days": cohort.days,
+            "origin": cohort.origin.isoformat(),
+            "admissions": sum(len(p.admissions) for p in cohort.patients),
+            "patient_days": int(keep.sum()),
+            "positive_patient_days": int(y.sum()),
+        },
+        "estimator": f"CalibratedClassifierCV(sigmoid, {folds} patient-grouped folds) of "
+        f"mean-impute -> standardise -> LogisticRegression(L2, C={c})",
+        "features": list(MODEL_FEATURES),
+        "alert_threshold": threshold,
+        "alert_budget_per_patient_month": ALERTS_PER_PATIENT_MONTH,
+        "training_metrics": {
+            "auroc": float(roc_auc_score(y, scores[keep])),
+            "brier": float(brier_score_loss(y, scores[keep])),
+            "mean_predicted": float(np.mean(scores[keep])),
+            "observed_rate": float(np.mean(y)),
+        },
+    }
+    return model
+
+
+def save(model: RiskModel, path: Path) -> Path:
+    """Write the estimator to `path` (joblib) and the metadata to `path` + '.json'; returns the sidecar."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump({"model": MODEL_VERSION, "estimator": model.estimator}, path)
+    sidecar = path.with_name(path.name + ".json")
+    sidecar.write_text(json.dumps(model.metadata, indent=2) + "\n", encoding="utf-8")
+    return sidecar
+
+
+def load(path: Path) -> RiskModel:
+    """Read a model written by `save`. Pickle: only from trusted sources."""
+    sidecar = path.with_name(path.name + ".json")
+    if not path.is_file() or not sidecar.is_file():
+        raise ModelError(path, "no model file and JSON sidecar here (run `homewatch models train`)")
+    try:
+        blob = joblib.load(path)
+        metadata = json.loads(sidecar.read_text(encoding="utf-8"))
+    except Exception as exc:  # any unpickling or JSON failure means the same thing to the caller
+        raise ModelError(path, f"cannot read the model ({exc})") from exc
+    if not isinstance(blob, dict) or blob.get("model") != MODEL_VERSION:
+        raise ModelError(path, f"not a {MODEL_VERSION} model")
+    if metadata.get("features") != list(MODEL_FEATURES):
+        raise ModelError(path, "the model's features differ from this version's; retrain it")
+    return RiskModel(blob["estimator"], metadata)
+
+
+# --- alerts ---------------------------------------------------------------------------------------------
+
+
+def alert_days(scores: npt.NDArray[np.float64], threshold: float) -> npt.NDArray[np.bool_]:
+    """Alerts of one patient's daily scores: at or above `threshold` after `QUIET_DAYS` days below it
+    (NaN counts as quiet)."""
+    high = np.nan_to_num(scores, nan=-np.inf) >= threshold
+    prior = np.concatenate([[0], np.cumsum(high)])
+    idx = np.arange(high.size)
+    recent = prior[idx] - prior[np.maximum(idx - QUIET_DAYS, 0)]
+    out: npt.NDArray[np.bool_] = high & (recent == 0)
+    return out
+
+
+def count_alerts(scores: npt.NDArray[np.float64], patient: npt.NDArray[np.intp], threshold: float) -> int:
+    """Alerts over all patients; rows of one patient are contiguous and in day order."""
+    bounds = np.flatnonzero(np.diff(patient)) + 1
+    return int(sum(alert_days(s, threshold).sum() for s in np.split(scores, bounds)))
+
+
+def threshold_for_budget(
+    scores: npt.NDArray[np.float64], patient: npt.NDArray[np.intp], per_patient_month: float
+) -> float:
+    """The lowest threshold, coming down from the highest score, whose alerts stay within
+    `per_patient_month` alerts per 30 monitored days (NaN days are not monitored).
+
+    Alerts are not monotone in the threshold: one far below every score alerts once per patient and
+    then never again (the score never goes quiet). So the search walks down a grid of quantiles until
+    the budget is first exceeded, then bisects between the last two grid points; a score too steady to
+    spend the budget gets the grid point that alerts most.
+    """
+    present = scores[~np.isnan(scores)]
+    if present.size == 0:
+        return float("inf")
+    budget = per_patient_month * present.size / 30.0
+    grid = np.unique(np.quantile(present, np.linspace(0.0, 1.0, _GRID), method="higher"))[::-1]
+    counts = [count_alerts(scores, patient, float(g)) for g in grid]
+    over = next((i for i, n in enumerate(counts) if n > budget), None)
+    if over is None:  # the budget cannot be spent: take the threshold that alerts most (highest if tied)
+        return float(grid[int(np.argmax(counts))])
+    if over == 0:
+        return float("inf")
+    ok, high = float(grid[over - 1]), float(grid[over])
+    between = np.unique(present[(present > high) & (present < ok)])
+    lo, hi = 0, between.size  # between[hi] stands for `ok`
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if count_alerts(scores, patient, float(between[mid])) <= budget:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(between[lo]) if lo < between.size else ok
+
+
+# --- explanations ---------------------------------------------------------------------------------------
+
+
+def _pronoun(row: Matrix) -> str:
+    female = row[COLUMN["female"]]
+    return "their" if np.isnan(female) else ("her" if female == 1 else "his")
+
+
+# (unit of a difference, unit of a value) per vital.
+_UNIT: Final = {
+    "spo2": (" points", " %"),
+    "pulse": (" beats/min", "/min"),
+    "systolic": (" mmHg", " mmHg"),
+    "temperature": (" °C", " °C"),
+    "weight": (" kg", " kg"),
+}
+_DIGITS: Final = {"spo2": 0, "pulse": 0, "systolic": 0, "temperature": 1, "weight": 1}
+
+
+def _times(n: float) -> str:
+    return {1: "once", 2: "twice"}.get(int(n), f"{int(n)} times")
+
+
+def describe(name: str, row: Matrix) -> str:
+    """One feature of one patient-day in words."""
+    value = float(row[COLUMN[name]])
+    vital = name.split("_")[0] if name.split("_")[0] in TREND_VITALS else ""
+    label = TREND_VITALS.get(vital, "")
+    label = label[:1].upper() + label[1:]
+    if vital:
+        diff_unit, unit = _UNIT[vital]
+        d = _DIGITS[vital]
+        if name.endswith("_deviation"):
+            latest, usual = row[COLUMN[f"{vital}_latest"]], row[COLUMN[f"{vital}_usual"]]
+            gap = latest - usual
+            side = "above" if gap >= 0 else "below"
+            amount = f"{abs(gap):.{d}f}"
+            diff = " point" if diff_unit == " points" and amount == "1" else diff_unit
+            return f"{label} {amount}{diff} {side} {_pronoun(row)} usual {usual:.{d}f}{unit}"
+        if "_change_" in name:
+            days = name.rsplit("_", 1)[1].removesuffix("d")
+            way = "up" if value >= 0 else "down"
+            amount = f"{abs(value):.{d}f}"
+            diff = " point" if diff_unit == " points" and amount == "1" else diff_unit
+            return f"{label} {way} {amount}{diff} in {days} days"
+        return f"{label} {value:.{d}f}{unit} (latest)"
+    if name.startswith("rule_"):
+        text = RULE_TEXT[name.removeprefix("rule_")]
+        return f"{text[:1].upper()}{text[1:]} fired in the last 3 days"
+    if name.startswith("missed_days_"):
+        k = name.removeprefix("missed_days_").removesuffix("d")
+        return f"Missed {value:.0f} of the last {k} days of measurements"
+    if name == "adherence_drop_7d":
+        usual = row[COLUMN["usual_measured_share"]]
+        return f"Measured on {(usual - value) * 7:.0f} of the last 7 days, usually {usual * 7:.0f} of 7"
+    if name.startswith("change_"):
+        key = name.removeprefix("change_").removesuffix("_7d")
+        return f"Staff noted {CHANGE_OBSERVATIONS[key].split(' (')[0]} {_times(value)} this week"
+    if name == "news2":
+        return f"NEWS2 {value:.0f} from the day's readings"
+    if name == "age":
+        return f"Age {value:.0f}"
+    if name == "female":
+        return "Sex: female" if value == 1 else "Sex: male"
+    if name.startswith("condition_"):
+        has = "Has" if value == 1 else "Does not have"
+        return f"{has} {name.removeprefix('condition_').replace('_', ' ')}"
+    if name == "days_since_admission":
+        if value >= DAYS_SINCE_ADMISSION_CAP:
+            return "No recent hospital admission"
+        return f"Admitted to hospital {value:.0f} days ago"
+    return f"{name} = {value:g}"
+
+
+def top_factors(model: RiskModel, row: Matrix, k: int = 3) -> list[tuple[str, float]]:
+    """The (feature, contribution) pairs that raise this row's risk most, largest first; only measured
+    features (an imputed value contributes nothing and is never a reason)."""
+    contrib = model.contributions(row[np.newaxis, :])[0]
+    measured = ~np.isnan(row[_MODEL_COLUMNS])
+    order = np.argsort(-contrib)
+    return [(MODEL_FEATURES[i], float(contrib[i])) for i in order if contrib[i] > 0 and measured[i]][:k]
+
+
+def explain(model: RiskModel, features: Matrix, k: int = 3) -> list[str]:
+    """The top `k` factors raising one patient-day's risk (a row with all feature columns), in words."""
+    return [describe(name, features) for name, _c in top_factors(model, features, k)]
+
+
+def explain_many(model: RiskModel, x: Matrix, k: int = 3) -> list[list[str]]:
+    """`explain` for many rows at once (one contributions pass)."""
+    contrib = model.contributions(x)
+    contrib[np.isnan(x[:, _MODEL_COLUMNS])] = 0.0
+    order = np.argsort(-contrib, axis=1)[:, :k]
+    out = []
+    for r, idx in enumerate(order):
+        out.append([describe(MODEL_FEATURES[i], x[r]) for i in idx if contrib[r, i] > 0])
+    return out
+
+
+def feature_names() -> Sequence[str]:
+    """Every feature column (the model uses `MODEL_FEATURES`)."""
+    return FEATURE_NAMES

@@ -1,0 +1,126 @@
+"""The learned model: labels, calibration, an exact decomposition into contributions, readable
+explanations that match the largest contributions, alerts, and the model file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_features_fixtures import fixture_resources
+
+from models.admission_risk import (
+    ModelError,
+    RiskModel,
+    alert_days,
+    build_dataset,
+    describe,
+    explain,
+    explain_many,
+    labels,
+    load,
+    save,
+    threshold_for_budget,
+    top_factors,
+    train,
+)
+from models.cohort_reader import Admission, PatientRecord, parse_resources
+from models.features import COLUMN, FEATURE_NAMES
+
+COHORT = parse_resources(fixture_resources())
+
+
+@pytest.fixture(scope="module")
+def model() -> RiskModel:
+    return train(COHORT, description="test fixture")
+
+
+def _patient(*admissions: Admission) -> PatientRecord:
+    return PatientRecord("x", None, None, frozenset(), {}, (), admissions)
+
+
+def test_label_is_an_admission_starting_in_the_next_30_days_and_hospital_days_are_excluded() -> None:
+    y, admitted = labels(_patient(Admission(40.6, 44.2)), 60)
+    assert y[9] == 0 and y[10:40].all() and not y[40:].any() and not y[:10].any()
+    assert admitted[40:45].all() and not admitted[:40].any() and not admitted[45:].any()
+    y, admitted = labels(_patient(Admission(50.0, None)), 60)
+    assert admitted[50:].all() and y[20:50].all()  # no end: in hospital to the end of the cohort
+
+
+def test_calibrated_mean_matches_the_observed_rate_on_training_data(model: RiskModel) -> None:
+    data = build_dataset(COHORT)
+    keep = ~data.admitted
+    predicted = model.predict(data.x[keep])
+    assert predicted.mean() == pytest.approx(data.y[keep].mean(), abs=0.03)
+    assert ((predicted > 0) & (predicted < 1)).all()
+    metrics = model.metadata["training_metrics"]
+    assert metrics["auroc"] > 0.6  # the fixture's deteriorations are learnable
+
+
+def test_contributions_add_up_to_the_log_odds(model: RiskModel) -> None:
+    data = build_dataset(COHORT)
+    x = data.x[::7]
+    logit = np.log(model.predict(x) / (1 - model.predict(x)))
+    total = model.contributions(x).sum(axis=1)
+    offset = logit - total  # the reference patient-day's log-odds: the same for every row
+    assert np.allclose(offset, offset[0])
+
+
+def test_explain_names_the_largest_contributions_in_words(model: RiskModel) -> None:
+    data = build_dataset(COHORT)
+    x = data.x[~data.admitted]
+    row = x[int(np.argmax(model.predict(x)))]
+    reasons = explain(model, row)
+    factors = top_factors(model, row)
+    assert 1 <= len(reasons) <= 3
+    assert reasons == [describe(name, row) for name, _ in factors]
+    contrib = model.contributions(row[np.newaxis, :])[0]
+    assert factors[0][1] == pytest.approx(contrib.max())
+    for text in reasons:
+        assert "_" not in text and text[0].isupper()
+    assert explain_many(model, row[np.newaxis, :]) == [reasons]
+
+
+def test_describe_speaks_a_nurses_language() -> None:
+    row = np.full(len(FEATURE_NAMES), np.nan)
+    row[COLUMN["female"]] = 1
+    row[COLUMN["weight_change_3d"]] = 2.3
+    row[COLUMN["spo2_latest"]], row[COLUMN["spo2_usual"]] = 89, 93
+    row[COLUMN["missed_days_7d"]] = 4
+    row[COLUMN["change_breathing_7d"]] = 2
+    assert describe("weight_change_3d", row) == "Weight up 2.3 kg in 3 days"
+    assert describe("spo2_deviation", row) == "SpO2 4 points below her usual 93 %"
+    row[COLUMN["spo2_change_3d"]] = -1
+    assert describe("spo2_change_3d", row) == "SpO2 down 1 point in 3 days"
+    assert describe("missed_days_7d", row) == "Missed 4 of the last 7 days of measurements"
+    assert describe("change_breathing_7d", row) == "Staff noted changed breathing twice this week"
+
+
+def test_alert_is_the_first_high_day_after_seven_quiet_days() -> None:
+    scores = np.array([0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 1, np.nan, 0, 0, 0, 0, 0, 0, 0, 1], dtype=float)
+    assert np.flatnonzero(alert_days(scores, 0.5)).tolist() == [1, 20]
+
+
+def test_threshold_for_budget_meets_it_on_a_constructed_case() -> None:
+    # One patient, 60 days, a spike of height h on day 10*h for h = 1..5: at threshold t the spikes of
+    # height >= t alert (they are 10 days apart). A budget of 1 per 30 days allows 2 alerts over 60 days.
+    scores = np.zeros(60)
+    for h in range(1, 6):
+        scores[10 * h] = h
+    threshold = threshold_for_budget(scores, np.zeros(60, dtype=np.intp), 1.0)
+    assert threshold == 4.0 and alert_days(scores, threshold).sum() == 2
+
+
+def test_model_file_round_trip_and_errors(model: RiskModel, tmp_path: Path) -> None:
+    sidecar = save(model, tmp_path / "m.joblib")
+    again = load(tmp_path / "m.joblib")
+    x = build_dataset(COHORT).x[:50]
+    assert np.allclose(again.predict(x), model.predict(x))
+    assert again.metadata["training_cohort"]["patients"] == 18 and sidecar.is_file()
+    assert (tmp_path / "m.joblib").stat().st_size < 200_000
+    with pytest.raises(ModelError, match="no model file"):
+        load(tmp_path / "missing.joblib")
+    (tmp_path / "bad.joblib").write_bytes(b"not a pickle")
+    (tmp_path / "bad.joblib.json").write_text("{}")
+    with pytest.raises(ModelError):
+        load(tmp_path / "bad.joblib")
