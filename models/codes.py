@@ -5,8 +5,11 @@ never drift apart:
 
 - ``CHANGE_OBSERVATIONS``: the structured change observations Danish home-care staff record for early
   detection of acute illness (the "Tidlig Opsporing" change form: physical, mental and social changes
-  noticed at a visit). Each is an Observation with category ``survey``, code ``CHANGE_SYSTEM|<key>``,
-  ``valueBoolean`` true when a change was seen and false when it was checked and none was seen.
+  noticed at a visit). A filled-in form is one Observation with category ``survey`` and code
+  ``CHANGE_SYSTEM|CHANGE_FORM``, one ``component`` per item (code ``CHANGE_SYSTEM|<key>``,
+  ``valueBoolean`` true when a change was seen, false when it was checked and none was seen). A
+  single item may also come as an Observation of its own (code ``CHANGE_SYSTEM|<key>``, ``valueBoolean``):
+  readers take both.
 - ``CONDITION_SNOMED``: the chronic conditions the cohort knows, as SNOMED CT codes on ``Condition``.
 - ``ADMISSION_CLASS``: a hospital admission is an ``Encounter`` of class inpatient (v3 ActCode IMP);
   its ``period.start`` is the admission time. A score for a day may use admissions that ended before
@@ -22,6 +25,8 @@ from typing import Final
 from models.cohort.profiles import Condition
 
 CHANGE_SYSTEM: Final = "urn:homewatch:early-detection"
+#: The code of a whole change form (a panel of the items below).
+CHANGE_FORM: Final = "change-form"
 #: key -> what the staff noticed (English; the Danish form's headings in brackets).
 CHANGE_OBSERVATIONS: Final[Mapping[str, str]] = {
     "appetite": "changed appetite or fluid intake (appetit/væske)",

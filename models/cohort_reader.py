@@ -24,7 +24,14 @@ from typing import Any, Final
 import orjson
 
 from fhir_contract.terminology import to_canonical
-from models.codes import ACT_CODE, ADMISSION_CLASS, CHANGE_OBSERVATIONS, CHANGE_SYSTEM, CONDITION_SNOMED
+from models.codes import (
+    ACT_CODE,
+    ADMISSION_CLASS,
+    CHANGE_FORM,
+    CHANGE_OBSERVATIONS,
+    CHANGE_SYSTEM,
+    CONDITION_SNOMED,
+)
 
 #: The vitals the models read, in this order everywhere.
 VITALS: Final = ("spo2", "pulse", "systolic", "diastolic", "temperature", "weight")
@@ -153,9 +160,12 @@ def _add_observation(b: _Builder, obs: Mapping[str, Any]) -> None:
         return
     change_keys = _codes(obs.get("code"), CHANGE_SYSTEM)
     if change_keys:
-        key = change_keys[0]
-        if key in CHANGE_OBSERVATIONS and obs.get("valueBoolean") is True:
-            b.changes[patient].append((at, key))
+        # A whole form (a panel of items) or a single item: the changes seen are the true items.
+        items = obs.get("component", []) if change_keys[0] == CHANGE_FORM else [obs]
+        for item in items if isinstance(items, list) else []:
+            keys = _codes(item.get("code"), CHANGE_SYSTEM) if isinstance(item, dict) else []
+            if keys and keys[0] in CHANGE_OBSERVATIONS and item.get("valueBoolean") is True:
+                b.changes[patient].append((at, keys[0]))
         return
     loinc = _codes(obs.get("code"), _LOINC)
     if _BP_PANEL in loinc:

@@ -4,7 +4,8 @@
 - ``Condition.ndjson``: the chronic conditions, SNOMED CT (``models.codes.CONDITION_SNOMED``), active.
 - ``Observation.ndjson``: the device readings as contract Observations (``fhir_contract``'s
   ``build_observation``; one sensor id per device and one hub id per patient) and the staff's change
-  observations (category survey, ``CHANGE_SYSTEM|key``, ``valueBoolean``), per patient in time order.
+  forms (category survey, ``CHANGE_SYSTEM|CHANGE_FORM``, one ``valueBoolean`` component per item), per
+  patient in time order.
 - ``Encounter.ndjson``: the admissions, class v3 ActCode IMP, status finished, with their period.
 
 Every resource carries ``meta.tag`` ``models.codes.SYNTHETIC_TAG``. Output is a pure function of the
@@ -27,6 +28,7 @@ from fhir_contract.observation import build_observation
 from models.codes import (
     ACT_CODE,
     ADMISSION_CLASS,
+    CHANGE_FORM,
     CHANGE_OBSERVATIONS,
     CHANGE_SYSTEM,
     CONDITION_SNOMED,
@@ -237,28 +239,42 @@ def _observation_lines(
     staff: list[tuple[float, int, bytes]] = []
     order = len(device)
     for day, changes in zip(patient.form_days.tolist(), patient.form_changes.tolist(), strict=True):
-        effective = history.at(day)
-        for key, changed in zip(CHANGE_KEYS, changes, strict=True):
-            order += 1
-            staff.append(
-                (day, order, orjson.dumps(change_observation(patient, key, changed, effective)) + b"\n")
-            )
+        order += 1
+        form = change_form(patient, dict(zip(CHANGE_KEYS, changes, strict=True)), history.at(day))
+        staff.append((day, order, orjson.dumps(form) + b"\n"))
     return device, staff
 
 
-def change_observation(patient: PatientHistory, key: str, changed: bool, effective: datetime) -> FhirJson:
-    """One item of the staff's change form: true when a change was seen, false when none was."""
-    text = CHANGE_OBSERVATIONS[key]
+_FORM_TITLE = "Early-detection change form (Tidlig Opsporing)"
+
+
+def change_form(patient: PatientHistory, changes: dict[str, bool], effective: datetime) -> FhirJson:
+    """One filled-in change form: a panel with one item per component, true when a change was seen and
+    false when it was checked and none was (``models.codes``)."""
     seconds = int(effective.timestamp())
     return {
         "resourceType": "Observation",
-        "id": f"{patient.id}-change-{key}-{seconds}",
+        "id": f"{patient.id}-change-form-{seconds}",
         "meta": _tag(),
         "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]}],
-        "code": {"coding": [{"system": CHANGE_SYSTEM, "code": key, "display": text}], "text": text},
+        "code": {
+            "coding": [
+                {"system": CHANGE_SYSTEM, "code": CHANGE_FORM, "display": "Early-detection change form"}
+            ],
+            "text": "Early-detection change form (Tidlig Opsporing)",
+        },
         "subject": {"reference": f"Patient/{patient.id}"},
         "effectiveDateTime": _utc(effective),
         "performer": [{"display": "Home-care staff (SYNTHETIC)"}],
-        "valueBoolean": changed,
+        "component": [
+            {
+                "code": {
+                    "coding": [{"system": CHANGE_SYSTEM, "code": key, "display": CHANGE_OBSERVATIONS[key]}],
+                    "text": CHANGE_OBSERVATIONS[key],
+                },
+                "valueBoolean": changed,
+            }
+            for key, changed in changes.items()
+        ],
     }

@@ -18,6 +18,7 @@ from fhir.resources.R4B.patient import Patient
 from models.codes import (
     ACT_CODE,
     ADMISSION_CLASS,
+    CHANGE_FORM,
     CHANGE_OBSERVATIONS,
     CHANGE_SYSTEM,
     CONDITION_SNOMED,
@@ -118,18 +119,22 @@ def test_device_observations_are_contract_observations(written: tuple[Path, Coho
         assert o["status"] == "final"
 
 
-def test_staff_observations_are_survey_booleans_with_the_shared_codes(
+def test_staff_forms_are_survey_panels_of_booleans_with_the_shared_codes(
     written: tuple[Path, CohortSummary],
 ) -> None:
-    folder, _ = written
-    staff = [o for o in _read(folder, "Observation.ndjson") if "valueBoolean" in o]
-    assert staff
-    for o in staff[::7]:
+    folder, summary = written
+    forms = [o for o in _read(folder, "Observation.ndjson") if o["code"]["coding"][0]["code"] == CHANGE_FORM]
+    assert len(forms) == summary.staff_observations > 0
+    items: list[bool] = []
+    for o in forms:
         assert o["status"] == "final"
         assert o["category"][0]["coding"][0]["code"] == "survey"
-        coding = o["code"]["coding"][0]
-        assert coding["system"] == CHANGE_SYSTEM and coding["code"] in CHANGE_OBSERVATIONS
-    assert any(o["valueBoolean"] for o in staff) and not all(o["valueBoolean"] for o in staff)
+        assert o["code"]["coding"][0]["system"] == CHANGE_SYSTEM
+        keys = [c["code"]["coding"][0]["code"] for c in o["component"]]
+        assert sorted(keys) == sorted(CHANGE_OBSERVATIONS)  # every item of the form is answered
+        assert all(c["code"]["coding"][0]["system"] == CHANGE_SYSTEM for c in o["component"])
+        items += [c["valueBoolean"] for c in o["component"]]
+    assert any(items) and not all(items)
 
 
 def test_observations_are_ordered_by_patient_then_time(written: tuple[Path, CohortSummary]) -> None:
@@ -163,3 +168,18 @@ def test_write_ndjson_writes_a_given_history(tmp_path: Path) -> None:
     summary = write_ndjson(simulate_history(2, 20, 1), tmp_path / "new" / "folder")
     assert summary.patients == 2
     assert sorted(p.name for p in (tmp_path / "new" / "folder").iterdir()) == sorted(FILES)
+
+
+def test_the_models_reader_takes_every_change_seen_on_the_forms(written: tuple[Path, CohortSummary]) -> None:
+    from models.cohort_reader import read_cohort
+
+    folder, _ = written
+    seen_on_forms = sum(
+        c["valueBoolean"]
+        for o in _read(folder, "Observation.ndjson")
+        if o["code"]["coding"][0]["code"] == CHANGE_FORM
+        for c in o["component"]
+    )
+    cohort = read_cohort(folder)
+    assert cohort.synthetic
+    assert sum(len(p.changes) for p in cohort.patients) == seen_on_forms > 0
