@@ -422,7 +422,7 @@ def models_replay(
     import math
     from datetime import timedelta
 
-    from models.admission_risk import alert_days, explain_many
+    from models.admission_risk import explain_many, labels, patient_alerts
     from models.features import COLUMN, patient_features
 
     risk_model = _load_model(model)
@@ -434,7 +434,8 @@ def models_replay(
         for patient in cohort.patients:
             x = patient_features(patient, cohort)
             risk = risk_model.predict(x)
-            alerts = alert_days(risk, risk_model.threshold)
+            _, in_hospital = labels(patient, cohort.days)
+            alerts = patient_alerts(risk_model, risk, in_hospital)
             reasons = explain_many(risk_model, x)
             for d in range(cohort.days):
                 news2 = x[d, COLUMN["news2"]]

@@ -12,8 +12,13 @@
   cohort, feature list, alert threshold and metrics. Pickle runs code when loaded: load model files only
   from trusted sources.
 - `explain(model, row)`: the top factors that raise one patient's risk, in words.
+- `rise_scores(risk)`: the alert score, the log-odds of a patient's risk today minus the median log-odds of
+  their previous 14 scored days; it removes the patient's static level (age, conditions), so an alert
+  says that a patient's risk has risen, while the risk itself ranks the weekly list.
 - `alert_days(scores, threshold)`: an alert is the first day a score reaches the threshold after 7 quiet
   days; `threshold_for_budget` picks the threshold that raises a given number of alerts per patient-month.
+  `train` picks the rise score's threshold on the training cohort and saves it in the sidecar;
+  `patient_alerts` applies it to one patient's days.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ HORIZON_DAYS: Final = 30
 QUIET_DAYS: Final = 7
 #: The alert budget the threshold is chosen for: one alert per patient per month (30 days).
 ALERTS_PER_PATIENT_MONTH: Final = 1.0
+#: The rise score compares today's risk with the median of this many previous scored days.
+RISE_WINDOW_DAYS: Final = 14
 # Quantile grid of the threshold search: fine enough that the bisection between two points is short.
 _GRID: Final = 201
 _MODEL_COLUMNS: Final = np.array([COLUMN[name] for name in MODEL_FEATURES])
@@ -145,7 +152,8 @@ class RiskModel:
 
     @property
     def threshold(self) -> float:
-        return float(self.metadata.get("alert_threshold", 0.5))
+        """The alert threshold on the rise score (`rise_scores`), chosen on the training cohort."""
+        return float(self.metadata.get("alert_threshold", np.inf))
 
     def predict(self, x: Matrix) -> npt.NDArray[np.float64]:
         """Calibrated probability of admission within 30 days for each row (all feature columns)."""
@@ -193,7 +201,9 @@ def train(cohort: Cohort, *, description: str = "", c: float = 0.1) -> RiskModel
     model = RiskModel(estimator)
     scores = model.predict(data.x)
     scores[data.admitted] = np.nan
-    threshold = threshold_for_budget(scores, data.patient, ALERTS_PER_PATIENT_MONTH)
+    threshold = threshold_for_budget(
+        monitored_rise(scores, data.patient), data.patient, ALERTS_PER_PATIENT_MONTH
+    )
     model.metadata = {
         "model": MODEL_VERSION,
         "sklearn": __import__("sklearn").__version__,
@@ -211,6 +221,8 @@ def train(cohort: Cohort, *, description: str = "", c: float = 0.1) -> RiskModel
         "estimator": f"CalibratedClassifierCV(sigmoid, {folds} patient-grouped folds) of "
         f"mean-impute -> standardise -> LogisticRegression(L2, C={c})",
         "features": list(MODEL_FEATURES),
+        "alert_score": f"log-odds of risk_30d minus the median log-odds of the previous "
+        f"{RISE_WINDOW_DAYS} days at home (rise_scores)",
         "alert_threshold": threshold,
         "alert_budget_per_patient_month": ALERTS_PER_PATIENT_MONTH,
         "training_metrics": {
@@ -246,6 +258,8 @@ def load(path: Path) -> RiskModel:
         raise ModelError(path, f"not a {MODEL_VERSION} model")
     if metadata.get("features") != list(MODEL_FEATURES):
         raise ModelError(path, "the model's features differ from this version's; retrain it")
+    if "alert_score" not in metadata:  # its alert_threshold is on the risk, not on the rise in risk
+        raise ModelError(path, "the model predates alerts on the rise in risk; retrain it")
     return RiskModel(blob["estimator"], metadata)
 
 
@@ -261,6 +275,41 @@ def alert_days(scores: npt.NDArray[np.float64], threshold: float) -> npt.NDArray
     recent = prior[idx] - prior[np.maximum(idx - QUIET_DAYS, 0)]
     out: npt.NDArray[np.bool_] = high & (recent == 0)
     return out
+
+
+def rise_scores(risk: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """One patient's daily alert score: log-odds of the risk on day D minus the median log-odds of the
+    scored days among D-14 .. D-1. Causal (day D uses days up to D only). NaN risks (days in hospital)
+    are skipped; NaN on a day without a risk or without a scored day in the window before it."""
+    clipped = np.clip(risk, 1e-9, 1 - 1e-9)
+    logit = np.log(clipped / (1 - clipped))
+    padded = np.concatenate([np.full(RISE_WINDOW_DAYS, np.nan), logit])
+    windows = np.lib.stride_tricks.sliding_window_view(padded[:-1], RISE_WINDOW_DAYS)
+    empty = np.all(np.isnan(windows), axis=1)
+    before = np.full(logit.size, np.nan)
+    if np.any(~empty):
+        before[~empty] = np.nanmedian(windows[~empty], axis=1)
+    out: npt.NDArray[np.float64] = logit - before
+    return out
+
+
+def monitored_rise(risk: npt.NDArray[np.float64], patient: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+    """`rise_scores` of every patient (rows contiguous, in day order; NaN risk = in hospital). A day at
+    home without a rise score is monitored and never alerts: it takes a score below every real one."""
+    bounds = np.flatnonzero(np.diff(patient)) + 1
+    rise = np.concatenate([rise_scores(r) for r in np.split(risk, bounds)])
+    home = ~np.isnan(risk)
+    floor = float(np.nanmin(rise[home])) - 1.0 if np.any(~np.isnan(rise[home])) else 0.0
+    out: npt.NDArray[np.float64] = np.where(home, np.nan_to_num(rise, nan=floor), np.nan)
+    return out
+
+
+def patient_alerts(
+    model: RiskModel, risk: npt.NDArray[np.float64], in_hospital: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    """One patient's alerts: the first day the rise in risk reaches the model's threshold after 7 quiet
+    days; days in hospital are not scored and never alert."""
+    return alert_days(rise_scores(np.where(in_hospital, np.nan, risk)), model.threshold)
 
 
 def count_alerts(scores: npt.NDArray[np.float64], patient: npt.NDArray[np.intp], threshold: float) -> int:

@@ -4,8 +4,9 @@ Pure metric functions take arrays and return numbers: `sensitivity_at_budget` (t
 that a method raises `ALERTS_PER_PATIENT_MONTH` alerts per 30 monitored patient-days; sensitivity = the
 share of admissions with an alert 1-30 days before; lead time = days from the first such alert to the
 admission), AUROC, AUPRC and Brier score over the patient-days not in hospital. `evaluate_cohort`
-scores a cohort with the learned model and the two baselines (NEWS2 of the day; the weight gain over 3
-days, the quantity of the weight-gain rule), `markdown_table` formats the results and
+scores a cohort with the learned model (its 30-day risk, and its alerts on the rise in risk at the
+threshold chosen on the training cohort) and the baselines (NEWS2 of the day; the weight gain over 3
+days, the quantity of the weight-gain rule; a random score), `markdown_table` formats the results and
 `reliability_plot` writes the calibration curve as a PNG (matplotlib, Agg backend). The CLI does the I/O.
 """
 
@@ -27,6 +28,7 @@ from models.admission_risk import (
     RiskModel,
     alert_days,
     build_dataset,
+    monitored_rise,
     threshold_for_budget,
 )
 from models.cohort_reader import Cohort
@@ -115,9 +117,11 @@ def method_result(
     *,
     probabilities: bool,
     per_patient_month: float = ALERTS_PER_PATIENT_MONTH,
+    threshold: float | None = None,
     seed: int = 0,
 ) -> MethodResult:
-    """AUROC, AUPRC (and Brier for probabilities) over patient-days not in hospital, and the budget."""
+    """AUROC, AUPRC (and Brier for probabilities) over patient-days not in hospital, and the alerts at
+    the budget's threshold chosen on these data, or at `threshold` (one chosen elsewhere)."""
     keep = ~data.admitted
     # A day at home without a score (no readings) is monitored and never alerts: it takes a score below
     # every real one, so that every method is judged on the same patient-days and the same burden.
@@ -132,7 +136,12 @@ def method_result(
         auprc=float(average_precision_score(y, ranked)),
         brier=float(brier_score_loss(y, ranked)) if probabilities else None,
         budget=sensitivity_at_budget(
-            s + jitter, data.patient, data.day, admissions, per_patient_month=per_patient_month
+            s + jitter,
+            data.patient,
+            data.day,
+            admissions,
+            per_patient_month=per_patient_month,
+            threshold=threshold,
         ),
     )
 
@@ -148,18 +157,31 @@ def baseline_scores(data: Dataset, seed: int = 0) -> dict[str, FloatArray]:
 
 
 def evaluate_cohort(model: RiskModel, cohort: Cohort) -> tuple[list[MethodResult], FloatArray, Dataset]:
-    """The learned model and both baselines on `cohort`; also the model's scores and the data set.
+    """The learned model and the baselines on `cohort`; also the model's scores and the data set.
 
-    Every method is held to the same alert burden: one alert per patient-month, or, when the learned
-    model's score is too steady to spend that many alerts (an alert needs 7 quiet days first), the
-    burden it does reach, so that no method is credited for raising more alerts than another.
+    The model's alerts (the rise in risk, `rise_scores`) use the threshold saved with the model, chosen
+    on the training cohort. Every other method is held to the alert burden those alerts reach here:
+    its threshold is chosen on this cohort for that burden (which favours the other methods, if
+    anything). The 30-day risk as an alert score gets the same rule; it is too steady to spend the
+    burden (an alert needs 7 quiet days first) and reaches what it can.
     """
     data = build_dataset(cohort)
     admissions = admission_days(data, cohort)
     risk = model.predict(data.x)
-    learned = method_result("Learned model (risk_30d)", risk, data, admissions, probabilities=True)
-    burden = min(ALERTS_PER_PATIENT_MONTH, learned.budget.alerts_per_patient_week * 30.0 / 7.0)
-    results = [learned]
+    rise = monitored_rise(np.where(data.admitted, np.nan, risk), data.patient)
+    alerts = method_result(
+        "Learned model, rise in risk (alerts)",
+        rise,
+        data,
+        admissions,
+        probabilities=False,
+        threshold=model.threshold,
+    )
+    burden = alerts.budget.alerts_per_patient_week * 30.0 / 7.0
+    learned = method_result(
+        "Learned model (risk_30d)", risk, data, admissions, probabilities=True, per_patient_month=burden
+    )
+    results = [learned, alerts]
     for name, scores in baseline_scores(data).items():
         results.append(
             method_result(name, scores, data, admissions, probabilities=False, per_patient_month=burden)

@@ -3,6 +3,7 @@ explanations that match the largest contributions, alerts, and the model file.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,9 @@ from models.admission_risk import (
     explain_many,
     labels,
     load,
+    monitored_rise,
+    patient_alerts,
+    rise_scores,
     save,
     threshold_for_budget,
     top_factors,
@@ -111,6 +115,49 @@ def test_threshold_for_budget_meets_it_on_a_constructed_case() -> None:
     assert threshold == 4.0 and alert_days(scores, threshold).sum() == 2
 
 
+def test_rise_score_uses_only_risks_up_to_the_day_scored() -> None:
+    rng = np.random.default_rng(7)
+    risk = rng.uniform(0.01, 0.5, 60)
+    risk[[5, 6, 30]] = np.nan  # days in hospital
+    rise = rise_scores(risk)
+    for d in range(60):
+        changed = risk.copy()
+        changed[d + 1 :] = rng.uniform(0.01, 0.5, 60 - d - 1)
+        assert np.array_equal(rise_scores(changed)[: d + 1], rise[: d + 1], equal_nan=True)
+
+
+def test_rise_score_removes_the_patients_static_level() -> None:
+    def logit(p: float) -> float:
+        return float(np.log(p / (1 - p)))
+
+    steady = rise_scores(np.full(40, 0.3))
+    assert np.isnan(steady[0]) and np.allclose(steady[1:], 0.0)  # high but not rising: no alert score
+    step = np.full(40, 0.05)
+    step[20:] = 0.2
+    step[10:13] = np.nan  # in hospital: skipped, not counted as low
+    rise = rise_scores(step)
+    assert rise[20] == pytest.approx(logit(0.2) - logit(0.05))
+    assert np.isnan(rise[10:13]).all() and rise[13] == pytest.approx(0.0)
+    assert rise[34] == pytest.approx(0.0)  # 14 days later the new level is the patient's usual
+
+
+def test_alert_threshold_is_chosen_on_the_training_cohorts_rise_scores(model: RiskModel) -> None:
+    data = build_dataset(COHORT)
+    risk = np.where(data.admitted, np.nan, model.predict(data.x))
+    expected = threshold_for_budget(monitored_rise(risk, data.patient), data.patient, 1.0)
+    assert model.threshold == expected and np.isfinite(expected)
+    assert "rise_scores" in model.metadata["alert_score"]
+
+
+def test_patient_alerts_fire_on_a_rise_and_never_in_hospital(model: RiskModel) -> None:
+    risk = np.full(60, 0.02)
+    risk[30:] = 0.9
+    in_hospital = np.zeros(60, dtype=bool)
+    assert np.flatnonzero(patient_alerts(model, risk, in_hospital)).tolist() == [30]
+    in_hospital[28:40] = True
+    assert not patient_alerts(model, risk, in_hospital)[28:40].any()
+
+
 def test_model_file_round_trip_and_errors(model: RiskModel, tmp_path: Path) -> None:
     sidecar = save(model, tmp_path / "m.joblib")
     again = load(tmp_path / "m.joblib")
@@ -118,6 +165,10 @@ def test_model_file_round_trip_and_errors(model: RiskModel, tmp_path: Path) -> N
     assert np.allclose(again.predict(x), model.predict(x))
     assert again.metadata["training_cohort"]["patients"] == 18 and sidecar.is_file()
     assert (tmp_path / "m.joblib").stat().st_size < 200_000
+    old = {k: v for k, v in model.metadata.items() if k != "alert_score"}
+    (tmp_path / "m.joblib.json").write_text(json.dumps(old))
+    with pytest.raises(ModelError, match="rise in risk"):  # its threshold would mean something else
+        load(tmp_path / "m.joblib")
     with pytest.raises(ModelError, match="no model file"):
         load(tmp_path / "missing.joblib")
     (tmp_path / "bad.joblib").write_bytes(b"not a pickle")

@@ -6,10 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_features_fixtures import fixture_resources
 
+from models.admission_risk import train
+from models.cohort_reader import parse_resources
 from models.evaluate import (
     BudgetResult,
     MethodResult,
+    evaluate_cohort,
     markdown_table,
     reliability_plot,
     sensitivity_at_budget,
@@ -62,3 +66,14 @@ def test_markdown_table_and_reliability_png(tmp_path: Path) -> None:
     y = (rng.uniform(0, 1, 500) < p).astype(np.int8)
     png = reliability_plot(y, p, tmp_path / "img" / "rel.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_alerts_use_the_training_threshold_and_set_the_burden_for_every_other_method() -> None:
+    model = train(parse_resources(fixture_resources(18, 60, seed=3)))
+    results, _risk, _data = evaluate_cohort(model, parse_resources(fixture_resources(12, 60, seed=4)))
+    names = [r.name for r in results]
+    assert names[:2] == ["Learned model (risk_30d)", "Learned model, rise in risk (alerts)"]
+    alerts = results[1].budget
+    assert alerts.threshold == pytest.approx(model.threshold, abs=1e-5)  # not re-chosen on the test data
+    for r in results[2:]:  # each baseline's threshold is chosen for the burden the alerts reach
+        assert r.budget.alerts <= alerts.alerts + 1
