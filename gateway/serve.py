@@ -1,6 +1,7 @@
 """``homewatch gateway serve``: the gateway as a long-running service with ingest in worker processes.
 
-The main process serves HTTP (web UI, FHIR API, ``/metrics``) and runs the scorer; N ingest worker
+The main process serves HTTP (web UI, FHIR API, ``/metrics``) and runs the scorer and the scheduled
+30-day admission risk (``gateway.alerts.admission_risk``, every ``risk_interval_hours``); N ingest worker
 processes (multiprocessing, spawn) each run one ``IngestWorker`` with its own client id
 (``{ingest_client_prefix}-{n}``) in one MQTT 5 shared-subscription group, so adding workers adds
 throughput. Workers tell the scorer about new data with PostgreSQL NOTIFY from inside the batch's
@@ -29,6 +30,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event as ProcessEvent
 from typing import Any
@@ -37,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from gateway.alerts.admission_risk import AdmissionRiskSchedule
 from gateway.alerts.scorer import Scorer
 from gateway.api.app import create_app
 from gateway.broker import BrokerEndpoint, EmbeddedBroker
@@ -45,6 +48,8 @@ from gateway.settings import GatewaySettings
 from gateway.store.embedded import EmbeddedPostgres
 from gateway.store.errors import MigrationError
 from gateway.store.migrate import migrate
+from models.admission_risk import SHIPPED_MODEL, ModelError
+from models.admission_risk import load as load_risk_model
 
 log = logging.getLogger(__name__)
 
@@ -317,6 +322,7 @@ class GatewayService:
         self._broker: EmbeddedBroker | None = None
         self.pool: ConnectionPool[Any] | None = None
         self.scorer: Scorer | None = None
+        self.admission_risk: AdmissionRiskSchedule | None = None
         self.workers: IngestWorkers | None = None
         self._http: Any = None
         self._http_thread: threading.Thread | None = None
@@ -370,6 +376,7 @@ class GatewayService:
         self.scorer.listen(settings.scorer_channel)
         if not self.scorer.wait_listening(timeout):
             raise GatewayError("the scorer could not LISTEN on the database in time")
+        self.admission_risk = _admission_risk_schedule(database_url, settings)
         self.workers = IngestWorkers(settings, endpoint, count, logging.getLogger().getEffectiveLevel())
         self.workers.start(timeout)
         app = create_app(settings, self.pool)
@@ -389,6 +396,9 @@ class GatewayService:
         if self.workers is not None:
             self.workers.stop()
             self.workers = None
+        if self.admission_risk is not None:
+            self.admission_risk.stop()
+            self.admission_risk = None
         if self.scorer is not None:
             self.scorer.wait_idle(timeout=10)
             self.scorer.stop()
@@ -402,6 +412,18 @@ class GatewayService:
         if self._pg is not None:
             self._pg.stop()
             self._pg = None
+
+
+def _admission_risk_schedule(database_url: str, settings: GatewaySettings) -> AdmissionRiskSchedule | None:
+    """The scheduled 30-day risk with the shipped model, or None (logged) when it cannot be loaded."""
+    try:
+        model = load_risk_model(SHIPPED_MODEL)
+    except ModelError as exc:
+        log.warning("30-day admission risk off: %s", exc)
+        return None
+    schedule = AdmissionRiskSchedule(database_url, model, timedelta(hours=settings.risk_interval_hours))
+    schedule.start()
+    return schedule
 
 
 def serve(options: ServeOptions, settings: GatewaySettings | None = None) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "development-only-secret-change-me"
@@ -38,6 +38,8 @@ class GatewaySettings(BaseSettings):
     http_port: int = 8000
     secret_key: str = DEVELOPMENT_SECRET
     session_hours: int = 12
+    # How often `gateway serve` scores every patient's 30-day admission risk (also once at start).
+    risk_interval_hours: float = Field(default=24.0, gt=0)
     # Largest MQTT payload ingest accepts; larger ones are quarantined unread.
     max_payload_bytes: int = 1_000_000
 

@@ -346,7 +346,7 @@ def models_news2(
 # --- the learned admission risk ---------------------------------------------------------------------
 
 #: The model `replay` and `evaluate` use without --model (see models/MODEL_CARD.md for how it was made).
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "admission_risk.joblib"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "admission_risk.joblib"  # = SHIPPED_MODEL
 
 
 def _read(folder: Path) -> Cohort:

@@ -244,6 +244,10 @@ def save(model: RiskModel, path: Path) -> Path:
     return sidecar
 
 
+#: The model that ships with homewatch (trained on a SYNTHETIC cohort: `models/MODEL_CARD.md`).
+SHIPPED_MODEL = Path(__file__).with_name("admission_risk.joblib")
+
+
 def load(path: Path) -> RiskModel:
     """Read a model written by `save`. Pickle: only from trusted sources."""
     sidecar = path.with_name(path.name + ".json")

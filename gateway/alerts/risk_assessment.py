@@ -6,7 +6,7 @@ Every score homewatch shows is stored this way, so a nurse (or another FHIR syst
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fhir_contract.terminology import IDENTIFIER_SYSTEM
@@ -94,3 +94,46 @@ def rule_risk_assessment(
             {"url": "urn:homewatch:computed-at", "valueDateTime": computed_at.astimezone(UTC).isoformat()}
         ],
     }
+
+
+ADMISSION_RISK_METHOD_SYSTEM = "urn:homewatch:model"
+
+
+def admission_risk_assessment(
+    *,
+    probability: float,
+    reasons: list[str],
+    patient_id: str,
+    model_version: str,
+    as_of: datetime,
+    computed_at: datetime,
+) -> dict[str, Any]:
+    """The RiskAssessment of the learned 30-day admission risk: the model as the method, the calibrated
+    probability for the 30 days from ``as_of``, and the factors that raise it most, in words."""
+    resource: dict[str, Any] = {
+        "resourceType": "RiskAssessment",
+        "status": "final",
+        "method": {
+            "coding": [{"system": ADMISSION_RISK_METHOD_SYSTEM, "code": model_version}],
+            "text": "Learned 30-day admission risk (trained on SYNTHETIC data only)",
+        },
+        "code": {"text": "Risk of hospital admission within 30 days"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "occurrenceDateTime": as_of.astimezone(UTC).isoformat(),
+        "prediction": [
+            {
+                "outcome": {"text": "Hospital admission"},
+                "probabilityDecimal": round(probability, 4),
+                "whenPeriod": {
+                    "start": as_of.astimezone(UTC).isoformat(),
+                    "end": (as_of + timedelta(days=30)).astimezone(UTC).isoformat(),
+                },
+            }
+        ],
+        "extension": [
+            {"url": "urn:homewatch:computed-at", "valueDateTime": computed_at.astimezone(UTC).isoformat()}
+        ],
+    }
+    if reasons:  # FHIR JSON has no empty arrays
+        resource["note"] = [{"text": reason} for reason in reasons]
+    return resource
