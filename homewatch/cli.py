@@ -345,9 +345,6 @@ def models_news2(
 
 # --- the learned admission risk ---------------------------------------------------------------------
 
-#: The model `replay` and `evaluate` use without --model (see models/MODEL_CARD.md for how it was made).
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "admission_risk.joblib"  # = SHIPPED_MODEL
-
 
 def _read(folder: Path) -> Cohort:
     from models.cohort_reader import CohortReadError, read_cohort
@@ -359,10 +356,10 @@ def _read(folder: Path) -> Cohort:
 
 
 def _load_model(path: Path | None) -> RiskModel:
-    from models.admission_risk import ModelError, load
+    from models.admission_risk import SHIPPED_MODEL, ModelError, load
 
-    try:
-        return load(path or DEFAULT_MODEL)
+    try:  # without --model: the shipped model (models/MODEL_CARD.md says how it was made)
+        return load(path or SHIPPED_MODEL)
     except ModelError as exc:
         raise _fail(str(exc)) from None
 

@@ -354,25 +354,27 @@ class MqttPublisher:
     def _requeue_overdue(self) -> None:
         """Queue Bundles whose receipt is overdue (caller holds the lock); the wait doubles each time."""
         now = time.monotonic()
-        if self._requeue(lambda b: not b.confirmed and b.deadline <= now):
+        overdue = self._requeue(lambda b: not b.confirmed and b.deadline <= now)
+        if overdue:
             log.warning(
                 "hub %s: no receipt from the gateway within %.0f s; sending %d Bundle(s) again",
                 self._config.hub_id,
                 self._receipt_wait,
-                len(self._resend),
+                overdue,
             )
             self._receipt_wait = min(self._receipt_wait * 2, RECEIPT_WAIT_MAX_S)
 
-    def _requeue(self, due: Callable[[_Batch], bool]) -> bool:
-        """Move the unconfirmed Bundles that are ``due`` to the resend queue (caller holds the lock)."""
+    def _requeue(self, due: Callable[[_Batch], bool]) -> int:
+        """Move the unconfirmed Bundles that are ``due`` to the resend queue (caller holds the lock);
+        return how many."""
         if not self._await_receipts:
-            return False
+            return 0
         queued = {id(b) for b in self._resend}
         picked = [b for b in self._unconfirmed.values() if due(b) and id(b) not in queued]
         for batch in picked:
             batch.deadline = float("inf")  # not overdue again while it waits in the queue
         self._resend.extend(picked)
-        return bool(picked)
+        return len(picked)
 
     def _send_again(self, batch: _Batch) -> None:
         rows = self._outbox.rows(batch.seqs)

@@ -97,12 +97,15 @@ class ScoreOutcome:
     alert_raised: bool  # a new alert was opened (not an escalation or a repeat)
 
 
-def _patient_scale2(conn: psycopg.Connection[Any], municipality_id: str, patient_id: str) -> bool | None:
+def _patient(
+    conn: psycopg.Connection[Any], municipality_id: str, patient_id: str
+) -> tuple[bool, list[str]] | None:
+    """(SpO2 scale 2, conditions) of an enrolled patient; None when the municipality has no such patient."""
     row = conn.execute(
-        "SELECT spo2_scale2 FROM patients WHERE municipality_id = %s AND id = %s",
+        "SELECT spo2_scale2, conditions FROM patients WHERE municipality_id = %s AND id = %s",
         (municipality_id, patient_id),
     ).fetchone()
-    return None if row is None else bool(row[0])
+    return None if row is None else (bool(row[0]), [str(c) for c in row[1] or ()])
 
 
 def score_patient(
@@ -112,11 +115,12 @@ def score_patient(
     when the patient is unknown, or has neither NEWS2 vitals nor a rule that fired."""
     computed_at = now or datetime.now(UTC)
     with conn.transaction():
-        scale2 = _patient_scale2(conn, municipality_id, patient_id)
-        if scale2 is None:
+        patient = _patient(conn, municipality_id, patient_id)
+        if patient is None:
             return None
+        scale2, conditions = patient
         news2 = _score_news2(conn, municipality_id, patient_id, scale2, computed_at)
-        rule_alerts = _score_rules(conn, municipality_id, patient_id, computed_at)
+        rule_alerts = _score_rules(conn, municipality_id, patient_id, conditions, computed_at)
         if news2 is None and not rule_alerts:
             return None
         raised = False
@@ -186,15 +190,14 @@ def _score_news2(
 
 
 def _score_rules(
-    conn: psycopg.Connection[Any], municipality_id: str, patient_id: str, computed_at: datetime
+    conn: psycopg.Connection[Any],
+    municipality_id: str,
+    patient_id: str,
+    conditions: list[str],
+    computed_at: datetime,
 ) -> list[tuple[int, datetime, AlertDecision]]:
-    """Store each disease rule that newly fired for the patient (once per rule and reading) as a score
-    with its RiskAssessment; return (score id, reading time, alert) for each."""
-    row = conn.execute(
-        "SELECT conditions FROM patients WHERE municipality_id = %s AND id = %s",
-        (municipality_id, patient_id),
-    ).fetchone()
-    conditions = [str(c) for c in (row[0] if row else [])]
+    """Store each disease rule of the patient's ``conditions`` that newly fired (once per rule and
+    reading) as a score with its RiskAssessment; return (score id, reading time, alert) for each."""
     if not any(c in RULES_BY_CONDITION for c in conditions):
         return []
     newest = conn.execute(

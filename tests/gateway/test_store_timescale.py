@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -38,11 +39,11 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 
 @pytest.fixture
-def conn(database_url: str) -> Conn:
-    connection = psycopg.connect(database_url, autocommit=True)
-    HOME.enroll(connection)
-    OTHER.enroll(connection)
-    return connection
+def conn(database_url: str) -> Iterator[Conn]:
+    with psycopg.connect(database_url, autocommit=True) as connection:  # closed after the test
+        HOME.enroll(connection)
+        OTHER.enroll(connection)
+        yield connection
 
 
 def test_timescaledb_branch_is_chosen_only_when_the_extension_is_available(conn: Conn) -> None:
