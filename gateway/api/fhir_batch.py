@@ -80,7 +80,6 @@ class Stored:
 
     outcome: MessageOutcome
     new_positions: frozenset[int]
-    patients: frozenset[str]  # patients with new data (announced to the scorer)
 
 
 def decide(conn: Conn, municipality_id: str, hub_id: str, payload: bytes, max_bytes: int) -> MessageOutcome:
@@ -112,14 +111,13 @@ def store(conn: Conn, outcome: MessageOutcome, payload: bytes, notify_channel: s
             rejected=Counter(r.code for r in result.outcomes[0].rejections),
         )
     outcome = result.outcomes[0]
-    patients = result.patients.get(municipality_id, set())
     new: set[int] = set()
     seen = set(existing)
     for obs, position in zip(outcome.accepted, outcome.accepted_positions, strict=True):
         if obs.identifier not in seen:  # a repeat within the Bundle is "already stored" too
             new.add(position)
             seen.add(obs.identifier)
-    return Stored(outcome, frozenset(new), frozenset(patients))
+    return Stored(outcome, frozenset(new))
 
 
 def _status_text(status: int) -> str:
