@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: demo test lint install clean
+.PHONY: demo test faults lint install clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "homewatch needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -25,6 +25,14 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest $(ARGS)
+
+# The fault tests (each ends with a reconciliation from PostgreSQL, printed as one table at the end) and
+# the fuzzers at a large budget. `make test` runs the same tests with the fuzzers' small budget.
+FUZZ_EXAMPLES ?= 2000
+ATHERIS_RUNS ?= 500000
+faults: install
+	HOMEWATCH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HOMEWATCH_ATHERIS_RUNS=$(ATHERIS_RUNS) \
+		$(BIN)/python -m pytest -m "faults or fuzz" -o timeout=3600 $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

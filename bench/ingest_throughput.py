@@ -213,7 +213,11 @@ def ingest_worker(
     """One ``IngestWorker`` (its own process); notes its committed Observations (and rejections)."""
     logging.basicConfig(level=logging.WARNING)
     settings = GatewaySettings(
-        database_url=url, mqtt_host=endpoint.host, mqtt_port=endpoint.port, mqtt_share_group=group
+        environment="development",  # ingest only: no tokens to sign, so no secret to ask for
+        database_url=url,
+        mqtt_host=endpoint.host,
+        mqtt_port=endpoint.port,
+        mqtt_share_group=group,
     )
     worker = IngestWorker(settings, endpoint=endpoint, client_id=f"{group}-{slot}")
     worker.start()
@@ -448,7 +452,9 @@ def profile_run(url: str, payload_file: Path, messages: int, obs: int) -> None:
     profiles: list[cProfile.Profile] = []
     go, ready, started = ctx.Event(), ctx.Event(), ctx.Value("d", 0.0)
     with EmbeddedBroker(prefer="mosquitto") as endpoint, profiling_threads(profiles):
-        settings = GatewaySettings(database_url=url, mqtt_host=endpoint.host, mqtt_port=endpoint.port)
+        settings = GatewaySettings(
+            environment="development", database_url=url, mqtt_host=endpoint.host, mqtt_port=endpoint.port
+        )
         worker = IngestWorker(settings, endpoint=endpoint, client_id="bench-profiled")
         worker.start()
         if not worker.wait_until_subscribed(READY_TIMEOUT_S):
@@ -507,7 +513,7 @@ def unprofiled_costs(url: str, messages: Sequence[Message], batch: int) -> None:
     """CPU per Observation of the worker's stages on one core without the profiler (which inflates
     Python-heavy code such as validation), on the same Bundles; the store as wall time per row."""
     sample = messages[:UNPROFILED_MESSAGES]
-    max_bytes = GatewaySettings(database_url=url).max_payload_bytes
+    max_bytes = GatewaySettings(environment="development", database_url=url).max_payload_bytes
     with psycopg.connect(url, autocommit=True) as conn:
         hubs = {(t.municipality_id, t.hub_id) for topic, _ in sample if (t := parse_topic(topic)) is not None}
         assignments = hub_assignments(conn, hubs)

@@ -16,6 +16,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_agent.outbox.sqlite_outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS
+from fhir_contract.limits import MAX_BUNDLE_ENTRIES
 
 DeviceKind = Literal[
     "blood-pressure-cuff",
@@ -132,8 +133,8 @@ class HubConfig(BaseModel):
     outbox_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1)
     # Device clocks carry local time without a zone; this is the zone the hub reads them in.
     timezone: str = "Europe/Copenhagen"
-    # Observations per MQTT message (one FHIR batch Bundle).
-    bundle_size: int = Field(default=50, ge=1, le=500)
+    # Observations per MQTT message (one FHIR batch Bundle); the gateway takes no more than the contract's.
+    bundle_size: int = Field(default=50, ge=1, le=MAX_BUNDLE_ENTRIES)
     # Bluetooth links open at once. A BlueZ adapter holds about 7 LE connections in practice; devices
     # beyond that take turns (an idle connection gives way to a device that waits).
     max_connections: int = Field(default=7, ge=1, le=32)

@@ -27,6 +27,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge_agent.config import DeviceConfig, HubConfig, HubConfigError, first_error
+from fhir_contract.limits import MAX_BUNDLE_ENTRIES
 
 __all__ = ["RemoteConfig", "RemoteConfigError", "load_cache", "merge", "parse_remote", "save_cache"]
 
@@ -49,7 +50,7 @@ class RemoteConfig(BaseModel):
     patient_id: str | None = Field(default=None, min_length=1)
     devices: tuple[DeviceConfig, ...] | None = None
     timezone: str | None = None
-    bundle_size: int | None = Field(default=None, ge=1, le=500)
+    bundle_size: int | None = Field(default=None, ge=1, le=MAX_BUNDLE_ENTRIES)
     max_connections: int | None = Field(default=None, ge=1, le=32)
     status_interval_s: float | None = Field(default=None, ge=1.0)
 

@@ -5,9 +5,10 @@ and its retained status, until asked to stop.
 one (cached next to the outbox), applies each new retained ``config`` message (a changed effective
 configuration restarts the agent in place: devices closed, publisher drained, outbox closed, then the
 new agent; a bad message is logged and reported in the status and changes nothing), and republishes
-the retained ``status`` every ``status_interval_s`` and when a device's state changes (at most every
-:data:`MIN_STATUS_GAP_S`). :meth:`HubService.run` returns when its stop event is set; signals are the
-caller's business (``homewatch edge run`` sets the event on SIGTERM/SIGINT).
+the retained ``status`` every ``status_interval_s`` and when a device's state changes or the outbox's
+disk fills or has room again (at most every :data:`MIN_STATUS_GAP_S`). :meth:`HubService.run` returns
+when its stop event is set; signals are the caller's business (``homewatch edge run`` sets the event on
+SIGTERM/SIGINT).
 
 Emulation (``[emulation]`` in the file, or ``--emulate``) is for tests and demos only: the configured
 devices are replaced by Bumble-emulated peripherals of the same kinds on an in-process radio, each
@@ -69,9 +70,12 @@ def device_status(device: DeviceConfig, state: DeviceState | None) -> dict[str, 
     }
 
 
-def _change_key(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What counts as a device state change: everything but ``lastSeen`` (which moves with each value)."""
-    return [{k: v for k, v in d.items() if k != "lastSeen"} for d in devices]
+def _change_key(
+    devices: list[dict[str, Any]], outbox_full: bool = False
+) -> tuple[list[dict[str, Any]], bool]:
+    """What counts as a state change: the outbox's disk filling or having room again, and everything of
+    a device but ``lastSeen`` (which moves with each value)."""
+    return [{k: v for k, v in d.items() if k != "lastSeen"} for d in devices], outbox_full
 
 
 class HubService:
@@ -99,7 +103,7 @@ class HubService:
         self._remote_payload: bytes | None = None
         self._config_error: dict[str, Any] | None = None
         self._status_fields: dict[str, Any] = {}
-        self._last_key: list[dict[str, Any]] | None = None
+        self._last_key: tuple[list[dict[str, Any]], bool] | None = None
         self._last_status = float("-inf")
         self.agent: HubAgent | None = None
         self.config = local
@@ -230,20 +234,20 @@ class HubService:
     def _tick(self) -> None:
         if self.agent is None:
             return
-        key = _change_key(self._refresh_status_fields())
+        key = _change_key(self._refresh_status_fields(), self.agent.outbox.full)
         now = self._monotonic()
         due = now - self._last_status >= self.config.status_interval_s
         changed = key != self._last_key and now - self._last_status >= MIN_STATUS_GAP_S
         if due or changed:
             self._publish_status(force=False, key=key)
 
-    def _publish_status(self, *, force: bool, key: list[dict[str, Any]] | None = None) -> None:
+    def _publish_status(self, *, force: bool, key: tuple[list[dict[str, Any]], bool] | None = None) -> None:
         if self.agent is None:
             return
         devices = self._refresh_status_fields()
         if self.agent.publisher.publish_status():
             self._last_status = self._monotonic()
-            self._last_key = key if key is not None else _change_key(devices)
+            self._last_key = key if key is not None else _change_key(devices, self.agent.outbox.full)
         elif force:
             log.debug("hub %s: status not sent (offline); it goes out on connect", self.local.hub_id)
 

@@ -9,13 +9,26 @@ values, so the contract's own rules run after, on the dict: a known reading type
 type allows, a value that is physically possible, and the references the gateway needs (patient,
 device, identifier, a time with a zone). Every failure is one ``ContractViolation`` with a machine code
 and a sentence a hub operator can act on.
+
+What the gateway stores must also be storable and plausible, whatever a hostile sender tries, so the
+contract bounds what FHIR leaves open (``docs/fhir-contract.md``, "Limits"):
+
+- the effective time lies in ``[EFFECTIVE_FLOOR, now + MAX_CLOCK_AHEAD]`` (``implausible-time``): no
+  reading is dated in the future (the hub never dates one there, ``docs/devices.md``) or before 2015,
+  the date before which the hub calls a device clock unset; a date at the edge of the calendar would
+  overflow the time arithmetic of storage;
+- the patient, device and hub references carry FHIR ids (``[A-Za-z0-9-.]{1,64}``) and the identifier
+  is printable ASCII of at most ``MAX_IDENTIFIER_CHARS`` (no NUL or control character reaches the
+  database, no key outgrows an index entry);
+- a Bundle holds at most ``MAX_BUNDLE_ENTRIES`` entries (``too-many-entries``; the hub's Bundles are
+  smaller, ``edge_agent.config``) and its id, when present, is a FHIR id (it is echoed in the receipt).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -23,6 +36,14 @@ from fhir.resources.R4B.observation import Observation
 from pydantic import ValidationError
 
 from fhir_contract.fast_structure import StructureError, Unsupported, check_observation
+from fhir_contract.limits import (
+    EFFECTIVE_FLOOR,
+    FHIR_ID,
+    IDENTIFIER_VALUE,
+    MAX_BUNDLE_ENTRIES,
+    MAX_CLOCK_AHEAD,
+    MAX_IDENTIFIER_CHARS,
+)
 from fhir_contract.terminology import (
     GATEWAY_DEVICE_EXTENSION,
     IDENTIFIER_SYSTEM,
@@ -90,9 +111,15 @@ def parse_bundle(payload: bytes, max_bytes: int) -> BatchBundle:
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise ContractViolation("not-a-bundle", "Bundle.entry is not a list")
+    if len(entries) > MAX_BUNDLE_ENTRIES:
+        raise ContractViolation(
+            "too-many-entries", f"Bundle has {len(entries)} entries; at most {MAX_BUNDLE_ENTRIES} are taken"
+        )
     bundle_id = bundle.get("id")
+    if bundle_id is not None and not (isinstance(bundle_id, str) and FHIR_ID.fullmatch(bundle_id)):
+        raise ContractViolation("invalid-fhir", "Bundle.id is not a FHIR id ([A-Za-z0-9-.]{1,64})")
     return BatchBundle(
-        bundle_id if isinstance(bundle_id, str) and bundle_id else None,
+        bundle_id,
         [entry.get("resource") if isinstance(entry, dict) else entry for entry in entries],
     )
 
@@ -107,6 +134,8 @@ def _reference_id(ref: Any, resource_type: str, element: str) -> str:
     kind, slash, ident = value.partition("/") if type(value) is str else ("", "", "")
     if kind != resource_type or not slash or not ident:
         raise ContractViolation("missing-element", f"{element} must reference {resource_type}/<id>")
+    if not FHIR_ID.fullmatch(ident):
+        raise ContractViolation("invalid-fhir", f"{element} must reference {resource_type}/<a FHIR id>")
     return ident
 
 
@@ -220,25 +249,43 @@ def _is_observation(resource: Any) -> bool:
     return isinstance(resource, Mapping) and resource.get("resourceType") == "Observation"
 
 
-def validate_observation(resource: Mapping[str, Any]) -> ValidObservation:
+def validate_observation(resource: Mapping[str, Any], *, now: datetime | None = None) -> ValidObservation:
     """Validate one Observation (as parsed JSON) against FHIR R4 and the contract (fast structure
-    check, falling back to fhir.resources for anything it does not know)."""
+    check, falling back to fhir.resources for anything it does not know). ``now`` (aware; the clock
+    when None) bounds the effective time."""
     if not _is_observation(resource):
         raise ContractViolation("invalid-fhir", "entry is not an Observation resource")
     _check_structure_fast(resource)
-    return _check_contract(resource)
+    return _check_contract(resource, now)
 
 
-def validate_observation_strict(resource: Mapping[str, Any]) -> ValidObservation:
+def validate_observation_strict(
+    resource: Mapping[str, Any], *, now: datetime | None = None
+) -> ValidObservation:
     """``validate_observation`` with the structure always checked by fhir.resources (the reference
     the fast check is tested against; about ten times slower)."""
     if not _is_observation(resource):
         raise ContractViolation("invalid-fhir", "entry is not an Observation resource")
     _check_structure_strict(resource)
-    return _check_contract(resource)
+    return _check_contract(resource, now)
 
 
-def _check_contract(resource: Mapping[str, Any]) -> ValidObservation:
+def check_effective(effective: datetime, now: datetime | None = None) -> None:
+    """ContractViolation ``implausible-time`` unless ``effective`` (aware) lies in the contract's window."""
+    latest = (now or datetime.now(UTC)) + MAX_CLOCK_AHEAD
+    try:
+        plausible = EFFECTIVE_FLOOR <= effective <= latest
+    except OverflowError:  # a zone offset that pushes the moment past the calendar's ends
+        plausible = False
+    if not plausible:
+        raise ContractViolation(
+            "implausible-time",
+            f"effectiveDateTime {effective.isoformat()} is outside {EFFECTIVE_FLOOR.date().isoformat()}"
+            f" .. now + {MAX_CLOCK_AHEAD.total_seconds() / 60:g} min (a device clock not set, or wrong)",
+        )
+
+
+def _check_contract(resource: Mapping[str, Any], now: datetime | None) -> ValidObservation:
     """The contract's rules, on a structurally valid Observation as parsed JSON."""
     status = resource.get("status")
     if status not in ACCEPTED_STATUSES:
@@ -253,6 +300,11 @@ def _check_contract(resource: Mapping[str, Any]) -> ValidObservation:
     if not identifier or not isinstance(identifier, str):
         raise ContractViolation(
             "missing-element", f"Observation.identifier with system {IDENTIFIER_SYSTEM} is required"
+        )
+    if not IDENTIFIER_VALUE.fullmatch(identifier):
+        raise ContractViolation(
+            "invalid-fhir",
+            f"the {IDENTIFIER_SYSTEM} identifier must be 1-{MAX_IDENTIFIER_CHARS} printable ASCII characters",
         )
     codings = _codings(resource.get("code"))
     rtype = find_reading_type(codings, _supplemental_type(resource))
@@ -274,6 +326,7 @@ def _check_contract(resource: Mapping[str, Any]) -> ValidObservation:
         effective = None
     if effective is None or effective.tzinfo is None:
         raise ContractViolation("missing-element", "effectiveDateTime with a time zone is required")
+    check_effective(effective, now)
 
     value: float | None = None
     unit: str | None = None

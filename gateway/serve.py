@@ -8,8 +8,9 @@ throughput. Workers tell the scorer about new data with PostgreSQL NOTIFY from i
 transaction (``gateway.alerts.scorer``), and count what they did in their own metrics row.
 
 With no URLs the embedded PostgreSQL and broker are started (as the demo does) and stopped at exit;
-with URLs the external ones are used. Migrations are applied at start either way. A broker that
-speaks MQTT 3.1.1 only (amqtt, or ``HOMEWATCH_MQTT_V5=false``) has no shared subscriptions: one
+with URLs the external ones are used, and the external broker is probed once for the queue limits the
+gateway needs (``gateway.broker_check``: one log line). Migrations are applied at start either way. A
+broker that speaks MQTT 3.1.1 only (amqtt, or ``HOMEWATCH_MQTT_V5=false``) has no shared subscriptions: one
 worker then takes everything, and a log line says so.
 
 A worker that dies is restarted by ``IngestWorkers`` with back-off; it gets back its broker session
@@ -42,7 +43,9 @@ from psycopg_pool import ConnectionPool
 from gateway.alerts.admission_risk import AdmissionRiskSchedule
 from gateway.alerts.scorer import Scorer
 from gateway.api.app import create_app
+from gateway.api.pool import open_pool
 from gateway.broker import BrokerEndpoint, EmbeddedBroker
+from gateway.broker_check import check_external_broker
 from gateway.server import GatewayError, check_port_free, start_http
 from gateway.settings import GatewaySettings
 from gateway.store.embedded import EmbeddedPostgres
@@ -362,6 +365,10 @@ class GatewayService:
                 mqtt_password=target.password or self._base.mqtt_password,
             )
         settings = self.settings = self._base.model_copy(update=update)
+        if target is not None:
+            # One log line on whether the broker keeps a backlog for the gateway (a few seconds at most;
+            # never fails start-up). The embedded broker is configured on purpose (gateway.broker).
+            check_external_broker(settings)
         count = opts.workers
         if not settings.mqtt_v5 and count > 1:
             log.warning(
@@ -370,7 +377,7 @@ class GatewayService:
                 count,
             )
             count = 1
-        self.pool = ConnectionPool(database_url, min_size=1, max_size=8, open=True)
+        self.pool = open_pool(database_url)
         self.scorer = Scorer(database_url)
         self.scorer.start()
         self.scorer.listen(settings.scorer_channel)

@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from gateway.alerts.scorer import Scorer
 from gateway.api.app import create_app
+from gateway.api.pool import open_pool
 from gateway.broker import BrokerEndpoint
 from gateway.ingest.mqtt_ingest import IngestWorker
 from gateway.settings import GatewaySettings
@@ -77,7 +78,7 @@ class GatewayServer:
 
     def start(self, timeout: float = 15.0) -> None:
         check_port_free(self.settings.http_host, self.settings.http_port)
-        self.pool = ConnectionPool(self.settings.database_url, min_size=1, max_size=8, open=True)
+        self.pool = open_pool(self.settings.database_url)
         self.scorer = Scorer(self.settings.database_url)
         self.scorer.start()
         self.ingest = IngestWorker(self.settings, endpoint=self._endpoint, on_stored=self.scorer.notify)

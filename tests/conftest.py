@@ -3,6 +3,7 @@ and a real MQTT broker (its own process on a free port per test). Nothing here i
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -12,6 +13,13 @@ import pytest
 from gateway.broker import BrokerEndpoint, EmbeddedBroker, mosquitto_binary
 from gateway.store.embedded import EmbeddedPostgres
 from gateway.store.migrate import migrate
+
+# The suite runs the gateway as a developer does (no secret needed, /metrics open), whatever the shell
+# exports; subprocesses inherit this. Tests of what production refuses ask for it themselves
+# (tests/gateway/api/test_web_security_settings.py).
+os.environ["HOMEWATCH_ENVIRONMENT"] = "development"
+for _variable in ("HOMEWATCH_SECRET_KEY", "HOMEWATCH_METRICS_TOKEN"):
+    os.environ.pop(_variable, None)
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +74,13 @@ def any_broker(request: pytest.FixtureRequest) -> Iterator[BrokerEndpoint]:
     """Each broker this machine can run: tests using it prove both brokers work."""
     with EmbeddedBroker(prefer=request.param) as endpoint:
         yield endpoint
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault tests' reconciliation table (``tests/reconciliation.py``), when any fault test ran."""
+    from reconciliation import RESULTS, table
+
+    if RESULTS:
+        terminalreporter.section("fault reconciliation (from PostgreSQL)")
+        for line in table(RESULTS):
+            terminalreporter.write_line(line)

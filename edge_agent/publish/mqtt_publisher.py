@@ -22,11 +22,12 @@ sent stay in the outbox. If the hub process dies, everything not deleted is stil
 sent again.
 
 The retained ``status`` topic says online with the agent version, queue depth, readings awaiting the
-gateway's receipt and whatever the ``status_extra`` callable adds (the service adds the devices); the
-Last Will says offline. :meth:`MqttPublisher.publish_status` sends it again. Messages on the hub's
-retained ``config`` topic go to ``on_config`` (raw bytes, on paho's thread); judging them is
-:mod:`edge_agent.remote_config`'s job. TLS and the hub's credentials come from
-:class:`~edge_agent.config.MqttConfig`.
+gateway's receipt, whether the disk is full and how many readings wait in memory for room, and whatever
+the ``status_extra`` callable adds (the service adds the devices); the Last Will says offline.
+:meth:`MqttPublisher.publish_status` sends it again. Messages on the hub's retained ``config`` topic go
+to ``on_config`` (raw bytes, on paho's thread); judging them is :mod:`edge_agent.remote_config`'s job.
+TLS and the hub's credentials come from :class:`~edge_agent.config.MqttConfig`. The drain thread also
+gives the outbox its turn to write readings a full disk refused (``Outbox.retry``).
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ class MqttPublisher:
             body["queueDepth"] = self._outbox.depth()
             body["awaitingReceipt"] = self.awaiting_receipt()
             body["evicted"] = self._outbox.evicted  # readings dropped because the outbox was full, by kind
+            body["outboxFull"] = self._outbox.full  # the disk refused a write: readings wait in memory
+            body["heldInMemory"] = self._outbox.held
             try:
                 body.update(self.status_extra())
             except Exception:  # a status must never take the publisher down
@@ -273,7 +276,13 @@ class MqttPublisher:
         """Delete a confirmed Bundle's rows (caller holds the lock)."""
         if self._unconfirmed.pop(batch.bundle_id, None) is None:
             return
-        self._outbox.delete(batch.seqs)
+        try:
+            self._outbox.delete(batch.seqs)  # a full disk is the outbox's business: it never raises that
+        except Exception:  # anything else must not end paho's network thread, and all delivery with it
+            log.exception(
+                "hub %s: deleting delivered rows failed; they stay and go again at the next start",
+                self._config.hub_id,
+            )
         self.stats.bundles_sent += 1
         self.stats.observations_sent += len(batch.seqs)
 
@@ -322,6 +331,7 @@ class MqttPublisher:
 
     def _drain(self) -> None:
         while not self._stopping.is_set():
+            self._retry_outbox()
             if not self._connected.wait(timeout=0.5):
                 continue
             with self._slot_free:
@@ -350,6 +360,13 @@ class MqttPublisher:
                 self._cursor = rows[-1].seq
                 self._unconfirmed[batch.bundle_id] = batch
             self._send(batch, rows)
+
+    def _retry_outbox(self) -> None:
+        """Let the outbox write what a full disk refused (it spaces its own attempts), connected or not."""
+        try:
+            self._outbox.retry()
+        except Exception:  # the drain goes on: what is on disk is still sent
+            log.exception("hub %s: writing the readings held in memory failed", self._config.hub_id)
 
     def _requeue_overdue(self) -> None:
         """Queue Bundles whose receipt is overdue (caller holds the lock); the wait doubles each time."""

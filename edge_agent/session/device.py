@@ -65,7 +65,7 @@ class AgentStats:
     """Counters of one hub agent, shared by its device sessions."""
 
     values_received: int = 0
-    observations_stored: int = 0  # new rows in the outbox
+    observations_stored: int = 0  # new rows in the outbox (or held in memory while its disk is full)
     parse_errors: int = 0
     receipt_time_used: int = 0  # readings dated by the hub because the device's stamp was missing or wrong
     clock_corrected: int = 0  # readings whose device stamp was shifted by the measured clock offset

@@ -21,9 +21,11 @@ from psycopg_pool import ConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.api import fhir_api, health, metrics, web
+from gateway.api.body_limit import BodyLimit
 from gateway.api.errors import FhirError, LoginRequired
 from gateway.api.fhir_model import operation_outcome
 from gateway.api.presenters import TEMPLATE_GLOBALS
+from gateway.api.security_headers import SecurityHeaders
 from gateway.settings import GatewaySettings
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -95,4 +97,6 @@ def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bo
     app.include_router(fhir_api.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.add_middleware(BodyLimit, max_payload_bytes=settings.max_payload_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer gets the headers, 413s too
     return app

@@ -1,14 +1,17 @@
 """Users, passwords and session tokens, with the standard library only.
 
 Passwords are stored as scrypt hashes (random salt, parameters kept in the stored string, constant-time
-comparison). A session token is ``base64url(username|municipality|role|expiry) . base64url(HMAC-SHA256)``
-signed with ``GatewaySettings.secret_key``; the web UI carries it in an HttpOnly cookie, the FHIR API as
-``Authorization: Bearer``. Tokens are stateless: they end at their expiry (``session_hours``).
+comparison). A session token is ``base64url(username|municipality|role|expiry|session) .
+base64url(HMAC-SHA256)`` signed with ``GatewaySettings.signing_key``; the web UI carries it in an
+HttpOnly cookie, the FHIR API as ``Authorization: Bearer``. A token ends at its expiry
+(``session_hours``) or when its session id is revoked (logout; ``gateway.store.logins``).
 
 A token names a user (a person who logged in) or, with role ``hub``, a hub (its id in place of the
-username) that posts its ``batch`` Bundles over HTTPS instead of MQTT. ``mint_token`` signs one for any
-role without a password, for local use (the CLI). Reading the token from a request and refusing access
-is left to ``deps.py``.
+username) that posts its ``batch`` Bundles over HTTPS instead of MQTT. A role outside ``TOKEN_ROLES`` is
+refused even when the signature is right. A signature only proves who made the token, so a person's
+token is also checked against ``users`` (``registered_user``): what the audit log records is a user that
+exists, in that municipality, with that role. ``mint_token`` signs one for any role without a password,
+for local use (the CLI). Reading the token from a request and refusing access is left to ``deps.py``.
 """
 
 from __future__ import annotations
@@ -42,8 +45,10 @@ _SCRYPT_P = 1
 _SALT_BYTES = 16
 _KEY_BYTES = 32
 # Separates token signatures from any other use of the secret key (the CSRF token below).
-_TOKEN_CONTEXT = b"homewatch-session-v1"
+_TOKEN_CONTEXT = b"homewatch-session-v2"  # v2 added the session id
 _CSRF_CONTEXT = b"homewatch-csrf-v1"
+# A session id (what logout revokes): 96 random bits, never guessed nor repeated.
+_SESSION_ID_BYTES = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,15 @@ class User:
     username: str
     municipality_id: str
     role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What a token with a right signature says: its user, its session id and its expiry."""
+
+    user: User
+    session_id: str
+    expires: datetime
 
 
 def _b64(data: bytes) -> str:
@@ -123,14 +137,25 @@ def authenticate(conn: psycopg.Connection[Any], username: str, password: str) ->
     return User(username, municipality_id, role)
 
 
-def _signature(secret_key: str, context: bytes, payload: bytes) -> bytes:
-    key = hmac.new(secret_key.encode(), context, hashlib.sha256).digest()
-    return hmac.new(key, payload, hashlib.sha256).digest()
+def registered_user(conn: psycopg.Connection[Any], user: User) -> User | None:
+    """``user`` when ``users`` has them, in that municipality and with that role; else None."""
+    row = conn.execute(
+        "SELECT 1 FROM users WHERE username = %s AND municipality_id = %s AND role = %s",
+        (user.username, user.municipality_id, user.role),
+    ).fetchone()
+    return None if row is None else user
+
+
+def _signature(key: bytes, context: bytes, payload: bytes) -> bytes:
+    derived = hmac.new(key, context, hashlib.sha256).digest()
+    return hmac.new(derived, payload, hashlib.sha256).digest()
 
 
 def _signed(settings: GatewaySettings, user: User, expires: datetime) -> str:
-    payload = f"{user.username}|{user.municipality_id}|{user.role}|{int(expires.timestamp())}".encode()
-    return f"{_b64(payload)}.{_b64(_signature(settings.secret_key, _TOKEN_CONTEXT, payload))}"
+    session_id = _b64(secrets.token_bytes(_SESSION_ID_BYTES))
+    fields = (user.username, user.municipality_id, user.role, str(int(expires.timestamp())), session_id)
+    payload = "|".join(fields).encode()
+    return f"{_b64(payload)}.{_b64(_signature(settings.signing_key, _TOKEN_CONTEXT, payload))}"
 
 
 def issue_token(settings: GatewaySettings, user: User, now: datetime | None = None) -> str:
@@ -150,7 +175,8 @@ def mint_token(
 ) -> str:
     """A bearer token for ``subject`` (a username, or a hub id when ``role`` is ``hub``), no password asked.
 
-    For local use by whoever holds the secret key (``homewatch gateway token``). Valid for ``hours``
+    For local use by whoever holds the secret key (``homewatch gateway token``); the API accepts a
+    person's token only when ``subject`` is a user of that municipality and role. Valid for ``hours``
     (default ``settings.session_hours``); ValueError for an unknown role, an empty or unsafe field, or
     a lifetime that is not positive.
     """
@@ -168,29 +194,40 @@ def mint_token(
     return _signed(settings, User(subject, municipality_id, role), issued + timedelta(hours=lifetime))
 
 
-def verify_token(settings: GatewaySettings, token: str, now: datetime | None = None) -> User | None:
-    """The user a token names when its signature is right and it has not expired, else None."""
+def read_token(settings: GatewaySettings, token: str, now: datetime | None = None) -> Claims | None:
+    """What a token says when its signature is right, its role known and it has not expired, else None.
+
+    Whether its session was revoked, or its user still exists, needs the database: ``deps.py`` asks.
+    """
     try:
         encoded_payload, encoded_signature = token.split(".")
         payload = _unb64(encoded_payload)
         signature = _unb64(encoded_signature)
     except ValueError:
         return None
-    if not hmac.compare_digest(signature, _signature(settings.secret_key, _TOKEN_CONTEXT, payload)):
+    if not hmac.compare_digest(signature, _signature(settings.signing_key, _TOKEN_CONTEXT, payload)):
         return None
     try:
-        username, municipality_id, role, expiry = payload.decode().split("|")
-        expires = int(expiry)
-    except ValueError:
+        username, municipality_id, role, expiry, session_id = payload.decode().split("|")
+        expires = datetime.fromtimestamp(int(expiry), UTC)
+    except (ValueError, OverflowError, OSError):
         return None
-    if (now or datetime.now(UTC)).timestamp() >= expires:
+    if role not in TOKEN_ROLES or not session_id:
         return None
-    return User(username, municipality_id, role)
+    if (now or datetime.now(UTC)) >= expires:
+        return None
+    return Claims(User(username, municipality_id, role), session_id, expires)
+
+
+def verify_token(settings: GatewaySettings, token: str, now: datetime | None = None) -> User | None:
+    """The user a token names when ``read_token`` accepts it, else None."""
+    claims = read_token(settings, token, now)
+    return None if claims is None else claims.user
 
 
 def csrf_token(settings: GatewaySettings, session_token: str) -> str:
     """The anti-forgery token that the session's forms carry (bound to the session token)."""
-    return _b64(_signature(settings.secret_key, _CSRF_CONTEXT, session_token.encode()))
+    return _b64(_signature(settings.signing_key, _CSRF_CONTEXT, session_token.encode()))
 
 
 def csrf_ok(settings: GatewaySettings, session_token: str, submitted: str) -> bool:

@@ -5,9 +5,12 @@ and a write that must be atomic (an acknowledgement with its audit row) uses ``c
 it is committed before the route returns. ``CurrentUser`` reads the session cookie (web UI; no session
 means a redirect to /login), ``FhirUser`` the bearer token of a person (FHIR reads; none means 401) and
 ``HubUser`` the bearer token of a hub (``POST /fhir``): a hub's token reads nothing and a person's posts
-nothing (403). ``FormDep`` reads the UI's urlencoded forms with the standard library, ``PayloadDep`` a
-hub's Bundle up to ``max_payload_bytes`` (plus one byte, so an oversized one is recognised as such). The
-pool itself belongs to whoever called ``create_app``.
+nothing (403). A token counts only when its signature is right, its role known, it has not expired and
+its session was not ended by logout; a person's only when ``users`` has them as the token says, so the
+user a route (and the audit log) gets is one the server knows. ``FormDep`` reads the UI's urlencoded
+forms with the standard library, ``PayloadDep`` a hub's Bundle up to ``max_payload_bytes`` (plus one
+byte, so an oversized one is recognised as such). The pool itself belongs to whoever called
+``create_app``.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import psycopg
 from fastapi import Depends, HTTPException, Request
 from psycopg_pool import ConnectionPool
 
-from gateway.api.auth import HUB_ROLE, SESSION_COOKIE, User, verify_token
+from gateway.api.auth import HUB_ROLE, SESSION_COOKIE, Claims, User, read_token, registered_user
 from gateway.api.errors import FhirError, LoginRequired
 from gateway.settings import GatewaySettings
+from gateway.store.logins import session_revoked
 
 
 def get_settings(request: Request) -> GatewaySettings:
@@ -53,32 +57,45 @@ def session_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
-def get_current_user(request: Request, settings: SettingsDep) -> User:
-    """The user of a valid session cookie; otherwise the request is sent to the login page."""
-    token = session_token(request)
-    user = verify_token(settings, token) if token else None
-    if user is None or user.role == HUB_ROLE:
+def live_claims(conn: psycopg.Connection[Any], settings: GatewaySettings, token: str | None) -> Claims | None:
+    """What a token says when ``read_token`` accepts it and its session was not ended by logout."""
+    claims = read_token(settings, token) if token else None
+    if claims is None or session_revoked(conn, claims.session_id):
+        return None
+    return claims
+
+
+def get_current_user(request: Request, settings: SettingsDep, conn: DbDep) -> User:
+    """The user of a live session cookie; otherwise the request is sent to the login page."""
+    claims = live_claims(conn, settings, session_token(request))
+    user = None
+    if claims is not None and claims.user.role != HUB_ROLE:
+        user = registered_user(conn, claims.user)
+    if user is None:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(path if request.method == "GET" else "/")
     return user
 
 
-def bearer_user(request: Request, settings: SettingsDep) -> User:
-    """Whoever a valid ``Authorization: Bearer`` token names; otherwise 401 with an OperationOutcome."""
+def bearer_user(request: Request, settings: SettingsDep, conn: DbDep) -> User:
+    """Whoever a live ``Authorization: Bearer`` token names; otherwise 401 with an OperationOutcome."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    user = verify_token(settings, token.strip()) if scheme.lower() == "bearer" and token else None
-    if user is None:
+    claims = live_claims(conn, settings, token.strip()) if scheme.lower() == "bearer" else None
+    if claims is None:
         raise FhirError(401, "login", "a valid bearer token is required (POST /login/access-token)")
-    return user
+    return claims.user
 
 
 BearerDep = Annotated[User, Depends(bearer_user)]
 
 
-def get_fhir_user(user: BearerDep) -> User:
-    """The person a bearer token names; a hub's token is 403 (hubs post Observations, they read nothing)."""
+def get_fhir_user(user: BearerDep, conn: DbDep) -> User:
+    """The person a bearer token names; a hub's token is 403 (hubs post Observations, they read nothing),
+    and a token of no registered user (unknown, or another municipality or role now) is 401."""
     if user.role == HUB_ROLE:
         raise FhirError(403, "forbidden", "a hub's token may only POST batch Bundles to /fhir")
+    if registered_user(conn, user) is None:
+        raise FhirError(401, "login", "the token's user is not a user of this server; log in again")
     return user
 
 

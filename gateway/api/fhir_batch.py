@@ -10,7 +10,8 @@ rows are committed.
 
 ``batch_response`` turns the decision into the ``batch-response`` Bundle the hub gets: one entry per
 request entry, in order; ``201 Created`` for a new Observation, ``200 OK`` for one already stored (so a
-retried POST is harmless), a 4xx with an OperationOutcome for a rejected entry. A message rejected as a
+retried POST is harmless), ``409 Conflict`` for a reading stored already with other values, a 4xx with
+an OperationOutcome for any other rejected entry. A message rejected as a
 whole (not a Bundle, too large, hub not enrolled) is answered by ``message_error`` instead.
 """
 
@@ -23,9 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.api.fhir_model import observation_id
-from gateway.api.queries import Conn, stored_identifiers
+from gateway.api.queries import Conn
 from gateway.ingest.processing import (
     BAD_TOPIC,
+    CONFLICT,
     NOT_AUTHORISED,
     TOPIC_ROOT,
     UNKNOWN_HUB,
@@ -49,16 +51,19 @@ _STATUS = {
     BAD_TOPIC: 403,
     UNKNOWN_HUB: 403,
     NOT_AUTHORISED: 403,
+    CONFLICT: 409,
     "not-json": 400,
     "not-a-bundle": 400,
     "invalid-fhir": 400,
     "too-large": 413,
+    "too-many-entries": 413,
 }
 _REASONS = {
     200: "OK",
     201: "Created",
     400: "Bad Request",
     403: "Forbidden",
+    409: "Conflict",
     413: "Content Too Large",
     422: "Unprocessable Entity",
 }
@@ -98,9 +103,7 @@ def store(conn: Conn, outcome: MessageOutcome, payload: bytes, notify_channel: s
     if outcome.source is None:
         raise ValueError("only a message from a known topic can be stored")
     started = time.monotonic()
-    municipality_id = outcome.source.municipality_id
     with conn.transaction():
-        existing = stored_identifiers(conn, municipality_id, (obs.identifier for obs in outcome.accepted))
         result = store_decisions(conn, [Decided(outcome, payload)], notify_channel=notify_channel)
         record_batch(
             conn,
@@ -110,14 +113,7 @@ def store(conn: Conn, outcome: MessageOutcome, payload: bytes, notify_channel: s
             duplicates=result.duplicates,
             rejected=Counter(r.code for r in result.outcomes[0].rejections),
         )
-    outcome = result.outcomes[0]
-    new: set[int] = set()
-    seen = set(existing)
-    for obs, position in zip(outcome.accepted, outcome.accepted_positions, strict=True):
-        if obs.identifier not in seen:  # a repeat within the Bundle is "already stored" too
-            new.add(position)
-            seen.add(obs.identifier)
-    return Stored(outcome, frozenset(new))
+    return Stored(result.outcomes[0], result.new_positions[0])
 
 
 def _status_text(status: int) -> str:
@@ -134,11 +130,12 @@ def batch_response(stored: Stored) -> dict[str, Any]:
     """The ``batch-response`` Bundle: one entry per request entry, in the request's order."""
     outcome = stored.outcome
     responses: dict[int, dict[str, Any]] = {}
+    municipality_id = outcome.source.municipality_id if outcome.source is not None else ""
     for obs, position in zip(outcome.accepted, outcome.accepted_positions, strict=True):
         status = 201 if position in stored.new_positions else 200
         responses[position] = {
             "status": _status_text(status),
-            "location": f"Observation/{observation_id(obs.identifier)}",
+            "location": f"Observation/{observation_id(municipality_id, obs.device_id, obs.identifier)}",
         }
     for rejection in outcome.rejections:
         if rejection.index is not None:

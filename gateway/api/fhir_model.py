@@ -37,18 +37,20 @@ _CONTRACT_KINDS = {
 }
 
 
-def observation_id(identifier: str) -> str:
-    """The stable, URL-safe FHIR id of a stored Observation: the SHA-256 of its identifier, in hex.
+def observation_id(municipality_id: str, device_id: str, identifier: str) -> str:
+    """The stable, URL-safe FHIR id of a stored Observation: the SHA-256, in hex, of the reading's key
+    (its identifier scoped by municipality and device: migration 0004's ``observation_key_id``).
 
     The repository stores it as ``observation_keys.id``, which ``queries.observation_by_id`` looks up; an
     identifier itself may hold characters (':' '/' '|') or a length that a FHIR id may not.
     """
-    return hashlib.sha256(identifier.encode()).hexdigest()
+    return hashlib.sha256(f"{municipality_id}/{device_id}/{identifier}".encode()).hexdigest()
 
 
-def risk_assessment_id(score_id: int) -> str:
-    """The FHIR id of a stored score's RiskAssessment."""
-    return f"score-{score_id}"
+def risk_assessment_id(public_id: str) -> str:
+    """The FHIR id of a stored score's RiskAssessment: its random ``scores.public_id`` (a uuid), which
+    says nothing about other scores (``scores.id`` counts every municipality's scores in one sequence)."""
+    return public_id
 
 
 def with_id(resource: Mapping[str, Any], resource_id: str) -> dict[str, Any]:

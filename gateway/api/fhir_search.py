@@ -11,6 +11,10 @@ Conventions: parameters repeat with AND, commas inside one value mean OR (FHIR's
 time zone are taken as UTC; a date means the whole range its precision covers (``2024-05`` is all of May).
 Paging is by an opaque ``_cursor`` (keyset: the last row's time and key), which ``next`` links carry and
 clients only copy; the links also carry ``_sort``, so a cursor is always read in the order it was made in.
+
+Every value is untrusted: whatever reaches ``queries.py``, ``int()`` or datetime arithmetic has been
+checked here first (ASCII digits of bounded length, instants that exist in UTC, text PostgreSQL can hold),
+so a malformed value is a 400 OperationOutcome and never a server error.
 """
 
 from __future__ import annotations
@@ -32,6 +36,24 @@ CURSOR_PARAM = "_cursor"
 SORT_PARAM = "_sort"
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# What PostgreSQL text cannot hold (NUL) or UTF-8 cannot encode (lone surrogates): never sent to it.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+# FHIR strings and codes hold no control characters (R4 datatypes, "string"), nor what PostgreSQL cannot.
+_NOT_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# A count is plain ASCII digits; 18 of them always fit int() and need no more than capping at MAX_COUNT.
+_COUNT = re.compile(r"[0-9]{1,18}")
+# A cursor this server issues is base64 of an instant and an Observation identifier (at most 256
+# characters, fhir_contract.validate): well under this; longer text is refused before it is decoded.
+_MAX_CURSOR_CHARS = 4096
+# A RiskAssessment's cursor key is its public id (scores.public_id), a uuid as PostgreSQL writes it.
+_PUBLIC_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# How much of a refused value a diagnostic repeats.
+_SHOWN_CHARS = 80
+
+
+def _shown(value: str) -> str:
+    """A refused value as a diagnostic quotes it: cut short, so the answer stays small."""
+    return repr(value if len(value) <= _SHOWN_CHARS else value[:_SHOWN_CHARS] + "...")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,18 +149,20 @@ def parse_reference(value: str) -> Reference:
 
 
 def parse_token(value: str) -> Token:
-    """``system|code`` or ``code`` -> Token."""
+    """``system|code`` or ``code`` -> Token; control characters (NUL among them) are a 400."""
     system, bar, code = value.rpartition("|")
-    if not code:
-        raise FhirError(400, "invalid", f"code must be 'system|code' or 'code', not {value!r}")
+    if not code or _NOT_TEXT.search(value):
+        raise FhirError(400, "invalid", f"code must be 'system|code' or 'code', not {_shown(value)}")
     return Token(system if bar and system else None, code)
 
 
+# ASCII: Python's \d also matches other scripts' digits, which int() would read as if they were ASCII.
 _DATE = re.compile(
     r"(?P<prefix>[a-z]{2})?"
     r"(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
     r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?P<fraction>\.\d+)?)?"
-    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?",
+    re.ASCII,
 )
 _SUPPORTED_PREFIXES = ("eq", "gt", "ge", "lt", "le")
 
@@ -182,9 +206,11 @@ def parse_date(value: str) -> Period:
         supported = ", ".join(_SUPPORTED_PREFIXES)
         raise FhirError(400, "not-supported", f"date prefix {prefix!r} is not supported; use {supported}")
     try:
-        start, end = _date_range(match)
-    except ValueError as exc:
-        raise FhirError(400, "invalid", f"date {value!r} is not a real date: {exc}") from exc
+        # Both ends must exist as UTC instants: the day after 9999-12-31, or 9999-12-31T23:00-01:00 in
+        # UTC, is past what datetime (and so the answer's links and rows) can hold.
+        start, end = (moment.astimezone(UTC) for moment in _date_range(match))
+    except (ValueError, OverflowError) as exc:
+        raise FhirError(400, "invalid", f"date {_shown(value)} is not a date this server can search") from exc
     return {
         "eq": Period(start, end),
         "gt": Period(end, None),
@@ -234,25 +260,63 @@ def encode_cursor(cursor: Cursor) -> str:
 
 
 def decode_cursor(text: str) -> Cursor:
-    """The cursor of a ``next`` link; anything else is a 400."""
+    """The cursor of a ``next`` link (its instant in UTC); anything else is a 400.
+
+    A client may send any text: too long, not base64, JSON nested past the parser's recursion limit, an
+    instant without a zone or outside what UTC can hold, a key PostgreSQL cannot hold. All are refused.
+    """
     try:
+        if len(text) > _MAX_CURSOR_CHARS:
+            raise ValueError("longer than any cursor this server issues")
         at, key = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         parsed = datetime.fromisoformat(at)
-        if not isinstance(key, str) or parsed.tzinfo is None:
-            raise ValueError("cursor fields have the wrong types")
-    except (ValueError, TypeError) as exc:
+        # encode_cursor writes isoformat(): anything else (fromisoformat is lenient) was not issued here.
+        if parsed.isoformat() != at or parsed.tzinfo is None:
+            raise ValueError("the cursor's instant is not one this server writes")
+        if not isinstance(key, str) or _UNSTORABLE.search(key):
+            raise ValueError("the cursor's key is not one this server writes")
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise FhirError(400, "invalid", f"{CURSOR_PARAM} is not one this server issued") from exc
     return Cursor(parsed, key)
 
 
+def _is_public_id(key: str) -> bool:
+    return _PUBLIC_ID.fullmatch(key) is not None
+
+
+# What the key of a cursor must be, per resource type: an Observation's is its identifier (any text
+# decode_cursor lets through), a RiskAssessment's its public id.
+_CURSOR_KEY_OK: Mapping[str, Callable[[str], bool]] = {
+    "Observation": lambda key: True,
+    "RiskAssessment": _is_public_id,
+}
+
+
+def _parse_cursor(resource_type: str, text: str) -> Cursor:
+    cursor = decode_cursor(text)
+    if not _CURSOR_KEY_OK[resource_type](cursor.key):
+        raise FhirError(400, "invalid", f"{CURSOR_PARAM} is not one this server issued")
+    return cursor
+
+
 def _parse_count(value: str) -> int:
-    try:
-        count = int(value)
-    except ValueError as exc:
-        raise FhirError(400, "invalid", f"{COUNT_PARAM} must be a whole number, not {value!r}") from exc
+    """Plain ASCII digits, at least 1, capped at ``MAX_COUNT``; anything else is a 400."""
+    if not _COUNT.fullmatch(value):
+        message = f"{COUNT_PARAM} must be a whole number in ASCII digits, not {_shown(value)}"
+        raise FhirError(400, "invalid", message)
+    count = int(value)
     if count < 1:
         raise FhirError(400, "invalid", f"{COUNT_PARAM} must be at least 1")
     return min(count, MAX_COUNT)
+
+
+def parse_id(resource_type: str, value: str) -> str:
+    """The id of a read (``/fhir/{resource_type}/{id}``); what cannot be a FHIR id is a 400."""
+    if not ID_PATTERN.fullmatch(value):
+        message = f"{resource_type} id must be 1-64 of A-Z, a-z, 0-9, '-' and '.', not {_shown(value)}"
+        raise FhirError(400, "invalid", message)
+    return value
 
 
 def parse_sort(resource_type: str, value: str) -> Sort:
@@ -283,7 +347,7 @@ def parse_search(resource_type: str, items: Sequence[tuple[str, str]]) -> Search
             if name == COUNT_PARAM:
                 count = _parse_count(value)
             elif name == CURSOR_PARAM:
-                cursor = decode_cursor(value)
+                cursor = _parse_cursor(resource_type, value)
             else:
                 sort = parse_sort(resource_type, value)
             continue

@@ -13,9 +13,10 @@ That was chosen over prometheus_client's multiprocess mode because:
 One row per worker means workers never wait on each other's row lock; the cost is one upsert per
 batch (a batch is up to 200 messages).
 
-Authentication: the output holds worker names, rejection codes and counts, never patient data. When
-``HOMEWATCH_METRICS_TOKEN`` is set the route asks for ``Authorization: Bearer <token>`` (what a
-Prometheus scrape config sends); otherwise it is open, for a scraper behind a network policy.
+Authentication: the output holds worker names, rejection codes and counts, never patient data, but it
+still tells an outsider how busy and how broken the service is. The route asks for
+``Authorization: Bearer <HOMEWATCH_METRICS_TOKEN>`` (what a Prometheus scrape config sends). Without a
+metrics token it is open in development only; in production it then refuses every request.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from gateway.api.deps import DbDep, SettingsDep
+from gateway.settings import GatewaySettings
 
 router = APIRouter(tags=["metrics"])
 
@@ -96,17 +98,18 @@ def render_metrics(workers: Iterable[WorkerMetrics], rejections: Iterable[tuple[
     return "\n".join(lines) + "\n"
 
 
-def _authorised(request: Request, token: str | None) -> bool:
-    if token is None:
-        return True
+def _authorised(request: Request, settings: GatewaySettings) -> bool:
+    if settings.metrics_token is None:
+        return settings.development
+    token = settings.metrics_token.get_secret_value().encode()
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(request: Request, db: DbDep, settings: SettingsDep) -> PlainTextResponse:
     """Ingest counters per worker in the Prometheus text format."""
-    if not _authorised(request, settings.metrics_token):
+    if not _authorised(request, settings):
         return PlainTextResponse(
             "a valid bearer token is required\n", status_code=401, headers={"WWW-Authenticate": "Bearer"}
         )

@@ -372,43 +372,55 @@ def search_observations(
 ) -> tuple[list[StoredResource], bool]:
     """A page of the municipality's Observations matching ``search``, in its order; and whether more exist.
 
-    Keyset paging on (effective, identifier) in either direction: a page starts strictly after the
-    cursor's row, so rows are neither skipped nor repeated, even when several share a time.
+    Keyset paging on (effective, device, identifier) in either direction: a page starts strictly after
+    the cursor's row, so rows are neither skipped nor repeated, even when several share a time (or, from
+    different devices, an identifier). A row's key is ``{device_id}/{identifier}`` (a device id is a
+    FHIR id, without '/'): ``reading_of_key`` splits it again.
     """
     after: sql.Composable = sql.SQL("true")
     if search.cursor is not None:
-        after = sql.SQL("(effective, identifier) {} ({}, {})").format(
+        device_id, identifier = reading_of_key(search.cursor.key)
+        after = sql.SQL("(effective, device_id, identifier) {} ({}, {}, {})").format(
             sql.SQL("<" if search.descending else ">"),
             sql.Literal(search.cursor.at),
-            sql.Literal(search.cursor.key),
+            sql.Literal(device_id),
+            sql.Literal(identifier),
         )
     direction = sql.SQL("DESC" if search.descending else "ASC")
     query = sql.SQL(
-        "SELECT patient_id, resource, effective, identifier FROM observations"
+        "SELECT patient_id, resource, effective, device_id || '/' || identifier FROM observations"
         " WHERE municipality_id = %s AND {criteria} AND {after}"
-        " ORDER BY effective {direction}, identifier {direction} LIMIT %s"
+        " ORDER BY effective {direction}, device_id {direction}, identifier {direction} LIMIT %s"
     ).format(criteria=_criteria(search), after=after, direction=direction)
     rows = conn.execute(query, (municipality_id, search.count + 1)).fetchall()
     return [StoredResource(*row) for row in rows[: search.count]], len(rows) > search.count
 
 
+def reading_of_key(key: str) -> tuple[str, str]:
+    """The device id and identifier of an Observation row's key (``search_observations``)."""
+    device_id, _, identifier = key.partition("/")
+    return device_id, identifier
+
+
 def observation_by_id(conn: Conn, municipality_id: str, observation_id: str) -> StoredResource | None:
     """The municipality's Observation whose id (``fhir_model.observation_id``) is ``observation_id``.
 
-    Two index probes: ``observation_keys`` by id (scoped by municipality) gives the reading's identifier
-    and effective time; ``observations`` by its primary key (identifier, effective) with those as
-    constants, so the planner reads only the one partition (or chunk) of that time.
+    Two index probes: ``observation_keys`` by id (scoped by municipality) gives the reading's device,
+    identifier and effective time; ``observations`` by its primary key (municipality, device,
+    identifier, effective) with those as constants, so the planner reads only the one partition (or
+    chunk) of that time.
     """
     key = conn.execute(
-        "SELECT identifier, effective FROM observation_keys WHERE id = %s AND municipality_id = %s",
+        "SELECT device_id, identifier, effective FROM observation_keys"
+        " WHERE id = %s AND municipality_id = %s",
         (observation_id.lower(), municipality_id),
     ).fetchone()
     if key is None:
         return None
     row = conn.execute(
         "SELECT patient_id, resource, effective, identifier FROM observations"
-        " WHERE identifier = %s AND effective = %s AND municipality_id = %s",
-        (key[0], key[1], municipality_id),
+        " WHERE municipality_id = %s AND device_id = %s AND identifier = %s AND effective = %s",
+        (municipality_id, key[0], key[1], key[2]),
     ).fetchone()
     return None if row is None else StoredResource(*row)
 
@@ -418,17 +430,19 @@ def search_risk_assessments(
 ) -> tuple[list[StoredResource], bool]:
     """One page of the municipality's stored RiskAssessments, newest first; and whether more exist.
 
-    The cursor key of a RiskAssessment is its score id (digits; checked by the caller).
+    The key of a RiskAssessment (its FHIR id and its cursor key) is the score's random ``public_id``,
+    never ``scores.id``: that one sequence serves every municipality, so its gaps would show another
+    municipality's activity. ``fhir_search`` checks that a cursor's key is a uuid.
     """
     after: sql.Composable = sql.SQL("true")
     if search.cursor is not None:
-        after = sql.SQL("(computed_at, id) < ({}, {})").format(
-            sql.Literal(search.cursor.at), sql.Literal(int(search.cursor.key))
+        after = sql.SQL("(computed_at, public_id) < ({}, {}::uuid)").format(
+            sql.Literal(search.cursor.at), sql.Literal(search.cursor.key)
         )
     query = sql.SQL(
-        "SELECT patient_id, resource, computed_at, id::text FROM scores"
+        "SELECT patient_id, resource, computed_at, public_id::text FROM scores"
         " WHERE municipality_id = %s AND {criteria} AND {after}"
-        " ORDER BY computed_at DESC, id DESC LIMIT %s"
+        " ORDER BY computed_at DESC, public_id DESC LIMIT %s"
     ).format(criteria=_criteria(search), after=after)
     rows = conn.execute(query, (municipality_id, search.count + 1)).fetchall()
     return [StoredResource(*row) for row in rows[: search.count]], len(rows) > search.count
@@ -463,15 +477,3 @@ def device(conn: Conn, municipality_id: str, device_id: str) -> DeviceRow | None
         (municipality_id, device_id),
     ).fetchone()
     return None if row is None else DeviceRow(*row)
-
-
-def stored_identifiers(conn: Conn, municipality_id: str, identifiers: Iterable[str]) -> set[str]:
-    """Which of these Observation identifiers the municipality already has stored (at any effective time)."""
-    wanted = sorted(set(identifiers))
-    if not wanted:
-        return set()
-    rows = conn.execute(
-        "SELECT DISTINCT identifier FROM observations WHERE municipality_id = %s AND identifier = ANY(%s)",
-        (municipality_id, wanted),
-    ).fetchall()
-    return {row[0] for row in rows}

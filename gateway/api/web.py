@@ -1,14 +1,17 @@
-"""The nurses' web UI: login, the ranked worklist, a patient's page, acknowledging an alert.
+"""The nurses' web UI: login, logout, the ranked worklist, a patient's page, acknowledging an alert.
 
-Server-rendered Jinja2, no JavaScript. Thin routes: rows come from ``queries``, wording from
-``presenters`` (as template globals), tokens from ``auth``. Every page that shows patient data and every
-acknowledgement writes audit rows; state-changing forms carry an anti-forgery token bound to the session
-on top of the SameSite=Lax cookie.
+Server-rendered Jinja2, no JavaScript, one stylesheet (``static/homewatch.css``: the Content-Security-Policy
+of ``security_headers`` allows no inline style or script). Thin routes: rows come from ``queries``,
+wording from ``presenters`` (as template globals), tokens from ``auth``, login throttling from
+``login_throttle``. Every page that shows patient data and every acknowledgement writes audit rows;
+state-changing forms (acknowledge, logout) carry an anti-forgery token bound to the session on top of
+the SameSite=Lax cookie. Logout revokes the session server-side, so a copied cookie dies with it.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -17,11 +20,18 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
 from gateway.api import queries
-from gateway.api.auth import SESSION_COOKIE, User, authenticate, csrf_ok, csrf_token, issue_token
+from gateway.api.auth import SESSION_COOKIE, User, csrf_ok, csrf_token, issue_token, read_token
 from gateway.api.deps import CurrentUser, DbDep, FormDep, SettingsDep, session_token
+from gateway.api.fhir_search import ID_PATTERN
+from gateway.api.login_throttle import Throttled, client_address, log_in
 from gateway.api.presenters import patient_url
+from gateway.store.logins import revoke_session
 
 router = APIRouter(tags=["web"])
+
+STYLESHEET = Path(__file__).parent / "static" / "homewatch.css"
+# The stylesheet holds no patient data; an hour keeps a page view from fetching it every time.
+_STYLESHEET_CACHE = "public, max-age=3600"
 
 
 class AccessToken(BaseModel):
@@ -69,11 +79,20 @@ def login_form(request: Request, next: str = "/") -> HTMLResponse:
     return _page(request, None, "login.html", next=safe_next(next), error=None)
 
 
+def _retry_after(throttled: Throttled) -> dict[str, str]:
+    return {"Retry-After": str(throttled.retry_after)}
+
+
 @router.post("/login", response_class=HTMLResponse, response_model=None)
 def login(request: Request, form: FormDep, conn: DbDep, settings: SettingsDep) -> Response:
-    """Check the password and start a session (cookie), or show the form again."""
-    user = authenticate(conn, form.get("username", ""), form.get("password", ""))
+    """Check the password and start a session (cookie), or show the form again (429 while throttled)."""
+    user = log_in(conn, form.get("username", ""), form.get("password", ""), client_address(request))
     target = safe_next(form.get("next"))
+    if isinstance(user, Throttled):
+        wait = f"Too many failed logins: try again in {user.retry_after} seconds."
+        page = _page(request, None, "login.html", 429, next=target, error=wait)
+        page.headers.update(_retry_after(user))
+        return page
     if user is None:
         return _page(request, None, "login.html", 401, next=target, error="Wrong username or password.")
     response = RedirectResponse(target, status_code=303)
@@ -89,20 +108,35 @@ def login(request: Request, form: FormDep, conn: DbDep, settings: SettingsDep) -
 
 
 @router.post("/login/access-token", response_model=AccessToken)
-def access_token(form: FormDep, conn: DbDep, settings: SettingsDep) -> AccessToken:
-    """A bearer token for the FHIR API, for a username and password."""
-    user = authenticate(conn, form.get("username", ""), form.get("password", ""))
+def access_token(request: Request, form: FormDep, conn: DbDep, settings: SettingsDep) -> AccessToken:
+    """A bearer token for the FHIR API, for a username and password (429 while throttled)."""
+    user = log_in(conn, form.get("username", ""), form.get("password", ""), client_address(request))
+    if isinstance(user, Throttled):
+        raise HTTPException(429, "too many failed logins: try again later", headers=_retry_after(user))
     if user is None:
         raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
     return AccessToken(access_token=issue_token(settings, user), expires_in=settings.session_hours * 3600)
 
 
 @router.post("/logout")
-def logout() -> RedirectResponse:
-    """End the session."""
+def logout(request: Request, form: FormDep, conn: DbDep, settings: SettingsDep) -> RedirectResponse:
+    """End the session: revoke it server-side (the form must carry its token) and drop the cookie."""
+    token = session_token(request) or ""
+    claims = read_token(settings, token)
+    if claims is not None:
+        if not csrf_ok(settings, token, form.get("csrf", "")):
+            raise HTTPException(403, "The form has expired; reload the page and try again.")
+        revoke_session(conn, claims.session_id, claims.expires)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax")
     return response
+
+
+@router.get("/static/homewatch.css", include_in_schema=False)
+def stylesheet() -> Response:
+    """The UI's one stylesheet (no inline styles: the Content-Security-Policy forbids them)."""
+    css = STYLESHEET.read_bytes()
+    return Response(css, media_type="text/css", headers={"Cache-Control": _STYLESHEET_CACHE})
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -124,7 +158,11 @@ def worklist(request: Request, user: CurrentUser, conn: DbDep) -> HTMLResponse:
 @router.get("/patients/{patient_id}", response_class=HTMLResponse)
 def patient_page(patient_id: str, request: Request, user: CurrentUser, conn: DbDep) -> HTMLResponse:
     """One patient's readings, scores and alerts."""
-    patient = queries.patient(conn, user.municipality_id, patient_id)
+    # A patient id is a FHIR id (the FHIR API serves the same patient); anything else, a NUL byte that
+    # PostgreSQL refuses among them, names no patient and is not sent to the database.
+    patient = None
+    if ID_PATTERN.fullmatch(patient_id):
+        patient = queries.patient(conn, user.municipality_id, patient_id)
     if patient is None:
         raise HTTPException(404, "There is no such patient in your municipality.")
     queries.record_audit(conn, user, "view-patient", [patient.id])

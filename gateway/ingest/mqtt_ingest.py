@@ -5,11 +5,15 @@ One ``IngestWorker`` holds one paho-mqtt client and one worker thread:
 - paho's network thread only queues each message (its callbacks must never wait for the database: a
   blocked network thread stops keep-alives and the broker drops the connection);
 - the worker thread takes what has arrived together (up to ``batch_max_messages`` or ``batch_wait_s``),
-  looks up the hubs in one query, runs the pure ``process_message`` on each message, stores accepted
-  Observations and quarantines rejections in ONE transaction, commits, and only then acknowledges each
-  message, publishes the hub's rejections to its ``errors`` topic and a receipt naming the Bundle to
-  its ``receipts`` topic (QoS 1). The receipt is what lets the hub delete the readings: a broker that
-  dies holding messages it acknowledged to the hub cannot lose them (``docs/outbox.md``).
+  hands it to a ``BatchStore`` (``gateway.ingest.batch_store``: decide and store in ONE transaction,
+  retried while the database is away, taken apart when a message makes it fail for good) and only then
+  acknowledges each message, publishes the hub's rejections to its ``errors`` topic and a receipt
+  naming the Bundle to its ``receipts`` topic (QoS 1). The receipt is what lets the hub delete the
+  readings: a broker that dies holding messages it acknowledged to the hub cannot lose them
+  (``docs/outbox.md``);
+- a heartbeat thread writes the worker's row of ``ingest_workers`` every ``HEARTBEAT_S`` with its own
+  connection (messages in hand, and since when it has held some without committing), so a worker
+  thread stuck in a statement still shows as stalled on ``/healthz``.
 
 Delivery is at least once with an idempotent effect. What this relies on in paho-mqtt 2.x and MQTT:
 
@@ -25,11 +29,10 @@ Delivery is at least once with an idempotent effect. What this relies on in paho
 - Subscribing in ``on_connect``, so a reconnect never leaves the client without its subscription.
 - paho reconnects by itself (``loop_start``), with ``reconnect_delay_set`` back-off.
 
-When the database is down nothing is acknowledged: the worker keeps the batch, retries with bounded
-back-off (``RETRY_FIRST_S`` doubling to ``RETRY_MAX_S``) and resumes by itself; the broker holds
-everything else (its in-flight window stops it sending more). A crash loses nothing for the same reason.
-A row the database refuses outright (a data error) is not retried forever: the batch is stored again
-row by row and only the refused rows are rejected (``unstorable``).
+Nothing is acknowledged before its commit: while the database is away the batch waits (the broker
+holds everything else: its in-flight window stops it sending more), and a crash loses nothing for the
+same reason. A message that can never be stored is set aside by the ``BatchStore`` and acknowledged
+like any other, so it cannot block the messages behind it.
 
 With MQTT 5 the worker subscribes through the shared subscription ``$share/{group}/...``, so adding
 workers (each with its own client id) scales ingest; with MQTT 3.1.1 (amqtt) one worker takes all.
@@ -38,9 +41,10 @@ The batch's transaction also adds to this worker's row of ``ingest_metrics`` (wh
 shows) and, with ``notify_channel``, calls ``pg_notify`` naming the patients with new data, so a
 scorer in another process hears of exactly the batches that committed (``gateway.alerts.scorer``).
 
-Left to others: validation rules (``processing``, ``fhir_contract``), storing a decision
-(``gateway.ingest.storing``, shared with ``POST /fhir``), SQL (``gateway.store``), scoring
-(``on_stored`` or NOTIFY), and the broker (``gateway.broker`` or an external one).
+Left to others: the database side (``batch_store``), validation rules (``processing``,
+``fhir_contract``), storing a decision (``gateway.ingest.storing``, shared with ``POST /fhir``), SQL
+(``gateway.store``), scoring (``on_stored`` or NOTIFY), and the broker (``gateway.broker`` or an
+external one).
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -64,18 +69,15 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.broker import BrokerEndpoint
+from gateway.ingest.batch_store import DB_CONNECT_TIMEOUT_S, Abandoned, BatchStore, describe
 from gateway.ingest.processing import (
     OBSERVATIONS_SUBSCRIPTION,
     MessageOutcome,
     error_report,
-    parse_topic,
-    process_message,
     receipt,
 )
-from gateway.ingest.storing import Decided, store_decisions
 from gateway.settings import GatewaySettings
-from gateway.store.ingest_metrics import record_batch
-from gateway.store.repository import HubAssignment, hub_assignments
+from gateway.store.ingest_metrics import record_heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +86,6 @@ DEFAULT_CLIENT_ID = "homewatch-ingest-1"
 # PostgreSQL's batching pays off; 50 ms bounds the latency a lone reading waits for company.
 BATCH_MAX_MESSAGES = 200
 BATCH_WAIT_S = 0.05
-# Database retry: start fast (a restart or a failover takes seconds), cap at 5 s so ingest resumes
-# within seconds of the database coming back, and never give up (the broker holds the backlog).
-RETRY_FIRST_S = 0.1
-RETRY_MAX_S = 5.0
 # Broker reconnect back-off for paho: 1 s up to 30 s.
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
@@ -98,7 +96,8 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 # the broker fill the next batch while one commits.
 RECEIVE_MAXIMUM = 2 * BATCH_MAX_MESSAGES
 KEEPALIVE_S = 30
-DB_CONNECT_TIMEOUT_S = 5
+# The heartbeat row is written this often (and after a stall ends): far below any sensible stall limit.
+HEARTBEAT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +118,8 @@ class IngestCounters:
     rejected_by_code: Mapping[str, int] = field(default_factory=dict)
     batches: int = 0
     database_retries: int = 0
+    # Messages that could not be stored and were set aside whole (quarantined or dead-lettered).
+    messages_set_aside: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,16 +139,12 @@ class _Tally:
     in_hand: int = 0
     left: int = 0
     messages_rejected: int = 0
-    stored: int = 0
-    duplicates: int = 0
     rejected: int = 0
     by_code: Counter[str] = field(default_factory=Counter)
     batches: int = 0
-    retries: int = 0
-
-
-class _Abandoned(Exception):
-    """The worker is stopping while the database is unavailable: leave the batch to the broker."""
+    # Wall-clock time since which messages have been in hand with no batch committed (None: none in hand).
+    waiting_since: datetime | None = None
+    last_progress: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class IngestWorker:
@@ -184,7 +181,6 @@ class IngestWorker:
         self.mqtt5 = settings.mqtt_v5 and (endpoint.mqtt5 if endpoint else True)
         self._client_id = client_id
         self._on_stored = on_stored
-        self._notify_channel = notify_channel
         self._batch_max = batch_max_messages
         self._batch_wait = batch_wait_s
         self._inbox: queue.SimpleQueue[_Inbound] = queue.SimpleQueue()
@@ -193,7 +189,7 @@ class IngestWorker:
         self._lock = threading.Lock()
         self._tally = _Tally()
         self._connection = 0  # incremented in on_connect (paho's thread), read when acknowledging
-        self._db: psycopg.Connection[Any] | None = None
+        self._store = BatchStore(settings, client_id, notify_channel=notify_channel, stopping=self._stopping)
         self._client = self._make_client()
         if username is None:
             username, password = settings.mqtt_username, settings.mqtt_password
@@ -202,6 +198,8 @@ class IngestWorker:
         if settings.mqtt_tls:
             self._client.tls_set()  # the system's CA certificates; the broker's name is verified
         self._thread = threading.Thread(target=self._run, name=f"ingest-{client_id}", daemon=True)
+        # Its own thread and connection: a worker thread stuck in a statement must still show as stuck.
+        self._heart = threading.Thread(target=self._beat_loop, name=f"heartbeat-{client_id}", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -223,6 +221,7 @@ class IngestWorker:
         else:
             self._client.connect_async(self._host, self._port, keepalive=KEEPALIVE_S)
         self._thread.start()
+        self._heart.start()
         self._client.loop_start()
 
     def wait_until_subscribed(self, timeout: float) -> bool:
@@ -240,10 +239,12 @@ class IngestWorker:
             log.warning(
                 "ingest worker did not finish within %.0f s; leaving its batch to the broker", timeout
             )
+        self._heart.join(timeout)
         self._client.disconnect()
         self._client.loop_stop()
 
     def counters(self) -> IngestCounters:
+        stored = self._store.counts()
         with self._lock:
             t = self._tally
             return IngestCounters(
@@ -252,12 +253,13 @@ class IngestWorker:
                 messages_in_hand=t.in_hand,
                 messages_left_for_redelivery=t.left,
                 messages_rejected=t.messages_rejected,
-                observations_stored=t.stored,
-                duplicates=t.duplicates,
+                observations_stored=stored.stored,
+                duplicates=stored.duplicates,
                 observations_rejected=t.rejected,
                 rejected_by_code=dict(t.by_code),
                 batches=t.batches,
-                database_retries=t.retries,
+                database_retries=stored.retries,
+                messages_set_aside=stored.set_aside,
             )
 
     # -- paho callbacks (paho's network thread: queue and return) ------------------------------------
@@ -323,6 +325,8 @@ class IngestWorker:
         with self._lock:
             self._tally.received += 1
             self._tally.in_hand += 1
+            if self._tally.waiting_since is None:
+                self._tally.waiting_since = datetime.now(UTC)
             connection = self._connection
         payload = bytes(message.payload)
         self._inbox.put(
@@ -337,21 +341,23 @@ class IngestWorker:
                 batch = self._take_batch()
                 if batch:
                     try:
-                        self._handle(batch)
-                    except _Abandoned:
+                        handled = self._store.handle(batch)
+                    except Abandoned:
                         with self._lock:
                             self._tally.left += self._tally.in_hand
                             self._tally.in_hand = 0
+                            self._tally.waiting_since = None
                         log.warning(
                             "ingest %s: stopping, database unavailable; %d message(s) left to the broker",
                             self._client_id,
                             len(batch) + self._inbox.qsize(),
                         )
                         return
+                    self._after_commit(batch, handled.outcomes, handled.patients)
                 elif self._stopping.is_set():
                     return
         finally:
-            self._close_database()
+            self._store.close()
 
     def _take_batch(self) -> list[_Inbound]:
         try:
@@ -370,86 +376,46 @@ class IngestWorker:
                 break
         return batch
 
-    def _handle(self, batch: list[_Inbound]) -> None:
-        """Store the batch (retrying until the database takes it), then acknowledge and report."""
-        delay = RETRY_FIRST_S
-        outcomes: list[MessageOutcome] | None = None
+    def _beat_loop(self) -> None:
+        """Write the heartbeat row every ``HEARTBEAT_S`` until the worker thread has stopped, then once
+        more (best effort: a database that is away is /healthz's other finding)."""
+        db: psycopg.Connection[Any] | None = None
         while True:
+            done = not self._thread.is_alive() and self._stopping.is_set()
+            with self._lock:
+                in_hand = 0 if done else self._tally.in_hand  # what a stopped worker held is the broker's
+                waiting_since = self._tally.waiting_since if in_hand else None
+                last_progress = self._tally.last_progress
             try:
-                db = self._database()
-                if outcomes is None:
-                    outcomes = self._decide(db, batch)
-                outcomes, patients = self._store(db, outcomes, batch)
-                break
-            except Exception as exc:
-                # Connection lost, server restarting, disk full, schema not migrated yet...: keep the
-                # batch, back off, try again. Nothing is acknowledged, so nothing is lost meanwhile.
-                self._close_database()
-                with self._lock:
-                    self._tally.retries += 1
-                log.warning(
-                    "ingest %s: storing %d message(s) failed (%s); retrying in %.1f s",
+                if db is None or db.closed:
+                    db = psycopg.connect(
+                        self._settings.database_url,
+                        autocommit=True,
+                        connect_timeout=DB_CONNECT_TIMEOUT_S,
+                        application_name=f"homewatch-{self._client_id}-heartbeat",
+                    )
+                record_heartbeat(
+                    db,
                     self._client_id,
-                    len(batch),
-                    str(exc).strip() or type(exc).__name__,
-                    delay,
-                    exc_info=not isinstance(exc, psycopg.Error),
+                    in_hand=in_hand,
+                    waiting_since=waiting_since,
+                    last_progress=last_progress,
                 )
-                if self._stopping.wait(delay):
-                    raise _Abandoned from exc
-                delay = min(delay * 2, RETRY_MAX_S)
-        self._after_commit(batch, outcomes, patients)
-
-    def _database(self) -> psycopg.Connection[Any]:
-        if self._db is None or self._db.closed:
-            self._db = psycopg.connect(
-                self._settings.database_url,
-                autocommit=True,
-                connect_timeout=DB_CONNECT_TIMEOUT_S,
-                application_name=f"homewatch-{self._client_id}",
-            )
-        return self._db
-
-    def _close_database(self) -> None:
-        db, self._db = self._db, None
+            except psycopg.Error as exc:
+                log.debug("ingest %s: heartbeat not written (%s)", self._client_id, describe(exc))
+                if db is not None:
+                    with contextlib.suppress(psycopg.Error):
+                        db.close()
+                db = None
+            if done:
+                break
+            if self._stopping.is_set():
+                self._thread.join(HEARTBEAT_S)  # the last write follows the worker thread's end at once
+            else:
+                self._stopping.wait(HEARTBEAT_S)
         if db is not None:
             with contextlib.suppress(psycopg.Error):
                 db.close()
-
-    def _decide(self, db: psycopg.Connection[Any], batch: list[_Inbound]) -> list[MessageOutcome]:
-        hubs = {(t.municipality_id, t.hub_id) for m in batch if (t := parse_topic(m.topic)) is not None}
-        assignments = hub_assignments(db, hubs)  # one query for the batch, outside any write transaction
-
-        def lookup(municipality_id: str, hub_id: str) -> HubAssignment | None:
-            return assignments.get((municipality_id, hub_id))
-
-        max_bytes = self._settings.max_payload_bytes
-        return [process_message(m.topic, m.payload, lookup, max_bytes) for m in batch]
-
-    def _store(
-        self, db: psycopg.Connection[Any], outcomes: list[MessageOutcome], batch: list[_Inbound]
-    ) -> tuple[list[MessageOutcome], dict[str, set[str]]]:
-        """One transaction: accepted rows in, rejections quarantined. Returns the outcomes (with rows
-        the database refused turned into rejections) and the patients with new data per municipality."""
-        with db.transaction():
-            result = store_decisions(
-                db,
-                [Decided(o, m.payload) for o, m in zip(outcomes, batch, strict=True)],
-                notify_channel=self._notify_channel,
-            )
-            now = time.monotonic()
-            record_batch(
-                db,
-                self._client_id,
-                lags_s=[now - m.arrived for m in batch],  # up to now, just before the commit
-                stored=result.inserted,
-                duplicates=result.duplicates,
-                rejected=Counter(r.code for o in result.outcomes for r in o.rejections),
-            )
-        with self._lock:
-            self._tally.stored += result.inserted
-            self._tally.duplicates += result.duplicates
-        return result.outcomes, result.patients
 
     def _after_commit(
         self, batch: list[_Inbound], outcomes: list[MessageOutcome], patients: dict[str, set[str]]
@@ -478,6 +444,8 @@ class IngestWorker:
             t.acked += acked
             t.left += len(batch) - acked
             t.in_hand -= len(batch)
+            t.last_progress = datetime.now(UTC)
+            t.waiting_since = t.last_progress if t.in_hand else None
             for outcome in outcomes:
                 t.messages_rejected += outcome.message_rejected
                 t.rejected += sum(r.index is not None for r in outcome.rejections)

@@ -6,19 +6,22 @@ around it, so every rule here is tested without a server.
 
 Rules, in order:
 
-1. The topic must be ``homewatch/v1/{municipality}/{hub}/observations`` (else ``bad-topic``).
+1. The topic must be ``homewatch/v1/{municipality}/{hub}/observations`` with FHIR ids for the
+   municipality and the hub (else ``bad-topic``).
 2. The hub must be enrolled in that municipality (else ``unknown-hub``; a hub of another municipality
    is unknown here). These two reject the whole message.
-3. The payload must be a FHIR ``batch`` Bundle within the size limit (``not-json``, ``not-a-bundle``,
-   ``too-large``; whole message).
+3. The payload must be a FHIR ``batch`` Bundle within the size and entry limits (``not-json``,
+   ``not-a-bundle``, ``too-large``, ``too-many-entries``; whole message).
 4. Each entry is validated on its own against the contract (``fhir_contract.validate``); one bad
    Observation never rejects its good neighbours.
 5. A valid Observation must be about the hub's patient, from one of the hub's devices, and, when it
    names a gateway (the ``observation-gatewayDevice`` extension), name this hub (else ``not-authorised``).
 
 ``error_report`` turns the rejections of a message into the OperationOutcome the hub receives on its
-``errors`` topic; ``receipt`` is what the hub receives on ``receipts`` once the message is committed
-(the hub deletes its copies only then: ``docs/outbox.md``). Left to others: storage, acknowledgement,
+``errors`` topic (each reason cut to ``MAX_REASON_CHARS``, so a hostile value echoed in a reason can
+never make the report too large for the broker); ``receipt`` is what the hub receives on
+``receipts`` once the message is committed (the hub deletes its copies only then:
+``docs/outbox.md``). Left to others: storage, acknowledgement,
 quarantine (``mqtt_ingest`` and ``gateway.store``), and the contract itself (``fhir_contract``).
 """
 
@@ -27,8 +30,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from fhir_contract.limits import FHIR_ID
 from fhir_contract.terminology import IDENTIFIER_SYSTEM
 from fhir_contract.validate import ContractViolation, ValidObservation, parse_bundle, validate_observation
 from gateway.store.repository import HubAssignment
@@ -43,8 +48,15 @@ BAD_TOPIC = "bad-topic"
 UNKNOWN_HUB = "unknown-hub"
 NOT_AUTHORISED = "not-authorised"
 # The database refused a row the contract accepted (e.g. a JSON string holding \u0000, which jsonb
-# cannot store). Raised by the worker, listed here so every code lives in one place.
+# cannot store), or storing a message failed in a way a retry cannot mend. Raised by ``storing`` and the
+# worker, listed here so every code lives in one place.
 UNSTORABLE = "unstorable"
+# Even quarantining the message failed; its bytes were kept in ``dead_letters`` (``storing``).
+DEAD_LETTERED = "dead-lettered"
+# The reading's identifier is stored already from the same device with other values (``storing``).
+CONFLICT = "conflict"
+# Longest reason text sent back or kept: enough for any rejection the contract writes.
+MAX_REASON_CHARS = 1_000
 
 # FHIR IssueType per rejection code, for the OperationOutcome sent back to the hub.
 _ISSUE_TYPE = {
@@ -52,9 +64,13 @@ _ISSUE_TYPE = {
     UNKNOWN_HUB: "forbidden",
     NOT_AUTHORISED: "forbidden",
     UNSTORABLE: "exception",
+    DEAD_LETTERED: "exception",
+    CONFLICT: "conflict",
     "not-json": "structure",
     "not-a-bundle": "structure",
     "too-large": "too-long",
+    "too-many-entries": "too-costly",
+    "implausible-time": "value",
     "invalid-fhir": "invalid",
     "unknown-code": "code-invalid",
     "unit-mismatch": "value",
@@ -109,6 +125,8 @@ class MessageOutcome:
     accepted_positions: tuple[int, ...] = ()
     # Bundle.id, when the payload was a Bundle that had one: the receipt names it.
     bundle_id: str | None = None
+    # How many entries the Bundle had (0 when the payload was no Bundle).
+    entries: int = 0
 
     @property
     def message_rejected(self) -> bool:
@@ -122,7 +140,8 @@ def parse_topic(topic: str) -> HubTopic | None:
     if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT or parts[4] != "observations":
         return None
     municipality_id, hub_id = parts[2], parts[3]
-    if not municipality_id or not hub_id or any(c in "+#" for c in municipality_id + hub_id):
+    # Ids are FHIR ids (enrolment makes them so): nothing else is looked up in the database.
+    if not FHIR_ID.fullmatch(municipality_id) or not FHIR_ID.fullmatch(hub_id):
         return None
     return HubTopic(municipality_id, hub_id)
 
@@ -151,9 +170,9 @@ def _authorisation_problem(obs: ValidObservation, assignment: HubAssignment) -> 
     return None
 
 
-def _validate(index: int, resource: Any) -> ValidObservation | Rejection:
+def _validate(index: int, resource: Any, now: datetime | None) -> ValidObservation | Rejection:
     try:
-        return validate_observation(resource)
+        return validate_observation(resource, now=now)
     except ContractViolation as exc:
         return Rejection(index, _identifier_of(resource), exc.code, exc.reason, resource)
     except Exception as exc:
@@ -166,12 +185,17 @@ def _validate(index: int, resource: Any) -> ValidObservation | Rejection:
 
 
 def process_message(
-    topic: str, payload: bytes, assignment_lookup: AssignmentLookup, max_bytes: int
+    topic: str,
+    payload: bytes,
+    assignment_lookup: AssignmentLookup,
+    max_bytes: int,
+    now: datetime | None = None,
 ) -> MessageOutcome:
-    """Decide about one message; see the module docstring for the rules."""
+    """Decide about one message; see the module docstring for the rules. ``now`` (aware) is the time
+    the contract's window of effective times ends at (the clock when None)."""
     source = parse_topic(topic)
     if source is None:
-        reason = f"topic {topic!r} is not {TOPIC_ROOT}/{{municipality}}/{{hub}}/observations"
+        reason = f"topic {clip(repr(topic), 200)} is not {TOPIC_ROOT}/{{municipality}}/{{hub}}/observations"
         return MessageOutcome(topic, None, (), (Rejection(None, None, BAD_TOPIC, reason),))
     assignment = assignment_lookup(source.municipality_id, source.hub_id)
     if assignment is None:
@@ -187,7 +211,7 @@ def process_message(
     positions: list[int] = []
     rejections: list[Rejection] = []
     for index, resource in enumerate(resources):
-        checked = _validate(index, resource)
+        checked = _validate(index, resource, now)
         if isinstance(checked, Rejection):
             rejections.append(checked)
             continue
@@ -198,7 +222,13 @@ def process_message(
         accepted.append(checked)
         positions.append(index)
     return MessageOutcome(
-        topic, source, tuple(accepted), tuple(rejections), tuple(positions), bundle_id=bundle.id
+        topic,
+        source,
+        tuple(accepted),
+        tuple(rejections),
+        tuple(positions),
+        bundle_id=bundle.id,
+        entries=len(resources),
     )
 
 
@@ -214,11 +244,17 @@ def receipt(outcome: MessageOutcome) -> dict[str, Any] | None:
         return None
     if any(r.code == UNKNOWN_HUB for r in outcome.rejections):
         return None
-    return {
-        "bundle": outcome.bundle_id,
-        "accepted": len(outcome.accepted),
-        "rejected": sum(r.index is not None for r in outcome.rejections),
-    }
+    # A message set aside whole after it could not be stored (``unstorable``) is held too: all its
+    # entries count as rejected.
+    rejected = sum(r.index is not None for r in outcome.rejections)
+    if outcome.message_rejected:
+        rejected = outcome.entries
+    return {"bundle": outcome.bundle_id, "accepted": len(outcome.accepted), "rejected": rejected}
+
+
+def clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying so."""
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text)} characters)"
 
 
 def error_report(outcome: MessageOutcome) -> dict[str, Any]:
@@ -230,7 +266,7 @@ def error_report(outcome: MessageOutcome) -> dict[str, Any]:
             "code": _ISSUE_TYPE.get(rejection.code, "processing"),
             "details": {
                 "coding": [{"system": REJECTION_CODE_SYSTEM, "code": rejection.code}],
-                "text": rejection.reason,
+                "text": clip(rejection.reason),
             },
             "expression": [
                 "Bundle" if rejection.index is None else f"Bundle.entry[{rejection.index}].resource"

@@ -1,11 +1,21 @@
 """Storing what ``processing`` decided: one place for the MQTT worker and for ``POST /fhir``.
 
 ``store_decisions`` runs in the caller's transaction: the accepted Observations go in (idempotent on
-their identifier), every rejection is quarantined with what was refused, and the patients with new data
-are announced with ``pg_notify`` (PostgreSQL delivers a notification only if the transaction commits,
-so the scorer never hears of rows that are not there). A row the database refuses outright (a JSON
-string holding ``\\u0000``, which jsonb cannot store) makes the batch go in again row by row, and only
-the refused rows become ``unstorable`` rejections, instead of the message being redelivered forever.
+the reading: municipality, device and identifier), every rejection is quarantined with what was
+refused, and the patients with new data are announced with ``pg_notify`` (PostgreSQL delivers a
+notification only if the transaction commits, so the scorer never hears of rows that are not there).
+
+Nothing a sender puts in a message may stop storing, or reach another sender's readings:
+
+- a reading whose key is stored already with other values is a ``conflict``: quarantined and reported,
+  never counted as stored (a duplicate is only the same reading again);
+- a row the database refuses outright (a JSON string holding ``\\u0000``, which jsonb cannot store) makes
+  the batch go in again row by row, and only the refused rows become ``unstorable`` rejections;
+- an entry that cannot be serialised again for the quarantine (nested deeper than orjson writes) is kept
+  as the message's raw bytes instead;
+- a message that cannot be stored at all is ``set_aside``: quarantined whole as ``unstorable``, with its
+  bytes, and if even that fails, ``dead_letter``-ed as bytes. The worker decides when (``mqtt_ingest``:
+  only for failures a retry cannot mend, and only for the one message that fails on its own).
 
 Left to the callers: the transaction itself, acknowledgements and receipts (``mqtt_ingest``), the HTTP
 answer (``gateway.api.fhir_batch``), and counting (``gateway.store.ingest_metrics``).
@@ -15,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +34,19 @@ import orjson
 import psycopg
 
 from gateway.alerts.scorer import new_data_notifications
-from gateway.ingest.processing import UNSTORABLE, MessageOutcome, Rejection
+from gateway.ingest.processing import (
+    CONFLICT,
+    DEAD_LETTERED,
+    UNSTORABLE,
+    MessageOutcome,
+    Rejection,
+    clip,
+    parse_topic,
+)
 from gateway.store.repository import (
     DeliveredObservation,
     QuarantineEntry,
+    dead_letter,
     insert_observation_batch,
     quarantine_many,
 )
@@ -46,94 +66,217 @@ class Decided:
 class StoredDecisions:
     """What a batch of decisions came to in the database."""
 
-    outcomes: list[MessageOutcome]  # as decided, with rows the database refused turned into rejections
+    # As decided, with conflicts and rows the database refused turned into rejections.
+    outcomes: list[MessageOutcome]
     inserted: int
     duplicates: int
     patients: dict[str, set[str]]  # per municipality: the patients with new data to score
+    # Per outcome: the Bundle entries stored as new rows (the others accepted were duplicates).
+    new_positions: list[frozenset[int]] = dataclasses.field(default_factory=list)
 
 
 def store_decisions(
     conn: psycopg.Connection[Any], decided: Sequence[Decided], *, notify_channel: str | None
 ) -> StoredDecisions:
     """Store, quarantine and announce a batch of decisions, in the caller's transaction."""
-    outcomes = [d.outcome for d in decided]
-    rows = [
-        DeliveredObservation(o.source.municipality_id, o.source.hub_id, obs)
-        for o in outcomes
-        if o.source is not None
-        for obs in o.accepted
-    ]
     try:
-        result = insert_observation_batch(conn, rows)  # its own savepoint
-        inserted, duplicates, patients = result.inserted, result.duplicates, result.patients
+        stored = _store_together(conn, [d.outcome for d in decided])
     except (psycopg.DataError, psycopg.IntegrityError) as exc:
         log.warning("a row was refused by the database (%s); storing the batch row by row", exc)
-        outcomes, inserted, duplicates, patients = _store_one_by_one(conn, outcomes)
+        stored = _store_one_by_one(conn, [d.outcome for d in decided])
     quarantine_many(
         conn,
-        [entry for o, d in zip(outcomes, decided, strict=True) for entry in quarantine_entries(o, d.payload)],
+        [
+            entry
+            for o, d in zip(stored.outcomes, decided, strict=True)
+            for entry in quarantine_entries(o, d.payload)
+        ],
     )
     if notify_channel is not None:
-        for announcement in new_data_notifications(patients):
+        for announcement in new_data_notifications(stored.patients):
             conn.execute("SELECT pg_notify(%s, %s)", (notify_channel, announcement))
-    return StoredDecisions(outcomes, inserted, duplicates, patients)
+    return stored
 
 
-def _store_one_by_one(
-    conn: psycopg.Connection[Any], outcomes: list[MessageOutcome]
-) -> tuple[list[MessageOutcome], int, int, dict[str, set[str]]]:
+def _rows(outcomes: Sequence[MessageOutcome]) -> tuple[list[DeliveredObservation], list[tuple[int, int]]]:
+    """The accepted Observations of all outcomes, and where each came from: (outcome, accepted index)."""
+    rows: list[DeliveredObservation] = []
+    origins: list[tuple[int, int]] = []
+    for i, outcome in enumerate(outcomes):
+        if outcome.source is None:
+            continue
+        for j, obs in enumerate(outcome.accepted):
+            rows.append(DeliveredObservation(outcome.source.municipality_id, outcome.source.hub_id, obs))
+            origins.append((i, j))
+    return rows, origins
+
+
+def _conflict(obs_identifier: str, device_id: str) -> str:
+    return (
+        f"reading {obs_identifier} of device {device_id} is stored already with other values (patient,"
+        " type, value, unit or components); this copy is kept here, not stored"
+    )
+
+
+def _refuse(
+    outcome: MessageOutcome, refused: dict[int, tuple[str, str]], new: set[int]
+) -> tuple[MessageOutcome, frozenset[int]]:
+    """``outcome`` with its accepted Observations at indexes ``refused`` (index -> code, reason) turned
+    into rejections; and the Bundle positions of the accepted indexes in ``new``."""
+    new_positions = frozenset(outcome.accepted_positions[j] for j in new)
+    if not refused:
+        return outcome, new_positions
+    accepted, positions, rejections = [], [], list(outcome.rejections)
+    for j, (obs, position) in enumerate(zip(outcome.accepted, outcome.accepted_positions, strict=True)):
+        if j in refused:
+            code, reason = refused[j]
+            rejections.append(Rejection(position, obs.identifier, code, reason, obs.resource))
+        else:
+            accepted.append(obs)
+            positions.append(position)
+    rejections.sort(key=lambda r: -1 if r.index is None else r.index)
+    replaced = dataclasses.replace(
+        outcome, accepted=tuple(accepted), rejections=tuple(rejections), accepted_positions=tuple(positions)
+    )
+    return replaced, new_positions
+
+
+def _store_together(conn: psycopg.Connection[Any], outcomes: list[MessageOutcome]) -> StoredDecisions:
+    rows, origins = _rows(outcomes)
+    result = insert_observation_batch(conn, rows)  # its own savepoint
+    refused: list[dict[int, tuple[str, str]]] = [{} for _ in outcomes]
+    new: list[set[int]] = [set() for _ in outcomes]
+    for position in result.conflicts:
+        i, j = origins[position]
+        obs = rows[position].observation
+        refused[i][j] = (CONFLICT, _conflict(obs.identifier, obs.device_id))
+    for position in result.new_positions:
+        i, j = origins[position]
+        new[i].add(j)
+    pairs = [_refuse(o, refused[i], new[i]) for i, o in enumerate(outcomes)]
+    return StoredDecisions(
+        [o for o, _ in pairs], result.inserted, result.duplicates, result.patients, [n for _, n in pairs]
+    )
+
+
+def _store_one_by_one(conn: psycopg.Connection[Any], outcomes: list[MessageOutcome]) -> StoredDecisions:
     inserted = duplicates = 0
     patients: dict[str, set[str]] = {}
     kept: list[MessageOutcome] = []
+    new_positions: list[frozenset[int]] = []
     for outcome in outcomes:
-        if outcome.source is None or not outcome.accepted:
+        source = outcome.source
+        if source is None:
             kept.append(outcome)
+            new_positions.append(frozenset())
             continue
-        accepted, positions, rejections = [], [], list(outcome.rejections)
-        for obs, position in zip(outcome.accepted, outcome.accepted_positions, strict=True):
-            row = DeliveredObservation(outcome.source.municipality_id, outcome.source.hub_id, obs)
+        refused: dict[int, tuple[str, str]] = {}
+        new: set[int] = set()
+        for j, obs in enumerate(outcome.accepted):
+            row = DeliveredObservation(source.municipality_id, source.hub_id, obs)
             try:
                 result = insert_observation_batch(conn, [row])  # its own savepoint
             except (psycopg.DataError, psycopg.IntegrityError) as exc:
-                reason = f"the database refused this Observation: {str(exc).strip()}"
-                rejections.append(Rejection(position, obs.identifier, UNSTORABLE, reason, obs.resource))
+                refused[j] = (UNSTORABLE, f"the database refused this Observation: {str(exc).strip()}")
                 continue
-            accepted.append(obs)
-            positions.append(position)
+            if result.conflicts:
+                refused[j] = (CONFLICT, _conflict(obs.identifier, obs.device_id))
+            elif result.inserted:
+                new.add(j)
             inserted += result.inserted
             duplicates += result.duplicates
             for municipality_id, ids in result.patients.items():
                 patients.setdefault(municipality_id, set()).update(ids)
-        rejections.sort(key=lambda r: -1 if r.index is None else r.index)
-        kept.append(
-            dataclasses.replace(
-                outcome,
-                accepted=tuple(accepted),
-                rejections=tuple(rejections),
-                accepted_positions=tuple(positions),
-            )
-        )
-    return kept, inserted, duplicates, patients
+        outcome, positions = _refuse(outcome, refused, new)
+        kept.append(outcome)
+        new_positions.append(positions)
+    return StoredDecisions(kept, inserted, duplicates, patients, new_positions)
+
+
+# A summary of an entry orjson cannot write again (nested deeper than its limit): bounded in depth and
+# size, and built without recursion trouble.
+_SUMMARY = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SUMMARY.maxlevel, _SUMMARY.maxdict, _SUMMARY.maxlist = 4, 8, 8
+_SUMMARY.maxstring = _SUMMARY.maxother = 200
+
+
+def _entry_text(resource: Any) -> bytes | None:
+    """The entry as JSON, or None when orjson cannot write it (too deep)."""
+    try:
+        return orjson.dumps(resource)
+    except (TypeError, ValueError, RecursionError):  # orjson.JSONEncodeError is a TypeError
+        return None
 
 
 def quarantine_entries(outcome: MessageOutcome, payload: bytes) -> list[QuarantineEntry]:
     """The quarantine rows of a decision: the raw payload for a message rejected whole, the entry as
-    parsed (with its position and identifier in the reason) for each rejected Observation."""
+    parsed (with its position and identifier in the reason) for each rejected Observation.
+
+    An entry that cannot be written as JSON again keeps the message's raw bytes instead (once per
+    message; later such entries get a bounded summary and point to that row)."""
     source = outcome.source
     municipality_id = source.municipality_id if source else None
     hub_id = source.hub_id if source else None
     entries: list[QuarantineEntry] = []
+    raw_kept_with: int | None = None
     for rejection in outcome.rejections:
+        reason = clip(rejection.reason)
         if rejection.index is None:
-            reason, kept = f"{rejection.code}: {rejection.reason}", payload
+            reason, kept = f"{rejection.code}: {reason}", payload
         else:
             where = f"entry {rejection.index}" + (
                 f", identifier {rejection.identifier}" if rejection.identifier else ""
             )
-            reason = f"{rejection.code}: {rejection.reason} ({where})"
-            try:
-                kept = orjson.dumps(rejection.resource)
-            except TypeError:
-                kept = repr(rejection.resource).encode()
+            reason = f"{rejection.code}: {reason} ({where})"
+            text = _entry_text(rejection.resource)
+            if text is not None:
+                kept = text
+            elif raw_kept_with is None:
+                raw_kept_with = rejection.index
+                reason += "; the entry is too deeply nested to write again: the whole message is kept"
+                kept = payload
+            else:
+                reason += f"; too deeply nested: the whole message is kept with entry {raw_kept_with}"
+                kept = _SUMMARY.repr(rejection.resource).encode()
         entries.append(QuarantineEntry(outcome.topic, municipality_id, hub_id, reason, kept))
     return entries
+
+
+def _rejected_whole(topic: str, decided: MessageOutcome | None, code: str, reason: str) -> MessageOutcome:
+    """The outcome of a message set aside whole: every entry rejected under ``code``; the Bundle id kept
+    (when the message was decided) so the hub gets its receipt and stops re-sending a message that can
+    never be stored."""
+    return MessageOutcome(
+        topic,
+        decided.source if decided is not None else parse_topic(topic),
+        (),
+        (Rejection(None, None, code, reason),),
+        bundle_id=decided.bundle_id if decided is not None else None,
+        entries=decided.entries if decided is not None else 0,
+    )
+
+
+def set_aside(
+    conn: psycopg.Connection[Any], topic: str, payload: bytes, decided: MessageOutcome | None, problem: str
+) -> MessageOutcome:
+    """Quarantine a message whole as ``unstorable`` (its raw bytes, the reason ``problem``), in the
+    caller's transaction; the outcome to answer the hub with."""
+    reason = f"the message could not be stored: {clip(problem, 500)}; it is kept in the quarantine"
+    outcome = _rejected_whole(topic, decided, UNSTORABLE, reason)
+    quarantine_many(conn, quarantine_entries(outcome, payload))
+    return outcome
+
+
+def dead_letter_message(
+    conn: psycopg.Connection[Any],
+    worker: str,
+    topic: str,
+    payload: bytes,
+    decided: MessageOutcome | None,
+    problem: str,
+) -> MessageOutcome:
+    """Keep a message's bytes in ``dead_letters`` when even ``set_aside`` failed; the outcome to answer
+    the hub with (code ``dead-lettered``)."""
+    reason = f"the message could be neither stored nor quarantined: {clip(problem, 500)}; its bytes are kept"
+    dead_letter(conn, worker, topic, reason, payload)
+    return _rejected_whole(topic, decided, DEAD_LETTERED, reason)

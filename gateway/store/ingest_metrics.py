@@ -1,13 +1,20 @@
-"""The ingest counters behind ``/metrics``: each worker adds to its own row, in its batch's transaction.
+"""The ingest counters behind ``/metrics``, and each worker's heartbeat behind ``/healthz``.
 
-So the counts are exactly what was committed (a batch rolled back counts nothing), they survive
-restarts, and workers on several hosts are summed by any gateway process; one row per worker means no
-worker waits on another's row lock (``gateway.api.metrics`` says why this beats an in-process registry).
+Counters: each worker adds to its own row, in its batch's transaction. So the counts are exactly what
+was committed (a batch rolled back counts nothing), they survive restarts, and workers on several hosts
+are summed by any gateway process; one row per worker means no worker waits on another's row lock
+(``gateway.api.metrics`` says why this beats an in-process registry).
+
+Heartbeats: each worker writes its own row of ``ingest_workers`` every few seconds (how many messages it
+holds, and since when it has held some without committing), outside any batch, so a worker stuck on a
+batch or hung shows as stalled to any gateway process, on any host (``stalled_workers``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -45,3 +52,50 @@ def record_batch(
                 " ON CONFLICT (worker, reason) DO UPDATE SET count = r.count + EXCLUDED.count",
                 [(worker, code, n) for code, n in sorted(rejected.items())],
             )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerState:
+    """What an ingest worker last said of itself (``ingest_workers``, migration 0004)."""
+
+    worker: str
+    in_hand: int
+    waiting_since: datetime | None  # since then it has held messages without committing any
+    last_progress: datetime
+    heartbeat: datetime
+
+
+def record_heartbeat(
+    conn: psycopg.Connection[Any],
+    worker: str,
+    *,
+    in_hand: int,
+    waiting_since: datetime | None,
+    last_progress: datetime,
+) -> None:
+    """Write ``worker``'s state (one upsert; autocommit or the caller's transaction)."""
+    conn.execute(
+        "INSERT INTO ingest_workers AS w (worker, in_hand, waiting_since, last_progress, heartbeat)"
+        " VALUES (%s, %s, %s, %s, now())"
+        " ON CONFLICT (worker) DO UPDATE SET in_hand = EXCLUDED.in_hand,"
+        " waiting_since = EXCLUDED.waiting_since, last_progress = EXCLUDED.last_progress,"
+        " heartbeat = EXCLUDED.heartbeat",
+        (worker, in_hand, waiting_since, last_progress),
+    )
+
+
+# A worker row not heard of for a day belongs to a slot nobody runs any more (``--workers`` lowered, a
+# host retired): it is no longer judged.
+FORGET_AFTER = timedelta(days=1)
+
+
+def stalled_workers(conn: psycopg.Connection[Any], stall_after: timedelta) -> list[WorkerState]:
+    """Workers that have held messages for longer than ``stall_after`` without committing any: a
+    worker stuck on a batch, hung, or killed with messages in hand and not restarted."""
+    rows = conn.execute(
+        "SELECT worker, in_hand, waiting_since, last_progress, heartbeat FROM ingest_workers"
+        " WHERE in_hand > 0 AND waiting_since < now() - %s AND heartbeat > now() - %s"
+        " ORDER BY worker",
+        (stall_after, FORGET_AFTER),
+    ).fetchall()
+    return [WorkerState(*row) for row in rows]

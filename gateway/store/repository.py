@@ -5,12 +5,16 @@ Small functions over a synchronous psycopg ``Connection``. Callers own transacti
 Every query is scoped by municipality, because one database serves many municipalities and nothing may
 leak between them: a row of another municipality is, to these functions, a row that does not exist.
 
-Observations are stored once per identifier, whatever their effective time: a batch is COPYed into a
-temporary staging table, its identifiers claim their rows in ``observation_keys`` (not partitioned, so
-its unique identifier holds across all times; ``INSERT ... ON CONFLICT DO NOTHING RETURNING``), and only
-the rows whose key was new move into ``observations``, in one statement. A redelivered reading, or one
-re-sent with another corrected effective time, is a no-op, and the caller learns exactly which rows were
-new. Monthly partitions are created on the way (``gateway.store.partitions``; none on a hypertable).
+Observations are stored once per reading, whatever their effective time. A reading is its identifier
+scoped by the device that measured it and its municipality (migration 0004: identifiers are chosen by
+senders, so unscoped one sender could claim another's). A batch is COPYed into a temporary staging
+table, its readings claim their rows in ``observation_keys`` (not partitioned, so its unique key holds
+across all times; ``INSERT ... ON CONFLICT DO NOTHING RETURNING``), and only the rows whose key was new
+move into ``observations``, in one statement. A redelivered reading, or one re-sent with another
+corrected effective time, is a duplicate and a no-op; a reading whose key is stored with other values
+(another patient, kind, value, unit or components) is a conflict, stored neither, and reported to the
+caller by its position. The caller learns exactly which rows were new. Monthly partitions are created
+on the way (``gateway.store.partitions``; none on a hypertable).
 Preliminary Observations (a cuff's pressure while it inflates) are stored and listed like any other, but
 never count as a patient's latest value or as new data to score.
 
@@ -128,6 +132,10 @@ class BatchResult:
     # Patients with new rows, per municipality (what a scorer should look at again): rows that are only
     # preliminary leave a patient out, since scoring never reads them.
     patients: dict[str, set[str]]
+    # Positions (in the rows given) of the rows stored as new, and of the rows in conflict with a stored
+    # reading (same device and identifier, other values): neither stored nor duplicates.
+    new_positions: frozenset[int] = frozenset()
+    conflicts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,10 +277,11 @@ def hub_assignment(conn: psycopg.Connection[Any], municipality_id: str, hub_id: 
 def _ensure_staging(conn: psycopg.Connection[Any]) -> None:
     # ON COMMIT DELETE ROWS empties it at every commit; it is also emptied after each use, so two
     # batches in one transaction never see each other's rows. ``seq`` keeps the batch's order, so the
-    # first copy of a reading repeated within one batch is the one stored.
+    # first copy of a reading repeated within one batch is the one stored; ``pos`` is the row's position
+    # in the caller's list, to report conflicts by.
     conn.execute(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING}"
-        f" (LIKE observations INCLUDING DEFAULTS, seq bigint GENERATED ALWAYS AS IDENTITY)"
+        f" (LIKE observations INCLUDING DEFAULTS, seq bigint GENERATED ALWAYS AS IDENTITY, pos integer)"
         f" ON COMMIT DELETE ROWS"
     )
 
@@ -298,20 +307,33 @@ def insert_observations(
 
 # Transaction-local setting that tells migration 0002's trigger the keys of these rows are written.
 _KEYS_WRITTEN = "homewatch.observation_keys_written"
-# One statement: the first copy of each identifier in the batch claims its key (a reading already stored,
+_READING = "municipality_id, device_id, identifier"
+# One statement: the first copy of each reading in the batch claims its key (a reading already stored,
 # at any effective time, keeps its key: ON CONFLICT DO NOTHING); only the rows whose key was new move on.
 # The keys are chosen from narrow columns, so the wide rows (the resource) are read from staging once.
 _MOVE_NEW_ROWS = (
     f"WITH claimed AS ("
-    f"  INSERT INTO observation_keys (id, identifier, municipality_id, patient_id, effective)"
-    f"  SELECT DISTINCT ON (identifier) encode(sha256(convert_to(identifier, 'UTF8')), 'hex'), identifier,"
-    f"   municipality_id, patient_id, effective FROM {_STAGING} ORDER BY identifier, seq"
-    f"  ON CONFLICT DO NOTHING RETURNING identifier, effective)"
+    f"  INSERT INTO observation_keys (id, identifier, municipality_id, device_id, patient_id, effective)"
+    f"  SELECT DISTINCT ON ({_READING}) observation_key_id({_READING}), identifier,"
+    f"   municipality_id, device_id, patient_id, effective FROM {_STAGING} ORDER BY {_READING}, seq"
+    f"  ON CONFLICT DO NOTHING RETURNING {_READING}, effective)"
     f" INSERT INTO observations ({', '.join(OBSERVATION_COLUMNS)})"
-    f" SELECT DISTINCT ON (s.identifier) {', '.join('s.' + c for c in OBSERVATION_COLUMNS)}"
-    f" FROM {_STAGING} s JOIN claimed k ON k.identifier = s.identifier AND k.effective = s.effective"
-    f" ORDER BY s.identifier, s.seq"
-    f" RETURNING municipality_id, patient_id, resource->>'status'"
+    f" SELECT DISTINCT ON (s.municipality_id, s.device_id, s.identifier)"
+    f" {', '.join('s.' + c for c in OBSERVATION_COLUMNS)}"
+    f" FROM {_STAGING} s JOIN claimed k USING ({_READING}, effective)"
+    f" ORDER BY s.municipality_id, s.device_id, s.identifier, s.seq"
+    f" RETURNING municipality_id, patient_id, resource->>'status', device_id, identifier"
+)
+# The staged rows whose reading is stored with other values: what a reading is (its patient, type,
+# value, unit and components) must not change under the same key. The effective time may: a re-send
+# after the hub corrected a device clock is the same reading.
+_CONFLICTS = (
+    f"SELECT s.pos FROM {_STAGING} s JOIN observation_keys k USING ({_READING})"
+    f" JOIN observations o ON o.municipality_id = k.municipality_id AND o.device_id = k.device_id"
+    f"  AND o.identifier = k.identifier AND o.effective = k.effective"
+    f" WHERE (o.patient_id, o.kind, o.value, o.unit, o.components)"
+    f"  IS DISTINCT FROM (s.patient_id, s.kind, s.value, s.unit, s.components)"
+    f" ORDER BY s.pos"
 )
 
 
@@ -321,8 +343,9 @@ def insert_observation_batch(
     """Store Observations of many hubs and municipalities in one COPY and one idempotent statement.
 
     The ingest worker's path: one batch of MQTT messages is one call, whatever hubs they came from. A
-    reading whose identifier is stored already (at any effective time), or repeated in ``rows``, is a
-    duplicate; the first copy stored wins. Runs in the caller's transaction (a savepoint).
+    reading already stored (same municipality, device and identifier, at any effective time), or
+    repeated in ``rows``, is a duplicate (the first copy stored wins) unless its values differ: then it
+    is a conflict (``BatchResult.conflicts``). Runs in the caller's transaction (a savepoint).
     """
     if not rows:
         return BatchResult(0, 0, {})
@@ -330,8 +353,9 @@ def insert_observation_batch(
         ensure_partitions_for(conn, (row.observation.effective for row in rows))
         _ensure_staging(conn)
         with conn.cursor(row_factory=tuple_row) as cur:
-            with cur.copy(f"COPY {_STAGING} ({', '.join(OBSERVATION_COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
+            columns = ", ".join((*OBSERVATION_COLUMNS, "pos"))
+            with cur.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
+                for position, row in enumerate(rows):
                     obs = row.observation
                     copy.write_row(
                         (
@@ -347,6 +371,7 @@ def insert_observation_batch(
                             obs.unit,
                             _json(obs.components) if obs.components else None,
                             _json(obs.resource),
+                            position,
                         )
                     )
             # The repository writes the keys itself: its rows skip the key trigger (migration 0002).
@@ -354,12 +379,29 @@ def insert_observation_batch(
             cur.execute(_MOVE_NEW_ROWS)
             returned = cur.fetchall()
             cur.execute("SELECT set_config(%s, 'off', true)", (_KEYS_WRITTEN,))
+            conflicts: tuple[int, ...] = ()
+            if len(returned) < len(rows):  # only a batch with repeats can hold a conflict
+                cur.execute(_CONFLICTS)
+                conflicts = tuple(pos for (pos,) in cur.fetchall())
             cur.execute(f"DELETE FROM {_STAGING}")
+    first_position: dict[tuple[str, str, str], int] = {}
+    for position, row in enumerate(rows):
+        first_position.setdefault(
+            (row.municipality_id, row.observation.device_id, row.observation.identifier), position
+        )
     patients: dict[str, set[str]] = {}
-    for municipality_id, patient_id, status in returned:
+    new_positions: set[int] = set()
+    for municipality_id, patient_id, status, device_id, identifier in returned:
+        new_positions.add(first_position[(municipality_id, device_id, identifier)])
         if status != PRELIMINARY:
             patients.setdefault(municipality_id, set()).add(patient_id)
-    return BatchResult(len(returned), len(rows) - len(returned), patients)
+    return BatchResult(
+        inserted=len(returned),
+        duplicates=len(rows) - len(returned) - len(conflicts),
+        patients=patients,
+        new_positions=frozenset(new_positions),
+        conflicts=conflicts,
+    )
 
 
 _STORED = (
@@ -492,6 +534,15 @@ def quarantine(
 ) -> None:
     """Keep one rejected message or Observation with its reason."""
     quarantine_many(conn, [QuarantineEntry(topic, municipality_id, hub_id, reason, payload)])
+
+
+def dead_letter(conn: psycopg.Connection[Any], worker: str, topic: str, reason: str, payload: bytes) -> None:
+    """Keep the bytes of a message that could not even be quarantined (``dead_letters``: bytea columns
+    take any bytes, so nothing in the message can make this fail)."""
+    conn.execute(
+        "INSERT INTO dead_letters (worker, topic, reason, payload) VALUES (%s, %s, %s, %s)",
+        (worker, topic.encode("utf-8", "surrogateescape"), reason.replace("\x00", "\\x00"), payload),
+    )
 
 
 @dataclass(frozen=True, slots=True)

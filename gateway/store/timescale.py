@@ -66,7 +66,8 @@ WITH NO DATA
 """
 
 # Migration 0001's table, as a plain table to become a hypertable (0002 runs right after 0001, so this
-# is the whole table at that point).
+# is the whole table at that point), with the primary key migration 0004 gives the plain table: a reading
+# is scoped by municipality and device.
 OBSERVATIONS_TABLE = """
 CREATE TABLE observations (
     municipality_id text NOT NULL,
@@ -82,7 +83,7 @@ CREATE TABLE observations (
     components  jsonb,
     resource    jsonb NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (identifier, effective)
+    PRIMARY KEY (municipality_id, device_id, identifier, effective)
 )
 """
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import psycopg
+from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
@@ -152,13 +153,16 @@ class Demo:
             )
             with psycopg.connect(database_url, autocommit=True) as conn:
                 self.logins = provision(conn, self.homes)
+        # The demo is development, whatever the environment says (synthetic data on localhost: plain
+        # http, /metrics open), with a secret of its own that nobody else knows.
         settings = GatewaySettings(
+            environment="development",
             database_url=database_url,
             mqtt_host=endpoint.host,
             mqtt_port=endpoint.port,
             mqtt_v5=endpoint.mqtt5,
             http_port=opts.port,
-            secret_key=secrets.token_urlsafe(32),
+            secret_key=SecretStr(secrets.token_urlsafe(32)),
         )
         with self.console.status("Starting the gateway (ingest, scorer, web UI, FHIR API) ..."):
             self.gateway = GatewayServer(settings, endpoint=endpoint, demo=True)

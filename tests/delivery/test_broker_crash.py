@@ -32,12 +32,14 @@ from delivery_helpers import (
     stored_identifiers,
     wait_for,
 )
+from reconciliation import reconcile
 
 from edge_agent.outbox import Outbox
 from edge_agent.publish import MqttPublisher
 from gateway.broker import EmbeddedBroker
 
 BACKLOG = 10_000
+pytestmark = pytest.mark.faults
 
 
 @needs_mosquitto
@@ -71,6 +73,11 @@ def test_broker_killed_mid_drain_every_reading_arrives_once(
         assert stored == identifiers(sent), f"{len(identifiers(sent) - stored)} readings lost"
         assert stored_count(database_url) == BACKLOG  # once each
         assert quarantined_count(database_url) == 0
+        variant = "saved" if gateway_session_saved else "lost"
+        figures = reconcile(
+            database_url, f"broker SIGKILLed mid-drain (session {variant})", identifiers(sent)
+        )
+        assert (figures.sent, figures.lost, figures.duplicated) == (BACKLOG, 0, 0)
         assert publisher.awaiting_receipt() == 0
     finally:
         publisher.stop()

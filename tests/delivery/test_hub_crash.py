@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from delivery_helpers import (
     enroll,
     hub_config,
@@ -21,6 +22,7 @@ from delivery_helpers import (
     stored_identifiers,
     wait_for,
 )
+from reconciliation import reconcile
 
 from edge_agent.outbox import Outbox
 from edge_agent.publish import MqttPublisher
@@ -54,6 +56,9 @@ def _run_hub_and_kill_it(outbox: Path, host: str, port: int, first: int, kill_af
     child.wait()
     assert child.returncode == -signal.SIGKILL
     return b"".join(lines).decode().split()
+
+
+pytestmark = pytest.mark.faults
 
 
 @needs_mosquitto
@@ -92,5 +97,7 @@ def test_hub_killed_between_write_and_publish_loses_nothing(tmp_path: Path, data
             assert stored_count(database_url) == len(stored) >= len(acknowledged)
             assert quarantined_count(database_url) == 0
             assert sum(left) > 0, f"no kill came between write and publish: {left}"
+            figures = reconcile(database_url, "hub SIGKILLed between write and publish", acknowledged)
+            assert (figures.lost, figures.duplicated) == (0, 0)
         finally:
             gateway.stop()

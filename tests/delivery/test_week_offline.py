@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from delivery_helpers import (
     day_of_readings,
     enroll,
@@ -18,6 +19,7 @@ from delivery_helpers import (
     stored_identifiers,
     wait_for,
 )
+from reconciliation import reconcile
 
 from edge_agent.outbox import Outbox
 from edge_agent.publish import MqttPublisher
@@ -25,6 +27,8 @@ from gateway.broker import EmbeddedBroker
 
 DAYS = 7
 PER_PUT = 6  # the agent stores what one connection delivered together: a handful of readings
+
+pytestmark = pytest.mark.faults
 
 
 @needs_mosquitto
@@ -58,6 +62,8 @@ def test_week_offline_hub_delivers_everything_once_after_reconnecting(
         assert wait_for(lambda: box.depth() == 0, timeout=5)
         assert stored_identifiers(database_url) == identifiers(week)
         assert stored_count(database_url) == len(week) and quarantined_count(database_url) == 0
+        figures = reconcile(database_url, "a week offline, broker gone", identifiers(week))
+        assert (figures.lost, figures.duplicated) == (0, 0)
         assert publisher.stats.observations_sent == len(week)
     finally:
         publisher.stop()

@@ -146,7 +146,16 @@ def test_bundle_id_is_read_for_the_receipt() -> None:
     payload = b'{"resourceType": "Bundle", "id": "b-7", "type": "batch", "entry": [1]}'
     parsed = parse_bundle(payload, max_bytes=1000)
     assert (parsed.id, parsed.resources) == ("b-7", [1])
-    assert parse_bundle(payload.replace(b'"b-7"', b"42"), max_bytes=1000).id is None
+    assert parse_bundle(payload.replace(b'"id": "b-7", ', b""), max_bytes=1000).id is None
+
+
+@pytest.mark.parametrize("bad_id", [b"42", b'""', b'"a/b"', b'"' + b"x" * 65 + b'"', b'"b\\u0000"'])
+def test_a_bundle_id_that_is_no_fhir_id_rejects_the_message(bad_id: bytes) -> None:
+    # The id is echoed in the receipt: a sender may not make the gateway publish arbitrary text.
+    payload = b'{"resourceType": "Bundle", "id": ' + bad_id + b', "type": "batch", "entry": [1]}'
+    with pytest.raises(ContractViolation) as caught:
+        parse_bundle(payload, max_bytes=1000)
+    assert caught.value.code == "invalid-fhir"
 
 
 @pytest.mark.parametrize(

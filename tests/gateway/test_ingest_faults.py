@@ -2,9 +2,11 @@
 a real Mosquitto and a real PostgreSQL, with a publisher sending valid Observations the whole time.
 
 Proves: a worker process SIGKILLed mid-stream is restarted and nothing is lost or stored twice; a
-PostgreSQL restart mid-stream pauses ingest, which resumes by itself and loses nothing; two workers on
-one shared subscription store everything once, both take part, and the scorer in another process
-hears of the new data through NOTIFY.
+PostgreSQL restart mid-stream (every database connection dropped) pauses ingest, which resumes by itself
+and loses nothing; two workers on one shared subscription store everything once, both take part, and the
+scorer in another process hears of the new data through NOTIFY; poison messages in the middle of the
+stream are each answered and kept, and hold back none of the readings around them. Each ends with a
+reconciliation from PostgreSQL (``tests/reconciliation.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from delivery.delivery_helpers import (
     wait_for,
 )
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from reconciliation import reconcile
 
 from fhir_contract.observation import build_bundle
 from gateway.alerts.scorer import Scorer
@@ -47,7 +50,7 @@ from gateway.settings import GatewaySettings
 from gateway.store.embedded import EmbeddedPostgres
 from gateway.store.migrate import migrate
 
-pytestmark = needs_mosquitto
+pytestmark = [needs_mosquitto, pytest.mark.faults]
 
 TOPIC = f"homewatch/v1/{MUNICIPALITY}/{HUB}/observations"
 PER_BUNDLE = 10
@@ -101,6 +104,10 @@ def settings_for(database_url: str, endpoint: BrokerEndpoint) -> GatewaySettings
     )
 
 
+def sent_of(bundles: list[list[dict[str, Any]]]) -> set[str]:
+    return identifiers([o for b in bundles for o in b])
+
+
 def stored_per_worker(database_url: str) -> dict[str, int]:
     with psycopg.connect(database_url) as conn:
         rows = conn.execute("SELECT worker, observations_stored FROM ingest_metrics").fetchall()
@@ -139,6 +146,8 @@ def test_worker_process_killed_mid_stream_is_restarted_and_nothing_is_lost_or_do
         publisher.close()
     assert killed_at < total, "the kill came after the stream: it proved nothing"
     assert stored_identifiers(database_url) == identifiers([o for b in bundles for o in b])
+    figures = reconcile(database_url, "ingest worker SIGKILLed mid-stream", sent_of(bundles))
+    assert (figures.sent, figures.lost, figures.duplicated, figures.quarantined) == (total, 0, 0, 0)
     # Each reading counted as new exactly once, across the killed worker and its successor.
     assert sum(stored_per_worker(database_url).values()) == total
 
@@ -185,6 +194,8 @@ def test_postgres_restarted_mid_stream_ingest_resumes_by_itself_and_loses_nothin
     assert stopped_at < total, "the restart came after the stream: it proved nothing"
     assert workers.restarts() == dict.fromkeys(workers.restarts(), 0), "the worker had to be restarted"
     assert stored_identifiers(database_url) == identifiers([o for b in bundles for o in b])
+    figures = reconcile(database_url, "PostgreSQL restarted: connections dropped", sent_of(bundles))
+    assert (figures.sent, figures.lost, figures.duplicated, figures.quarantined) == (total, 0, 0, 0)
     assert sum(stored_per_worker(database_url).values()) == total
 
 
@@ -211,9 +222,91 @@ def test_two_workers_on_a_shared_subscription_store_everything_once_and_both_tak
         publisher.close()
         scorer.stop()
     assert stored_identifiers(database_url) == identifiers([o for b in bundles for o in b])
+    figures = reconcile(database_url, "two workers on one shared subscription", sent_of(bundles))
+    assert (figures.sent, figures.lost, figures.duplicated, figures.quarantined) == (total, 0, 0, 0)
     per_worker = stored_per_worker(database_url)
     assert len(per_worker) == 2 and all(n > 0 for n in per_worker.values()), per_worker
     assert sum(per_worker.values()) == total
     with psycopg.connect(database_url) as conn:
         scored = conn.execute("SELECT count(*) FROM scores WHERE patient_id = %s", (PATIENT,)).fetchone()
     assert scored is not None and scored[0] > 0
+
+
+def poison(bundles: list[list[dict[str, Any]]]) -> list[tuple[bytes, str]]:
+    """Poison messages for the middle of the stream, each with the code it must end quarantined under:
+    the issue's two, garbage, too many entries, a reading re-sent with another value, and two that the
+    database refuses (the test's trigger, below) so that they must be set aside or dead-lettered."""
+    end_of_time = dict(bundles[0][0], effectiveDateTime="9999-12-31T23:59:59-14:00")
+    deep = orjson.dumps(build_bundle([bundles[0][1]])).replace(
+        b'"resource":{', b'"resource":' + b"[" * 1000 + b"]" * 1000 + b',"was":{', 1
+    )
+    changed = dict(bundles[1][0], valueQuantity={**bundles[1][0]["valueQuantity"], "value": 50})
+    refused = dict(bundles[2][0], effectiveDateTime=bundles[2][0]["effectiveDateTime"])
+    refused["valueQuantity"] = {**refused["valueQuantity"], "value": 31}  # impossible: its quarantine fails
+    return [
+        (orjson.dumps(build_bundle([end_of_time])), "implausible-time"),
+        (deep, "invalid-fhir"),
+        (b"\x00\xff not a bundle", "not-json"),
+        (orjson.dumps({"resourceType": "Bundle", "type": "batch", "entry": [{}] * 501}), "too-many-entries"),
+        (orjson.dumps(build_bundle([changed])), "conflict"),
+        (orjson.dumps(build_bundle([refused])), "unstorable"),
+        (b'{"resourceType": "Bundle", "type": "transaction", "dead-letter-me": 1}', "dead-lettered"),
+    ]
+
+
+def test_poison_in_the_middle_of_a_steady_load_holds_back_nothing(
+    database_url: str, broker: BrokerEndpoint
+) -> None:
+    bundles = stream()
+    total = len(bundles) * PER_BUNDLE
+    messages = poison(bundles)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # The database refuses to quarantine the impossible SpO2 entry and anything marked for the dead
+        # letters: the next unforeseen poison, as far as ingest can tell.
+        conn.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'invalid_parameter_value'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON quarantine FOR EACH ROW WHEN"
+            " (NEW.reason LIKE 'impossible-value%' OR NEW.payload LIKE '%dead-letter-me%')"
+            " EXECUTE FUNCTION refuse()"
+        )
+    workers = IngestWorkers(settings_for(database_url, broker), broker, 2)
+    workers.start()
+    publisher = run_stream(database_url, broker, bundles)
+    try:
+        assert wait_for(lambda: stored_count(database_url) >= total // 3, timeout=60)
+        poisoner = Publisher(broker, [])
+        for payload, _ in messages:  # the same hub's topic, in the middle of its stream
+            poisoner.client.publish(TOPIC, payload, qos=1).wait_for_publish(10)
+        poisoned_at = stored_count(database_url)
+        poisoner.close()
+        publisher.join(90)
+        assert publisher.published == len(bundles)
+        assert wait_for(lambda: stored_count(database_url) == total, timeout=90), stored_count(database_url)
+        assert wait_for(lambda: set_aside_count(database_url) == len(messages), timeout=30)
+    finally:
+        workers.stop()
+        publisher.close()
+    assert poisoned_at < total, "the poison came after the stream: it proved nothing"
+    assert workers.restarts() == dict.fromkeys(workers.restarts(), 0), "a worker had to be restarted"
+    figures = reconcile(database_url, "poison messages mid-stream (2 workers)", sent_of(bundles))
+    assert (figures.sent, figures.stored, figures.lost, figures.duplicated) == (total, total, 0, 0)
+    assert figures.quarantined == len(messages)
+    with psycopg.connect(database_url) as conn:
+        kept = [str(r[0]).split(":")[0] for r in conn.execute("SELECT reason FROM quarantine")]
+        dead = [str(r[0]) for r in conn.execute("SELECT reason FROM dead_letters")]
+        counted = dict(
+            conn.execute("SELECT reason, sum(count)::int FROM ingest_rejections GROUP BY 1").fetchall()
+        )
+    assert sorted(kept + ["dead-lettered"] * len(dead)) == sorted(code for _, code in messages)
+    assert counted == dict.fromkeys((code for _, code in messages), 1)
+
+
+def set_aside_count(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM quarantine) + (SELECT count(*) FROM dead_letters)"
+        ).fetchone()
+    return int(row[0]) if row else 0

@@ -111,13 +111,18 @@ def missing_database_url(pg_admin_url: str) -> Iterator[str]:
 
 
 def bring_up(pg_admin_url: str, url: str) -> None:
-    """Create, migrate and enrol the database ``url`` names: the database 'comes back'."""
+    """Create, migrate and enrol the database ``url`` names: the database 'comes back', all at once (it
+    is prepared under another name and renamed, so the worker never sees it half made: hubs not enrolled
+    yet would be rejected as unknown)."""
     name = url.partition("?")[0].rsplit("/", 1)[1]
+    staging = f"{name}_staging"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{staging}"')
+    with psycopg.connect(url.replace(f"/{name}", f"/{staging}", 1), autocommit=True) as conn:
         migrate(conn)
         HOME.enroll(conn)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{staging}" RENAME TO "{name}"')
 
 
 def settings_for(database_url: str, endpoint: BrokerEndpoint, mqtt5: bool = True) -> GatewaySettings:

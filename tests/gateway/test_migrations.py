@@ -91,9 +91,63 @@ def test_observation_keys_are_back_filled_and_second_copies_quarantined(
         ).fetchall()
         rows = conn.execute("SELECT identifier, effective FROM observations ORDER BY effective").fetchall()
         quarantined = conn.execute("SELECT topic, reason FROM quarantine").fetchall()
-        found = observation_by_id(conn, home.municipality_id, observation_id(str(keys[0][0])))
+        found = observation_by_id(
+            conn,
+            home.municipality_id,
+            observation_id(home.municipality_id, home.oximeter_id, str(keys[0][0])),
+        )
     identifiers = [resource["identifier"][0]["value"] for resource, _, _ in stored[:2]]
     assert keys == rows == [(identifiers[0], first), (identifiers[1], second)]  # the first received wins
     assert len(quarantined) == 1 and quarantined[0][0] == home.topic
     assert quarantined[0][1].startswith(f"duplicate: reading {identifiers[0]}")
     assert found is not None and found.at == first
+
+
+def test_migration_0004_scopes_stored_readings_by_device_and_keeps_every_row(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    for source in sorted(MIGRATIONS_DIR.glob("*.sql"))[:3]:
+        shutil.copy(source, tmp_path)
+    home = Home()
+    readings = [home.spo2(95, BASE_TIME), home.spo2(96, BASE_TIME + timedelta(minutes=1))]
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        assert migrate(conn, tmp_path) == [1, 2, 3]
+        home.enroll(conn)
+        for resource in readings:  # stored by version 3's writers (the key trigger of 0002)
+            conn.execute(
+                "INSERT INTO observations (municipality_id, identifier, patient_id, hub_id, device_id, kind,"
+                " loinc, effective, value, unit, resource) VALUES (%s, %s, %s, %s, %s, 'spo2', '2708-6',"
+                " %s, 95, '%%', %s)",
+                (
+                    home.municipality_id,
+                    resource["identifier"][0]["value"],
+                    home.patient_id,
+                    home.hub_id,
+                    home.oximeter_id,
+                    resource["effectiveDateTime"],
+                    Jsonb(resource),
+                ),
+            )
+        assert migrate(conn) == [v.version for v in load_migrations()][3:]
+        keys = conn.execute(
+            "SELECT id, municipality_id, device_id, identifier FROM observation_keys ORDER BY effective"
+        ).fetchall()
+        primary_key = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'observations'::regclass AND contype = 'p'"
+        ).fetchone()
+        found = [observation_by_id(conn, home.municipality_id, key[0]) for key in keys]
+        # The same identifier from another device is another reading now; before, it was refused.
+        other = Home(municipality_id="9101", patient_id="p9", hub_id="hub9", oximeter_id="OXI9", cuff_id="B9")
+        other.enroll(conn)
+        conn.execute(
+            "INSERT INTO observations (municipality_id, identifier, patient_id, hub_id, device_id, kind,"
+            " loinc, effective, value, unit, resource) SELECT '9101', identifier, 'p9', 'hub9', 'OXI9',"
+            " kind, loinc, effective, value, unit, resource FROM observations WHERE municipality_id = '0101'"
+        )
+        total = conn.execute("SELECT count(*) FROM observation_keys").fetchone()
+    assert [key[3] for key in keys] == [r["identifier"][0]["value"] for r in readings]
+    assert all(key[0] == observation_id(*key[1:]) and key[2] == home.oximeter_id for key in keys)
+    assert primary_key == ("PRIMARY KEY (municipality_id, device_id, identifier, effective)",)
+    assert [f.resource if f else None for f in found] == readings
+    assert total == (4,)

@@ -1,12 +1,15 @@
 """One stored row per reading, whatever its effective time: the key table on a real PostgreSQL.
 
-A hub re-sends a stored reading after its clock correction changed, so the same identifier arrives with
-another effective time; ``observation_keys`` stores it once, finds it by FHIR id (scoped by
-municipality), and stays consistent with ``observations`` for the repository and for other writers.
+A reading is its identifier scoped by municipality and device. A hub re-sends a stored reading after its
+clock correction changed, so the same identifier arrives with another effective time; ``observation_keys``
+stores it once, finds it by FHIR id (scoped by municipality), and stays consistent with ``observations``
+for the repository and for other writers. Another device's reading under the same identifier is another
+reading (no sender can make a reading of another vanish); the same key with other values is a conflict.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -61,21 +64,25 @@ def spo2(
 
 
 def consistent(conn: Conn) -> None:
-    """Every stored row has its key (same effective, municipality, patient, id), and every key its row."""
+    """Every stored row has its key (same effective, municipality, device, patient, id), every key its
+    row, and every key the id the API computes."""
     orphans = conn.execute(
         "SELECT count(*) FROM observation_keys k WHERE NOT EXISTS (SELECT 1 FROM observations o"
-        " WHERE o.identifier = k.identifier AND o.effective = k.effective"
+        " WHERE o.identifier = k.identifier AND o.effective = k.effective AND o.device_id = k.device_id"
         " AND o.municipality_id = k.municipality_id AND o.patient_id = k.patient_id)"
     ).fetchone()
     keyless = conn.execute(
         "SELECT count(*) FROM observations o LEFT JOIN observation_keys k"
-        " ON k.identifier = o.identifier AND k.effective = o.effective WHERE k.id IS NULL"
+        " ON k.identifier = o.identifier AND k.effective = o.effective AND k.device_id = o.device_id"
+        " AND k.municipality_id = o.municipality_id WHERE k.id IS NULL"
     ).fetchone()
-    wrong_id = conn.execute(
-        "SELECT count(*) FROM observation_keys"
-        " WHERE id <> encode(sha256(convert_to(identifier, 'UTF8')), 'hex')"
-    ).fetchone()
-    assert (orphans, keyless, wrong_id) == ((0,), (0,), (0,))
+    keys = conn.execute("SELECT id, municipality_id, device_id, identifier FROM observation_keys").fetchall()
+    wrong_ids = [key for key in keys if key[0] != observation_id(*key[1:])]
+    assert (orphans, keyless, wrong_ids) == ((0,), (0,), [])
+
+
+def key_of(home: Home, reading: ValidObservation) -> str:
+    return observation_id(home.municipality_id, reading.device_id, reading.identifier)
 
 
 def test_reading_resent_with_another_effective_time_is_stored_once(conn: Conn) -> None:
@@ -148,12 +155,12 @@ def test_rolled_back_batch_leaves_neither_keys_nor_rows(conn: Conn) -> None:
 def test_observation_is_read_by_id_and_only_in_its_municipality(conn: Conn) -> None:
     reading = spo2(95, BASE_TIME)
     insert_observations(conn, HOME.municipality_id, HOME.hub_id, [reading])
-    found = observation_by_id(conn, HOME.municipality_id, observation_id(reading.identifier))
+    found = observation_by_id(conn, HOME.municipality_id, key_of(HOME, reading))
     assert found is not None
     assert (found.patient_id, found.at, found.key) == (HOME.patient_id, BASE_TIME, reading.identifier)
     assert found.resource == reading.resource
-    assert observation_by_id(conn, HOME.municipality_id, observation_id(reading.identifier).upper()) == found
-    assert observation_by_id(conn, OTHER.municipality_id, observation_id(reading.identifier)) is None
+    assert observation_by_id(conn, HOME.municipality_id, key_of(HOME, reading).upper()) == found
+    assert observation_by_id(conn, OTHER.municipality_id, key_of(HOME, reading)) is None
     assert observation_by_id(conn, HOME.municipality_id, "0" * 64) is None
 
 
@@ -172,7 +179,7 @@ def test_read_by_id_probes_the_key_index_then_one_partition(conn: Conn) -> None:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(conn, "execute", explained)
-        found = observation_by_id(conn, HOME.municipality_id, observation_id(rows[-1].identifier))
+        found = observation_by_id(conn, HOME.municipality_id, key_of(HOME, rows[-1]))
     assert found is not None and found.key == rows[-1].identifier
     keys_plan, row_plan = plans
     assert "Index Scan using observation_keys_pkey on observation_keys" in keys_plan
@@ -189,7 +196,7 @@ def test_writers_outside_the_repository_get_keys_and_cannot_store_a_second_copy(
     )
     params = (HOME.municipality_id, reading.identifier, HOME.patient_id, HOME.hub_id, HOME.oximeter_id)
     conn.execute(sql, (*params, BASE_TIME, Jsonb(reading.resource)))
-    assert observation_by_id(conn, HOME.municipality_id, observation_id(reading.identifier)) is not None
+    assert observation_by_id(conn, HOME.municipality_id, key_of(HOME, reading)) is not None
     with pytest.raises(psycopg.errors.UniqueViolation):
         conn.execute(sql, (*params, BASE_TIME + timedelta(seconds=41), Jsonb(reading.resource)))
     assert insert_observations(conn, HOME.municipality_id, HOME.hub_id, [reading]).duplicates == 1
@@ -228,3 +235,43 @@ def test_concurrent_workers_with_differently_corrected_copies_store_each_reading
     with psycopg.connect(database_url) as check:
         assert count_observations(check, HOME.municipality_id) == len(stamps)
         consistent(check)
+
+
+def test_another_devices_reading_under_the_same_identifier_is_another_reading(conn: Conn) -> None:
+    # A hub of municipality 0147 sends, from its own device, a reading under HOME's identifier first.
+    genuine = spo2(95, BASE_TIME)
+    squatter = dataclasses.replace(
+        spo2(60, BASE_TIME, OTHER),
+        identifier=genuine.identifier,
+        resource={**spo2(60, BASE_TIME, OTHER).resource, "identifier": genuine.resource["identifier"]},
+    )
+    assert insert_observations(conn, OTHER.municipality_id, OTHER.hub_id, [squatter]).inserted == 1
+    result = insert_observations(conn, HOME.municipality_id, HOME.hub_id, [genuine])
+    assert (result.inserted, result.duplicates) == (1, 0)  # before migration 0004: (0, 1), and lost
+    found = observation_by_id(conn, HOME.municipality_id, key_of(HOME, genuine))
+    assert found is not None and found.resource == genuine.resource
+    assert key_of(HOME, genuine) != key_of(OTHER, squatter)
+    consistent(conn)
+
+
+def test_the_same_key_with_other_values_is_a_conflict_not_a_duplicate(conn: Conn) -> None:
+    first = spo2(95, BASE_TIME)
+    other_value = spo2(80, BASE_TIME + timedelta(seconds=41))  # same device stamp: same identifier
+    same_again = spo2(95, BASE_TIME + timedelta(seconds=41))
+    assert other_value.identifier == first.identifier
+    insert_observations(conn, HOME.municipality_id, HOME.hub_id, [first])
+    batch = [DeliveredObservation(HOME.municipality_id, HOME.hub_id, r) for r in (same_again, other_value)]
+    result = insert_observation_batch(conn, batch)
+    assert (result.inserted, result.duplicates, result.conflicts) == (0, 1, (1,))
+    (only,) = observations_for_patient(conn, HOME.municipality_id, HOME.patient_id)
+    assert only.value == 95.0
+    consistent(conn)
+
+
+def test_conflicting_copies_within_one_batch_keep_the_first_and_report_the_other(conn: Conn) -> None:
+    first, second = spo2(95, BASE_TIME), spo2(81, BASE_TIME)
+    batch = [DeliveredObservation(HOME.municipality_id, HOME.hub_id, r) for r in (first, second, first)]
+    result = insert_observation_batch(conn, batch)
+    assert (result.inserted, result.duplicates, result.conflicts) == (1, 1, (1,))
+    assert result.new_positions == {0}
+    consistent(conn)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
 from fhir.resources.R4B.bundle import Bundle
 from typer.testing import CliRunner
 
@@ -104,21 +105,33 @@ def test_demo_rejects_an_unknown_broker() -> None:
     assert result.exit_code == 2 and "--broker" in result.stderr
 
 
-def test_gateway_token_is_accepted_by_the_fhir_api_for_its_role_and_municipality() -> None:
+def test_gateway_token_is_accepted_by_the_fhir_api_for_its_role_and_municipality(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import secrets
+
     from gateway.api.auth import verify_token
     from gateway.settings import GatewaySettings
 
-    result = runner.invoke(app, ["gateway", "token", "--role", "nurse", "--municipality", "0147"])
+    monkeypatch.setenv("HOMEWATCH_SECRET_KEY", secrets.token_urlsafe(32))  # the gateway's secret
+    args = ["gateway", "token", "--role", "nurse", "--municipality", "0147", "--subject", "bo"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     user = verify_token(GatewaySettings(), result.stdout.strip())
-    assert user is not None and (user.role, user.municipality_id) == ("nurse", "0147")
+    assert user is not None and (user.username, user.role, user.municipality_id) == ("bo", "nurse", "0147")
     hub = runner.invoke(app, ["gateway", "token", "--role", "hub", "--subject", "hub-7", "--hours", "720"])
     hub_user = verify_token(GatewaySettings(), hub.stdout.strip())
     assert hub_user is not None and (hub_user.username, hub_user.role) == ("hub-7", "hub")
 
 
-def test_gateway_token_bad_role_or_hub_without_id_is_a_clear_error() -> None:
-    for args in (["--role", "janitor"], ["--role", "hub"], ["--role", "nurse", "--hours", "-1"]):
+def test_gateway_token_bad_role_or_hub_without_id_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOMEWATCH_SECRET_KEY", "a-secret-of-the-cli-tests-0123456789abcdef")
+    for args, mentions in (
+        (["--role", "janitor", "--subject", "x"], "role"),
+        (["--role", "hub"], "--subject"),
+        (["--role", "nurse"], "--subject"),
+        (["--role", "nurse", "--subject", "x", "--hours", "-1"], "hours"),
+    ):
         result = runner.invoke(app, ["gateway", "token", *args])
         assert result.exit_code == 2, args
-        assert "Traceback" not in result.output and result.output.strip()
+        assert "Traceback" not in result.output and mentions in result.stderr, args

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from gateway.api.auth import (
     hash_password,
     issue_token,
     mint_token,
+    read_token,
     verify_password,
     verify_token,
 )
@@ -133,7 +135,9 @@ def test_forged_cookie_is_treated_as_no_session(client: TestClient, world: World
 
 def test_logout_ends_the_session(client: TestClient, world: World) -> None:
     login(client, world.nurse)
-    response = client.post("/logout", follow_redirects=False)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/").text)
+    assert csrf is not None
+    response = client.post("/logout", data={"csrf": csrf[1]}, follow_redirects=False)
     assert response.status_code == 303
     assert f'{SESSION_COOKIE}=""' in response.headers["set-cookie"]
     assert client.get("/", follow_redirects=False).status_code == 303
@@ -175,8 +179,12 @@ def test_minted_token_lives_the_hours_asked_for() -> None:
     token = mint_token(SETTINGS, role="admin", municipality_id="0101", subject="ops", hours=2, now=issued)
     assert verify_token(SETTINGS, token, now=issued + timedelta(hours=1, minutes=59)) is not None
     assert verify_token(SETTINGS, token, now=issued + timedelta(hours=2)) is None
-    default = mint_token(SETTINGS, role="nurse", municipality_id="0101", subject="anna", now=issued)
-    assert default == issue_token(SETTINGS, ANNA, now=issued)
+    minted = mint_token(SETTINGS, role="nurse", municipality_id="0101", subject="anna", now=issued)
+    default = read_token(SETTINGS, minted, issued)
+    session = read_token(SETTINGS, issue_token(SETTINGS, ANNA, now=issued), issued)
+    assert default is not None and session is not None
+    assert (default.user, default.expires) == (session.user, session.expires)
+    assert default.session_id != session.session_id
 
 
 @pytest.mark.parametrize(

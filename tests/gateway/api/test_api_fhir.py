@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -256,11 +257,11 @@ def test_other_municipalitys_observations_are_never_found(
     everything = _bundle(client.get("/fhir/Observation", params={"_count": 100}, headers=auth))
     assert world.other_patient not in str(everything)
     row = db.execute(
-        "SELECT identifier FROM observations WHERE patient_id = %s", (world.other_patient,)
+        "SELECT municipality_id, device_id, identifier FROM observations WHERE patient_id = %s",
+        (world.other_patient,),
     ).fetchone()
     assert row is not None
-    identifier = row[0]
-    _outcome(client.get(f"/fhir/Observation/{observation_id(identifier)}", headers=auth), 404, "not-found")
+    _outcome(client.get(f"/fhir/Observation/{observation_id(*row)}", headers=auth), 404, "not-found")
 
 
 # --- Observation read ----------------------------------------------------------------------------
@@ -276,16 +277,19 @@ def test_observation_read_by_the_id_search_gave(
     assert response.json() == found
     Observation.model_validate(response.json())
     stored = db.execute(
-        "SELECT identifier FROM observations WHERE resource -> 'identifier' -> 0 ->> 'value' = %s",
+        "SELECT municipality_id, device_id, identifier FROM observations"
+        " WHERE resource -> 'identifier' -> 0 ->> 'value' = %s",
         (found["identifier"][0]["value"],),
     ).fetchone()
-    assert stored is not None and found["id"] == observation_id(stored[0])
+    assert stored is not None and found["id"] == observation_id(*stored)
     assert len(found["id"]) <= 64
 
 
-def test_unknown_observation_is_404(client: TestClient, world: World, auth: dict[str, str]) -> None:
+def test_unknown_observation_is_404_and_a_malformed_id_400(
+    client: TestClient, world: World, auth: dict[str, str]
+) -> None:
     _outcome(client.get(f"/fhir/Observation/{'0' * 64}", headers=auth), 404, "not-found")
-    _outcome(client.get("/fhir/Observation/not_a_valid_id!", headers=auth), 404, "not-found")
+    _outcome(client.get("/fhir/Observation/not_a_valid_id!", headers=auth), 400, "invalid")
 
 
 # --- RiskAssessment ------------------------------------------------------------------------------
@@ -295,7 +299,7 @@ def test_risk_assessment_search_by_patient(client: TestClient, world: World, aut
     bundle = _bundle(client.get("/fhir/RiskAssessment", params={"patient": "p-low"}, headers=auth))
     resources = _resources(bundle)
     assert len(resources) == 2
-    assert all(r["resourceType"] == "RiskAssessment" and r["id"].startswith("score-") for r in resources)
+    assert all(r["resourceType"] == "RiskAssessment" and UUID(r["id"]).version == 4 for r in resources)
     assert {r["subject"]["reference"] for r in resources} == {"Patient/p-low"}
     other = _bundle(client.get("/fhir/RiskAssessment", params={"patient": world.other_patient}, headers=auth))
     assert _resources(other) == []

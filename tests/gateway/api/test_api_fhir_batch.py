@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 from edge_agent.readings import Quantity, Reading
 from fhir_contract.observation import build_bundle, build_observation
 from gateway.api.app import create_app
-from gateway.api.auth import SESSION_COOKIE, mint_token
+from gateway.api.auth import SESSION_COOKIE, create_user, mint_token
 from gateway.api.fhir_model import observation_id
 from gateway.settings import GatewaySettings
 from gateway.store.repository import (
@@ -51,6 +51,7 @@ def enrolled(database_url: str) -> str:
             enroll_patient(conn, Patient(municipality, patient, f"Patient {patient}"))
             enroll_hub(conn, Hub(municipality, hub, patient))
             enroll_device(conn, Device(municipality, oximeter, hub, patient, "pulse-oximeter"))
+        create_user(conn, "anna", OWN, "nurse", "a password of anna's")  # nurse_token's subject
     return database_url
 
 
@@ -118,7 +119,10 @@ def test_new_observations_are_201_and_readable_at_their_location(
     response = post(payload(*observations))
     assert statuses(response) == ["201 Created", "201 Created"]
     locations = [entry["response"]["location"] for entry in response.json()["entry"]]
-    assert locations == [f"Observation/{observation_id(o['identifier'][0]['value'])}" for o in observations]
+    ids = [
+        observation_id(OWN, o["device"]["reference"][7:], o["identifier"][0]["value"]) for o in observations
+    ]
+    assert locations == [f"Observation/{i}" for i in ids]
     read = client.get(f"/fhir/{locations[1]}", headers=nurse_token(settings))
     assert read.status_code == 200 and read.json()["valueQuantity"]["value"] == 96
     assert stored_count(enrolled) == 2
@@ -273,3 +277,36 @@ def test_a_body_that_is_not_json_by_its_type_is_415(post: Any, settings: Gateway
     headers = {**hub_token(settings), "Content-Type": "application/xml"}
     response = post(b"<Bundle/>", headers)
     assert response.status_code == 415 and response.json()["issue"][0]["code"] == "not-supported"
+
+
+# --- no hub reaches another's readings (issue 15) --------------------------------------------------
+
+
+def test_a_hub_of_another_municipality_posting_an_identifier_first_neither_hides_nor_answers_for_it(
+    post: Any, client: TestClient, settings: GatewaySettings, enrolled: str
+) -> None:
+    genuine = spo2(93, AT + timedelta(minutes=30))
+    squatter = spo2(60, AT + timedelta(minutes=30), patient="p2", device="OXI2")
+    squatter["identifier"] = genuine["identifier"]
+    squatter["extension"][0]["valueReference"]["reference"] = "Device/hub2"
+    assert statuses(post(payload(squatter), hub_token(settings, "hub2", OTHER))) == ["201 Created"]
+    response = post(payload(genuine))
+    assert statuses(response) == ["201 Created"]  # before the fix: "200 OK", and nothing stored for hub1
+    location = response.json()["entry"][0]["response"]["location"]
+    read = client.get(f"/fhir/{location}", headers=nurse_token(settings))
+    assert read.status_code == 200 and read.json()["valueQuantity"]["value"] == 93
+    assert stored_count(enrolled) == 2
+
+
+def test_the_same_reading_with_other_values_is_409_conflict_and_quarantined(post: Any, enrolled: str) -> None:
+    first = spo2(95, AT + timedelta(minutes=40))
+    changed = spo2(70, AT + timedelta(minutes=40))
+    assert statuses(post(payload(first))) == ["201 Created"]
+    response = post(payload(first, changed, spo2(96, AT + timedelta(minutes=41))))
+    assert statuses(response) == ["200 OK", "409 Conflict", "201 Created"]
+    issue = response.json()["entry"][1]["response"]["outcome"]["issue"][0]
+    assert (issue["code"], issue["details"]["coding"][0]["code"]) == ("conflict", "conflict")
+    with psycopg.connect(enrolled) as conn:
+        reasons = [r[0] for r in conn.execute("SELECT reason FROM quarantine")]
+    assert len(reasons) == 1 and reasons[0].startswith("conflict: ")
+    assert stored_count(enrolled) == 2

@@ -179,10 +179,14 @@ def test_acknowledge_requires_a_session(client: TestClient, world: World) -> Non
 
 
 def test_healthz_reports_the_database(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "database": True}
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": True, "stalled_workers": []}
 
 
 def test_healthz_reports_a_closed_pool_as_database_down(settings: GatewaySettings, database_url: str) -> None:
     closed: ConnectionPool[Any] = ConnectionPool(database_url, min_size=1, open=False)
     with TestClient(create_app(settings, closed)) as unhealthy:
-        assert unhealthy.get("/healthz").json() == {"status": "ok", "database": False}
+        response = unhealthy.get("/healthz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unhealthy", "database": False, "stalled_workers": []}
