@@ -399,6 +399,7 @@ PAHO = "paho/mqtt/client.py"
 VALIDATE = "fhir_contract/validate.py"
 PROCESSING = "gateway/ingest/processing.py"
 WORKER = "gateway/ingest/mqtt_ingest.py"
+BATCH_STORE = "gateway/ingest/batch_store.py"
 REPOSITORY = "gateway/store/repository.py"
 
 
@@ -413,14 +414,15 @@ PSYCOPG = "psycopg/connection.py"
 
 
 def worker_split(stats: dict[Any, Any]) -> list[tuple[str, float]]:
-    """Seconds of the worker thread's busy time (``_handle``) by stage; disjoint, the rest is 'other'."""
+    """Seconds of the worker thread's busy time (``BatchStore.handle`` and the acknowledgements) by
+    stage; disjoint, the rest is 'other'."""
     parse = cumulative(stats, VALIDATE, "parse_bundle")
     validate = cumulative(stats, VALIDATE, "validate_observation")
     authorise = cumulative(stats, PROCESSING, "_authorisation_problem")
-    decide = cumulative(stats, WORKER, "_decide")
+    decide = cumulative(stats, BATCH_STORE, "_decide")
     lookup = cumulative(stats, REPOSITORY, "hub_assignments")
     insert = cumulative(stats, REPOSITORY, "insert_observation_batch")
-    store = cumulative(stats, WORKER, "_store")
+    store = cumulative(stats, BATCH_STORE, "_store")
     after = cumulative(stats, WORKER, "_after_commit")
     stages = [
         ("JSON parse (parse_bundle: orjson.loads)", parse),
@@ -432,9 +434,8 @@ def worker_split(stats: dict[Any, Any]) -> list[tuple[str, float]]:
         ("DB: quarantine, metrics row, commit", store - insert),
         ("acks + receipts (publish and ack calls)", after),
     ]
-    stages.append(
-        ("other (batch bookkeeping)", cumulative(stats, WORKER, "_handle") - decide - store - after)
-    )
+    handle = cumulative(stats, BATCH_STORE, "handle")
+    stages.append(("other (batch bookkeeping)", handle - decide - store))
     return stages
 
 

@@ -6,6 +6,7 @@ Kept apart from ``validate`` (which loads ``fhir.resources``) so that the hub ca
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -23,3 +24,10 @@ MAX_IDENTIFIER_CHARS = 256
 IDENTIFIER_VALUE = re.compile(rf"[!-~]{{1,{MAX_IDENTIFIER_CHARS}}}")
 # A FHIR id (R4 "id" datatype): what patient, device, hub and Bundle ids must be.
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+@functools.lru_cache(maxsize=4096)
+def is_fhir_id(value: str) -> bool:
+    """Whether ``value`` is a FHIR id. Cached: a Bundle names the same patient, devices and hub in every
+    entry, and the check is on ingest's hot path (the cache is bounded, whatever a sender sends)."""
+    return FHIR_ID.fullmatch(value) is not None

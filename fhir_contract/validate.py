@@ -43,6 +43,7 @@ from fhir_contract.limits import (
     MAX_BUNDLE_ENTRIES,
     MAX_CLOCK_AHEAD,
     MAX_IDENTIFIER_CHARS,
+    is_fhir_id,
 )
 from fhir_contract.terminology import (
     GATEWAY_DEVICE_EXTENSION,
@@ -134,7 +135,7 @@ def _reference_id(ref: Any, resource_type: str, element: str) -> str:
     kind, slash, ident = value.partition("/") if type(value) is str else ("", "", "")
     if kind != resource_type or not slash or not ident:
         raise ContractViolation("missing-element", f"{element} must reference {resource_type}/<id>")
-    if not FHIR_ID.fullmatch(ident):
+    if not is_fhir_id(ident):
         raise ContractViolation("invalid-fhir", f"{element} must reference {resource_type}/<a FHIR id>")
     return ident
 

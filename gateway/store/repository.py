@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 QUARANTINE_PAYLOAD_LIMIT = 256_000
 
 _STAGING = "_observation_staging"
+# A reading's key: its identifier scoped by municipality and device, hashed (migration 0004).
+_KEY_ID = "observation_key_id(municipality_id, device_id, identifier)"
 OBSERVATION_COLUMNS = (
     "municipality_id",
     "identifier",
@@ -278,10 +280,12 @@ def _ensure_staging(conn: psycopg.Connection[Any]) -> None:
     # ON COMMIT DELETE ROWS empties it at every commit; it is also emptied after each use, so two
     # batches in one transaction never see each other's rows. ``seq`` keeps the batch's order, so the
     # first copy of a reading repeated within one batch is the one stored; ``pos`` is the row's position
-    # in the caller's list, to report conflicts by.
+    # in the caller's list, to report conflicts by; ``key_id`` (the reading's key, migration 0004) is
+    # computed once, as the row is copied in.
     conn.execute(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING}"
-        f" (LIKE observations INCLUDING DEFAULTS, seq bigint GENERATED ALWAYS AS IDENTITY, pos integer)"
+        f" (LIKE observations INCLUDING DEFAULTS, seq bigint GENERATED ALWAYS AS IDENTITY, pos integer,"
+        f"  key_id text GENERATED ALWAYS AS ({_KEY_ID}) STORED)"
         f" ON COMMIT DELETE ROWS"
     )
 
@@ -307,30 +311,34 @@ def insert_observations(
 
 # Transaction-local setting that tells migration 0002's trigger the keys of these rows are written.
 _KEYS_WRITTEN = "homewatch.observation_keys_written"
-_READING = "municipality_id, device_id, identifier"
 # One statement: the first copy of each reading in the batch claims its key (a reading already stored,
 # at any effective time, keeps its key: ON CONFLICT DO NOTHING); only the rows whose key was new move on.
 # The keys are chosen from narrow columns, so the wide rows (the resource) are read from staging once.
 _MOVE_NEW_ROWS = (
     f"WITH claimed AS ("
-    f"  INSERT INTO observation_keys (id, identifier, municipality_id, device_id, patient_id, effective)"
-    f"  SELECT DISTINCT ON ({_READING}) observation_key_id({_READING}), identifier,"
-    f"   municipality_id, device_id, patient_id, effective FROM {_STAGING} ORDER BY {_READING}, seq"
-    f"  ON CONFLICT DO NOTHING RETURNING {_READING}, effective)"
+    f"  INSERT INTO observation_keys"
+    f"   (id, identifier, municipality_id, device_id, patient_id, effective)"
+    f"  SELECT DISTINCT ON (key_id) key_id, identifier, municipality_id, device_id, patient_id, effective"
+    f"  FROM {_STAGING} ORDER BY key_id, seq"
+    f"  ON CONFLICT (id) DO NOTHING RETURNING id, effective)"
     f" INSERT INTO observations ({', '.join(OBSERVATION_COLUMNS)})"
-    f" SELECT DISTINCT ON (s.municipality_id, s.device_id, s.identifier)"
-    f" {', '.join('s.' + c for c in OBSERVATION_COLUMNS)}"
-    f" FROM {_STAGING} s JOIN claimed k USING ({_READING}, effective)"
-    f" ORDER BY s.municipality_id, s.device_id, s.identifier, s.seq"
+    f" SELECT DISTINCT ON (s.key_id) {', '.join('s.' + c for c in OBSERVATION_COLUMNS)}"
+    f" FROM {_STAGING} s JOIN claimed k ON k.id = s.key_id AND k.effective = s.effective"
+    f" ORDER BY s.key_id, s.seq"
     f" RETURNING municipality_id, patient_id, resource->>'status', device_id, identifier"
 )
 # The staged rows whose reading is stored with other values: what a reading is (its patient, type,
 # value, unit and components) must not change under the same key. The effective time may: a re-send
-# after the hub corrected a device clock is the same reading.
+# after the hub corrected a device clock is the same reading. Per staged row, one probe of the keys'
+# primary key, then one of the stored row's partition (pruned at run time by the key's effective time);
+# the LATERAL ... LIMIT 1 keeps the planner from hashing whole tables, which it would for a staging
+# table it has no statistics of.
 _CONFLICTS = (
-    f"SELECT s.pos FROM {_STAGING} s JOIN observation_keys k USING ({_READING})"
-    f" JOIN observations o ON o.municipality_id = k.municipality_id AND o.device_id = k.device_id"
-    f"  AND o.identifier = k.identifier AND o.effective = k.effective"
+    f"SELECT s.pos FROM {_STAGING} s CROSS JOIN LATERAL ("
+    f"  SELECT o.patient_id, o.kind, o.value, o.unit, o.components FROM observation_keys k"
+    f"  JOIN observations o ON o.municipality_id = k.municipality_id AND o.device_id = k.device_id"
+    f"   AND o.identifier = k.identifier AND o.effective = k.effective"
+    f"  WHERE k.id = s.key_id LIMIT 1) o"
     f" WHERE (o.patient_id, o.kind, o.value, o.unit, o.components)"
     f"  IS DISTINCT FROM (s.patient_id, s.kind, s.value, s.unit, s.components)"
     f" ORDER BY s.pos"

@@ -22,9 +22,9 @@ FROM observations o WHERE o.identifier = k.identifier AND o.effective = k.effect
 -- A key without its row cannot be (they are written together); drop any rather than fail the migration.
 DELETE FROM observation_keys WHERE device_id IS NULL;
 ALTER TABLE observation_keys ALTER COLUMN device_id SET NOT NULL;
+-- The id, a hash of the scoped reading, is the key's one unique constraint (its primary key): the
+-- repository and the trigger claim keys by it, one narrow index probe per reading.
 ALTER TABLE observation_keys DROP CONSTRAINT observation_keys_identifier_key;
-ALTER TABLE observation_keys
-    ADD CONSTRAINT observation_keys_reading UNIQUE (municipality_id, device_id, identifier);
 -- Observation ids change with the scope: ids handed out before this migration no longer resolve.
 UPDATE observation_keys SET id = observation_key_id(municipality_id, device_id, identifier);
 
@@ -55,8 +55,8 @@ BEGIN
     ON CONFLICT DO NOTHING;
     IF NOT FOUND AND NOT EXISTS (
         SELECT 1 FROM observation_keys
-        WHERE municipality_id = NEW.municipality_id AND device_id = NEW.device_id
-          AND identifier = NEW.identifier AND effective = NEW.effective
+        WHERE id = observation_key_id(NEW.municipality_id, NEW.device_id, NEW.identifier)
+          AND effective = NEW.effective
     ) THEN
         RAISE EXCEPTION 'observation % of device % is already stored with another effective time',
             NEW.identifier, NEW.device_id
