@@ -4,7 +4,8 @@ metrics in one FastAPI app.
 ``create_app`` wires the routers to a settings object and a connection pool that the caller owns (opens,
 and closes after the server stops). Errors become responses here, in one place: a missing session sends
 a browser to /login, a FHIR error is an OperationOutcome with its status, and any other HTTP error is an
-HTML page, or an OperationOutcome under /fhir. Serving the app (uvicorn) is left to the caller.
+HTML page, or an OperationOutcome under /fhir; a database that is away is a 503 (with ``Retry-After``).
+Serving the app (uvicorn) is left to the caller.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.api import fhir_api, health, metrics, web
@@ -30,6 +32,8 @@ from gateway.settings import GatewaySettings
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
+# Seconds a client is asked to wait when the database is away (a restart takes about this long).
+_RETRY_AFTER_S = "5"
 # OperationOutcome issue types (http://hl7.org/fhir/issue-type) for HTTP errors raised outside the FHIR code.
 _ISSUE_TYPES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported"}
 
@@ -69,6 +73,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         if request.url.path == "/login/access-token":
             return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
         return _error_page(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    def database_away(request: Request, exc: Exception) -> Response:
+        # The database is down, restarting or out of connections: say so, and when to try again,
+        # instead of a bare 500 (a hub's POST /fhir is then sent again; nothing was stored).
+        message = "the database is unavailable; try again shortly"
+        if _is_fhir(request):
+            return _outcome(503, "transient", message, {"Retry-After": _RETRY_AFTER_S})
+        return _error_page(request, 503, "The service cannot reach its database; try again shortly.")
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(request: Request, exc: RequestValidationError) -> Response:

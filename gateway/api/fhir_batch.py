@@ -11,8 +11,10 @@ rows are committed.
 ``batch_response`` turns the decision into the ``batch-response`` Bundle the hub gets: one entry per
 request entry, in order; ``201 Created`` for a new Observation, ``200 OK`` for one already stored (so a
 retried POST is harmless), ``409 Conflict`` for a reading stored already with other values, a 4xx with
-an OperationOutcome for any other rejected entry. A message rejected as a
-whole (not a Bundle, too large, hub not enrolled) is answered by ``message_error`` instead.
+an OperationOutcome for any other rejected entry. A message rejected as a whole (not a Bundle, too
+large, hub not enrolled) is answered by ``message_error`` instead. A message that cannot be stored for
+a reason a retry cannot mend is set aside whole, as the MQTT worker does (quarantined, else
+dead-lettered), and answered 422; a database that is away is a 503 (``app.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from gateway.api.fhir_model import observation_id
 from gateway.api.queries import Conn
+from gateway.ingest.batch_store import describe, is_transient
 from gateway.ingest.processing import (
     BAD_TOPIC,
     CONFLICT,
@@ -36,7 +39,7 @@ from gateway.ingest.processing import (
     error_report,
     process_message,
 )
-from gateway.ingest.storing import Decided, store_decisions
+from gateway.ingest.storing import Decided, dead_letter_message, set_aside, store_decisions
 from gateway.store.ingest_metrics import record_batch
 from gateway.store.repository import (
     HubAssignment,
@@ -103,17 +106,44 @@ def store(conn: Conn, outcome: MessageOutcome, payload: bytes, notify_channel: s
     if outcome.source is None:
         raise ValueError("only a message from a known topic can be stored")
     started = time.monotonic()
-    with conn.transaction():
-        result = store_decisions(conn, [Decided(outcome, payload)], notify_channel=notify_channel)
-        record_batch(
-            conn,
-            METRICS_WORKER,
-            lags_s=[time.monotonic() - started],
-            stored=result.inserted,
-            duplicates=result.duplicates,
-            rejected=Counter(r.code for r in result.outcomes[0].rejections),
-        )
+    try:
+        with conn.transaction():
+            result = store_decisions(conn, [Decided(outcome, payload)], notify_channel=notify_channel)
+            _count(conn, started, result.outcomes[0], result.inserted, result.duplicates)
+    except Exception as exc:
+        if is_transient(exc):
+            raise  # the database is away: the app answers 503 and the hub sends the Bundle again
+        # The message caused it: set it aside whole, as the MQTT worker does (gateway.ingest.batch_store).
+        return Stored(_set_aside(conn, outcome, payload, describe(exc), started), frozenset())
     return Stored(result.outcomes[0], result.new_positions[0])
+
+
+def _set_aside(
+    conn: Conn, outcome: MessageOutcome, payload: bytes, problem: str, started: float
+) -> MessageOutcome:
+    """Quarantine the message whole (else keep its bytes in ``dead_letters``) and count it."""
+    try:
+        with conn.transaction():
+            kept = set_aside(conn, outcome.topic, payload, outcome, problem)
+            _count(conn, started, kept, 0, 0)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        with conn.transaction():
+            kept = dead_letter_message(conn, METRICS_WORKER, outcome.topic, payload, outcome, problem)
+            _count(conn, started, kept, 0, 0)
+    return kept
+
+
+def _count(conn: Conn, started: float, outcome: MessageOutcome, stored: int, duplicates: int) -> None:
+    record_batch(
+        conn,
+        METRICS_WORKER,
+        lags_s=[time.monotonic() - started],
+        stored=stored,
+        duplicates=duplicates,
+        rejected=Counter(r.code for r in outcome.rejections),
+    )
 
 
 def _status_text(status: int) -> str:

@@ -310,3 +310,74 @@ def test_the_same_reading_with_other_values_is_409_conflict_and_quarantined(post
         reasons = [r[0] for r in conn.execute("SELECT reason FROM quarantine")]
     assert len(reasons) == 1 and reasons[0].startswith("conflict: ")
     assert stored_count(enrolled) == 2
+
+
+# --- poison over HTTP (issue 15: the MQTT worker's poison gave 500 here) -----------------------------
+
+
+def refuse_quarantine(database_url: str, when: str) -> None:
+    """The database refuses a quarantine row (SQLSTATE 22023) when ``when``: the next unforeseen poison."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'invalid_parameter_value'; END $$"
+        )
+        conn.execute(
+            f"CREATE TRIGGER refuse BEFORE INSERT ON quarantine FOR EACH ROW WHEN ({when})"
+            " EXECUTE FUNCTION refuse()"
+        )
+
+
+def test_the_issues_poison_payloads_are_answered_per_entry_not_500(post: Any, enrolled: str) -> None:
+    end_of_time = spo2(95)
+    end_of_time["effectiveDateTime"] = "9999-12-31T23:59:59-14:00"
+    deep = payload(spo2(96)).replace(
+        b'"resource":{', b'"resource":' + b"[" * 1000 + b"]" * 1000 + b',"x":{', 1
+    )
+    assert statuses(post(payload(end_of_time))) == ["422 Unprocessable Entity"]
+    assert statuses(post(deep)) == ["400 Bad Request"]
+    with psycopg.connect(enrolled) as conn:
+        reasons = sorted(str(r[0]).split(":")[0] for r in conn.execute("SELECT reason FROM quarantine"))
+    assert reasons == ["implausible-time", "invalid-fhir"]
+
+
+def test_a_bundle_that_cannot_be_stored_is_set_aside_and_answered_422(post: Any, enrolled: str) -> None:
+    refuse_quarantine(enrolled, "NEW.reason LIKE 'impossible-value%'")
+    bad = spo2(96, AT + timedelta(minutes=50))
+    bad["valueQuantity"]["value"] = 140
+    assert outcome_codes(post(payload(spo2(94, AT + timedelta(minutes=51)), bad)), 422) == ["unstorable"]
+    assert statuses(post(payload(spo2(93, AT + timedelta(minutes=52))))) == ["201 Created"]
+    with psycopg.connect(enrolled) as conn:
+        [reason] = [str(r[0]) for r in conn.execute("SELECT reason FROM quarantine")]
+    assert reason.startswith("unstorable: the message could not be stored")
+    assert stored_count(enrolled) == 1
+
+
+def test_a_bundle_that_cannot_even_be_quarantined_is_dead_lettered_and_answered_422(
+    post: Any, enrolled: str
+) -> None:
+    refuse_quarantine(enrolled, "true")
+    bad = spo2(96, AT + timedelta(minutes=55))
+    bad["valueQuantity"]["value"] = 140
+    body = payload(bad)
+    assert outcome_codes(post(body), 422) == ["dead-lettered"]
+    with psycopg.connect(enrolled) as conn:
+        [(kept,)] = conn.execute("SELECT payload FROM dead_letters").fetchall()
+    assert bytes(kept) == body
+
+
+def test_a_database_that_is_away_is_503_with_retry_after(
+    settings: GatewaySettings, pg_admin_url: str
+) -> None:
+    base, _, query = pg_admin_url.partition("?")
+    missing = f"{base.rsplit('/', 1)[0]}/no_such_database?{query}"
+    away: ConnectionPool[Any] = ConnectionPool(missing, min_size=1, open=True, timeout=1)
+    try:
+        with TestClient(create_app(settings, away)) as client:
+            response = client.get("/fhir/Observation", headers=nurse_token(settings))
+            page = client.get("/login")
+    finally:
+        away.close()
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.json()["issue"][0]["code"] == "transient"
+    assert page.status_code == 200  # a page that needs no database still answers
