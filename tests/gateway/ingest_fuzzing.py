@@ -236,8 +236,10 @@ class Message:
 
 def good_message() -> tuple[Message, str]:
     """A valid one-reading Bundle from HOME's hub that no fuzz example uses, and its identifier."""
-    n = 10_000_000 + next(_sequence)
-    observation = HOME.spo2(95, BASE_TIME + timedelta(days=3, seconds=n % 1_000_000))
+    # Before BASE_TIME: the fuzzed Bundles' readings lie after it, so the good one never shares a key
+    # with one of them (that would be a conflict, rightly, and no fault of ingest's).
+    n = next(_sequence) % 1_000_000
+    observation = HOME.spo2(95, BASE_TIME - timedelta(days=20) + timedelta(seconds=n))
     return Message(HOME.topic, bundle([observation])), observation["identifier"][0]["value"]
 
 
