@@ -27,7 +27,6 @@ from typing import Any
 
 from gateway.api.fhir_model import observation_id
 from gateway.api.queries import Conn
-from gateway.ingest.batch_store import describe, is_transient
 from gateway.ingest.processing import (
     BAD_TOPIC,
     CONFLICT,
@@ -39,7 +38,8 @@ from gateway.ingest.processing import (
     error_report,
     process_message,
 )
-from gateway.ingest.storing import Decided, dead_letter_message, set_aside, store_decisions
+from gateway.ingest.storing import Decided, keep_whole, store_decisions
+from gateway.store.errors import describe, is_transient
 from gateway.store.ingest_metrics import record_batch
 from gateway.store.repository import (
     HubAssignment,
@@ -122,16 +122,9 @@ def _set_aside(
     conn: Conn, outcome: MessageOutcome, payload: bytes, problem: str, started: float
 ) -> MessageOutcome:
     """Quarantine the message whole (else keep its bytes in ``dead_letters``) and count it."""
-    try:
-        with conn.transaction():
-            kept = set_aside(conn, outcome.topic, payload, outcome, problem)
-            _count(conn, started, kept, 0, 0)
-    except Exception as exc:
-        if is_transient(exc):
-            raise
-        with conn.transaction():
-            kept = dead_letter_message(conn, METRICS_WORKER, outcome.topic, payload, outcome, problem)
-            _count(conn, started, kept, 0, 0)
+    with conn.transaction():
+        kept = keep_whole(conn, METRICS_WORKER, outcome.topic, payload, outcome, problem)
+        _count(conn, started, kept, 0, 0)
     return kept
 
 

@@ -34,8 +34,9 @@ from typing import Any, Protocol, TypeVar
 import psycopg
 
 from gateway.ingest.processing import MessageOutcome, parse_topic, process_message
-from gateway.ingest.storing import Decided, dead_letter_message, set_aside, store_decisions
+from gateway.ingest.storing import Decided, keep_whole, store_decisions
 from gateway.settings import GatewaySettings
+from gateway.store.errors import describe, is_transient
 from gateway.store.ingest_metrics import record_batch
 from gateway.store.repository import HubAssignment, hub_assignments
 
@@ -46,33 +47,7 @@ log = logging.getLogger(__name__)
 RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 5.0
 DB_CONNECT_TIMEOUT_S = 5
-# SQLSTATE classes a message causes, so retrying cannot mend: data exception (a value PostgreSQL refuses),
-# integrity constraint violation, program limit exceeded (a key too long for an index).
-_MESSAGE_SQLSTATE_CLASSES = ("22", "23", "54")
-
 T = TypeVar("T")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether retrying may mend ``exc`` (the database or the connection failed), rather than the message
-    in hand having caused it (then the same message fails again however often it is retried).
-
-    Everything that is not a database or network error is the message's doing: a value our code cannot
-    handle fails again on every retry. A database error is the message's when its SQLSTATE class says
-    so; all others (connection, resources, a missing table, a bug in a statement) are retried, and a
-    worker that keeps failing that way shows on ``/healthz`` instead of quarantining every message.
-    """
-    if isinstance(exc, psycopg.Error):
-        if exc.sqlstate is None:  # raised by psycopg itself: a lost connection, or data it cannot send
-            return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-        return not exc.sqlstate.startswith(_MESSAGE_SQLSTATE_CLASSES)
-    return isinstance(exc, OSError)
-
-
-def describe(exc: BaseException) -> str:
-    """``Type: first line of the message``, for logs and quarantine reasons."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 class Inbound(Protocol):
@@ -177,20 +152,15 @@ class BatchStore:
         except MessageFailure as exc:
             problem = str(exc)
         log.error(
-            "ingest %s: a message on %s cannot be stored (%s); setting it aside in the quarantine",
+            "ingest %s: a message on %s cannot be stored (%s); setting it aside",
             self._worker,
             message.topic[:200],
             problem,
         )
-        try:
-            outcome = self._retrying(lambda db: self._set_aside(db, message, decided, problem))
-        except MessageFailure as exc:
-            problem = f"{problem}; quarantining it failed too: {exc}"
-            log.error("ingest %s: %s; keeping its bytes in dead_letters", self._worker, problem)
-            outcome = self._retrying(
-                lambda db: self._set_aside(db, message, decided, problem, dead_letter=True),
-                message_failures_too=True,
-            )
+        # Retried even when it fails for good: dead-lettering is the last resort and must not give up.
+        outcome = self._retrying(
+            lambda db: self._set_aside(db, message, decided, problem), message_failures_too=True
+        )
         return Handled([outcome])
 
     def _retrying(
@@ -263,23 +233,12 @@ class BatchStore:
         return result.outcomes, result.patients
 
     def _set_aside(
-        self,
-        db: psycopg.Connection[Any],
-        message: Inbound,
-        decided: MessageOutcome | None,
-        problem: str,
-        *,
-        dead_letter: bool = False,
+        self, db: psycopg.Connection[Any], message: Inbound, decided: MessageOutcome | None, problem: str
     ) -> MessageOutcome:
-        """Quarantine the message whole (``dead_letter``: keep its bytes in ``dead_letters``) and count
-        it, in one transaction."""
+        """Quarantine the message whole (else keep its bytes in ``dead_letters``) and count it, in one
+        transaction."""
         with db.transaction():
-            if dead_letter:
-                outcome = dead_letter_message(
-                    db, self._worker, message.topic, message.payload, decided, problem
-                )
-            else:
-                outcome = set_aside(db, message.topic, message.payload, decided, problem)
+            outcome = keep_whole(db, self._worker, message.topic, message.payload, decided, problem)
             self._count(db, [message], [outcome], stored=0, duplicates=0)
         with self._lock:
             self._counts.set_aside += 1

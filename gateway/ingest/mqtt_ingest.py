@@ -69,7 +69,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.broker import BrokerEndpoint
-from gateway.ingest.batch_store import DB_CONNECT_TIMEOUT_S, Abandoned, BatchStore, describe
+from gateway.ingest.batch_store import DB_CONNECT_TIMEOUT_S, Abandoned, BatchStore
 from gateway.ingest.processing import (
     OBSERVATIONS_SUBSCRIPTION,
     MessageOutcome,
@@ -77,6 +77,7 @@ from gateway.ingest.processing import (
     receipt,
 )
 from gateway.settings import GatewaySettings
+from gateway.store.errors import describe
 from gateway.store.ingest_metrics import record_heartbeat
 
 log = logging.getLogger(__name__)

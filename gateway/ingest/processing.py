@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fhir_contract.limits import FHIR_ID
+from fhir_contract.limits import is_fhir_id
 from fhir_contract.terminology import IDENTIFIER_SYSTEM
 from fhir_contract.validate import ContractViolation, ValidObservation, parse_bundle, validate_observation
 from gateway.store.repository import HubAssignment
@@ -141,7 +141,7 @@ def parse_topic(topic: str) -> HubTopic | None:
         return None
     municipality_id, hub_id = parts[2], parts[3]
     # Ids are FHIR ids (enrolment makes them so): nothing else is looked up in the database.
-    if not FHIR_ID.fullmatch(municipality_id) or not FHIR_ID.fullmatch(hub_id):
+    if not is_fhir_id(municipality_id) or not is_fhir_id(hub_id):
         return None
     return HubTopic(municipality_id, hub_id)
 

@@ -13,9 +13,10 @@ Nothing a sender puts in a message may stop storing, or reach another sender's r
   the batch go in again row by row, and only the refused rows become ``unstorable`` rejections;
 - an entry that cannot be serialised again for the quarantine (nested deeper than orjson writes) is kept
   as the message's raw bytes instead;
-- a message that cannot be stored at all is ``set_aside``: quarantined whole as ``unstorable``, with its
-  bytes, and if even that fails, ``dead_letter``-ed as bytes. The worker decides when (``mqtt_ingest``:
-  only for failures a retry cannot mend, and only for the one message that fails on its own).
+- a message that cannot be stored at all is kept whole (``keep_whole``): quarantined as ``unstorable``
+  with its bytes, and if even that fails, dead-lettered as bytes. The callers decide when
+  (``batch_store`` and ``gateway.api.fhir_batch``: only for failures a retry cannot mend,
+  ``gateway.store.errors.is_transient``, and only for the one message that fails on its own).
 
 Left to the callers: the transaction itself, acknowledgements and receipts (``mqtt_ingest``), the HTTP
 answer (``gateway.api.fhir_batch``), and counting (``gateway.store.ingest_metrics``).
@@ -43,6 +44,7 @@ from gateway.ingest.processing import (
     clip,
     parse_topic,
 )
+from gateway.store.errors import describe, is_transient
 from gateway.store.repository import (
     DeliveredObservation,
     QuarantineEntry,
@@ -280,3 +282,24 @@ def dead_letter_message(
     reason = f"the message could be neither stored nor quarantined: {clip(problem, 500)}; its bytes are kept"
     dead_letter(conn, worker, topic, reason, payload)
     return _rejected_whole(topic, decided, DEAD_LETTERED, reason)
+
+
+def keep_whole(
+    conn: psycopg.Connection[Any],
+    worker: str,
+    topic: str,
+    payload: bytes,
+    decided: MessageOutcome | None,
+    problem: str,
+) -> MessageOutcome:
+    """``set_aside`` the message (in a savepoint); if the database refuses even that for a reason a retry
+    cannot mend, ``dead_letter_message`` it. The one fallback of the MQTT worker and ``POST /fhir``."""
+    try:
+        with conn.transaction():
+            return set_aside(conn, topic, payload, decided, problem)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        problem = f"{problem}; quarantining it failed too: {describe(exc)}"
+        log.error("ingest %s: %s; keeping its bytes in dead_letters", worker, problem)
+        return dead_letter_message(conn, worker, topic, payload, decided, problem)

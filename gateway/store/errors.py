@@ -1,6 +1,9 @@
-"""Errors of the storage layer. Outside exceptions (psycopg, the embedded server) are translated here."""
+"""Errors of the storage layer. Outside exceptions (psycopg, the embedded server) are translated here,
+and judged: ``is_transient`` tells a failure a retry may mend from one the data caused."""
 
 from __future__ import annotations
+
+import psycopg
 
 
 class StoreError(Exception):
@@ -33,3 +36,30 @@ class EnrolmentConflict(StoreError):
         self.id = id
         self.municipality_id = municipality_id
         self.detail = detail
+
+
+# SQLSTATE classes a message causes, so retrying cannot mend: data exception (a value PostgreSQL refuses),
+# integrity constraint violation, program limit exceeded (a key too long for an index).
+_MESSAGE_SQLSTATE_CLASSES = ("22", "23", "54")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying may mend ``exc`` (the database or the connection failed), rather than the message
+    in hand having caused it (then the same message fails again however often it is retried).
+
+    Everything that is not a database or network error is the message's doing: a value our code cannot
+    handle fails again on every retry. A database error is the message's when its SQLSTATE class says
+    so; all others (connection, resources, a missing table, a bug in a statement) are retried, and a
+    worker that keeps failing that way shows on ``/healthz`` instead of quarantining every message.
+    """
+    if isinstance(exc, psycopg.Error):
+        if exc.sqlstate is None:  # raised by psycopg itself: a lost connection, or data it cannot send
+            return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        return not exc.sqlstate.startswith(_MESSAGE_SQLSTATE_CLASSES)
+    return isinstance(exc, OSError)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: first line of the message``, for logs and quarantine reasons."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

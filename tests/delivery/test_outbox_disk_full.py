@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-import paho.mqtt.client as mqtt
 import pytest
 from delivery_helpers import (
     enroll,
@@ -33,9 +31,9 @@ from delivery_helpers import (
     start_gateway,
     wait_for,
 )
-from paho.mqtt.enums import CallbackAPIVersion
 from reconciliation import reconcile
 from small_disk import MECHANISMS, small_disk
+from status_watch import OnlineStatuses
 
 from edge_agent.outbox import Outbox
 from edge_agent.publish import MqttPublisher
@@ -85,37 +83,6 @@ class Stream:
         assert not self._thread.is_alive(), "the readings stream never finished"
 
 
-class Statuses:
-    """Keeps every online status the hub publishes."""
-
-    def __init__(self, endpoint: BrokerEndpoint, topic: str) -> None:
-        self._lock = threading.Lock()
-        self.seen: list[dict[str, Any]] = []
-        ready = threading.Event()
-        protocol = mqtt.MQTTv5 if endpoint.mqtt5 else mqtt.MQTTv311
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="status-watch", protocol=protocol)
-        self._client.on_connect = lambda client, *_: client.subscribe(topic, qos=1)
-        self._client.on_subscribe = lambda *_: ready.set()
-        self._client.on_message = self._on_message
-        self._client.connect(endpoint.host, endpoint.port)
-        self._client.loop_start()
-        assert ready.wait(5), "the status watcher did not get its SUBACK"
-
-    def _on_message(self, _c: object, _u: object, message: mqtt.MQTTMessage) -> None:
-        body = orjson.loads(message.payload)
-        if body.get("state") == "online":
-            with self._lock:
-                self.seen.append(body)
-
-    def any(self, **fields: object) -> bool:
-        with self._lock:
-            return any(all(s.get(k) == v for k, v in fields.items()) for s in self.seen)
-
-    def close(self) -> None:
-        self._client.loop_stop()
-        self._client.disconnect()
-
-
 def _print_table(mechanism: str, extra: dict[str, object]) -> None:
     """What the hub did meanwhile (the reconciliation itself is in the run's fault table)."""
     width = max(len(k) for k in extra)
@@ -139,7 +106,7 @@ def test_disk_full_mid_stream_every_reading_is_stored_once(
         disk.attach(box)
         gateway = start_gateway(database_url, broker)
         publisher = MqttPublisher(config, box)
-        statuses = Statuses(broker, config.topic("status"))
+        statuses = OnlineStatuses(broker, config.topic("status"))
         stream = Stream(box, observations)
         drained = False
         try:
@@ -154,7 +121,9 @@ def test_disk_full_mid_stream_every_reading_is_stored_once(
             disk.fill(leave=64 * 1024)
             assert wait_for(lambda: stream.saw_full, timeout=10), "the outbox never reported the full disk"
             publisher.publish_status()
-            assert wait_for(lambda: statuses.any(outboxFull=True), timeout=5), "no outboxFull in the status"
+            assert wait_for(lambda: statuses.any(lambda s: s.get("outboxFull") is True), timeout=5), (
+                "no outboxFull in the status"
+            )
             # The gateway is back while the disk is still full: the drain delivers what is on disk.
             gateway = start_gateway(database_url, broker)
             confirmed = publisher.stats.observations_sent
@@ -173,7 +142,14 @@ def test_disk_full_mid_stream_every_reading_is_stored_once(
             assert figures.stored == figures.sent == READINGS
             assert drained and publisher.awaiting_receipt() == 0 and not box.full
             publisher.publish_status()
-            assert wait_for(lambda: statuses.any(outboxFull=False, heldInMemory=0, queueDepth=0), 5)
+            assert wait_for(
+                lambda: statuses.any(
+                    lambda s: (
+                        (s.get("outboxFull"), s.get("heldInMemory"), s.get("queueDepth")) == (False, 0, 0)
+                    )
+                ),
+                5,
+            )
         finally:
             stream.join(timeout=15)
             _print_table(

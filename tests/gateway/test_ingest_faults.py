@@ -39,6 +39,7 @@ from delivery.delivery_helpers import (
     stored_identifiers,
     wait_for,
 )
+from injected_faults import refuse_quarantine
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from reconciliation import reconcile
 
@@ -260,18 +261,11 @@ def test_poison_in_the_middle_of_a_steady_load_holds_back_nothing(
     bundles = stream()
     total = len(bundles) * PER_BUNDLE
     messages = poison(bundles)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        # The database refuses to quarantine the impossible SpO2 entry and anything marked for the dead
-        # letters: the next unforeseen poison, as far as ingest can tell.
-        conn.execute(
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-            " RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'invalid_parameter_value'; END $$"
-        )
-        conn.execute(
-            "CREATE TRIGGER refuse BEFORE INSERT ON quarantine FOR EACH ROW WHEN"
-            " (NEW.reason LIKE 'impossible-value%' OR NEW.payload LIKE '%dead-letter-me%')"
-            " EXECUTE FUNCTION refuse()"
-        )
+    # The database refuses to quarantine the impossible SpO2 entry and anything marked for the dead
+    # letters: the next unforeseen poison, as far as ingest can tell.
+    refuse_quarantine(
+        database_url, "NEW.reason LIKE 'impossible-value%' OR NEW.payload LIKE '%dead-letter-me%'"
+    )
     workers = IngestWorkers(settings_for(database_url, broker), broker, 2)
     workers.start()
     publisher = run_stream(database_url, broker, bundles)

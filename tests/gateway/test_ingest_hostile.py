@@ -30,6 +30,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from injected_faults import refuse_quarantine
 from observation_factory import BASE_TIME, Home, bundle, identifier
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from psycopg_pool import ConnectionPool
@@ -37,9 +38,9 @@ from psycopg_pool import ConnectionPool
 from fhir_contract.observation import build_bundle
 from gateway.api.app import create_app
 from gateway.broker import BrokerEndpoint
-from gateway.ingest.batch_store import is_transient
 from gateway.ingest.mqtt_ingest import IngestWorker
 from gateway.settings import GatewaySettings
+from gateway.store.errors import is_transient
 from gateway.store.repository import count_observations, quarantined
 
 HOME = Home()
@@ -171,20 +172,6 @@ def test_the_issues_poison_messages_are_answered_and_the_good_readings_behind_th
 
 
 # --- failures no retry mends: set aside, dead-lettered --------------------------------------------------
-
-
-def refuse_quarantine(database_url: str, when: str) -> None:
-    """Make the database itself refuse a quarantine row (a data exception, SQLSTATE 22023) ``when`` its
-    payload or reason matches: a stand-in for whatever the next unforeseen poison is."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-            " RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'invalid_parameter_value'; END $$"
-        )
-        conn.execute(
-            f"CREATE TRIGGER refuse BEFORE INSERT ON quarantine FOR EACH ROW WHEN ({when})"
-            " EXECUTE FUNCTION refuse()"
-        )
 
 
 def test_a_message_that_cannot_be_stored_is_set_aside_whole_and_the_others_stored(

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from injected_faults import refuse_quarantine
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
@@ -313,19 +314,6 @@ def test_the_same_reading_with_other_values_is_409_conflict_and_quarantined(post
 
 
 # --- poison over HTTP (issue 15: the MQTT worker's poison gave 500 here) -----------------------------
-
-
-def refuse_quarantine(database_url: str, when: str) -> None:
-    """The database refuses a quarantine row (SQLSTATE 22023) when ``when``: the next unforeseen poison."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-            " RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'invalid_parameter_value'; END $$"
-        )
-        conn.execute(
-            f"CREATE TRIGGER refuse BEFORE INSERT ON quarantine FOR EACH ROW WHEN ({when})"
-            " EXECUTE FUNCTION refuse()"
-        )
 
 
 def test_the_issues_poison_payloads_are_answered_per_entry_not_500(post: Any, enrolled: str) -> None:
