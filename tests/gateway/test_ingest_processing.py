@@ -56,6 +56,11 @@ def test_good_bundle_is_accepted_whole() -> None:
         "homewatch/v1/0101/observations",
         "homewatch/v1//hub1/observations",
         "homewatch/v1/0101/hub1/observations/extra",
+        # Municipality and hub must be FHIR ids: nothing else is looked up in the database.
+        "homewatch/v1/0101/hub\x001/observations",
+        "homewatch/v1/0101/hub 1/observations",
+        "homewatch/v1/" + "9" * 65 + "/hub1/observations",
+        "homewatch/v1/0101/+/observations",
     ],
 )
 def test_bad_topic_rejects_the_message(topic: str) -> None:
