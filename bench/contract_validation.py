@@ -21,8 +21,8 @@ from decimal import Decimal
 
 import orjson
 
-from edge_agent.readings import Component, Quantity, Reading
 from fhir_contract.observation import build_bundle, build_observation
+from fhir_contract.readings import Component, Quantity, Reading
 from fhir_contract.validate import parse_bundle, validate_observation, validate_observation_strict
 
 

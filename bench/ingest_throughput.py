@@ -61,8 +61,8 @@ from paho.mqtt.properties import Properties
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from edge_agent.readings import Quantity, Reading
 from fhir_contract.observation import build_bundle, build_observation
+from fhir_contract.readings import Quantity, Reading
 from fhir_contract.validate import parse_bundle, validate_observation
 from gateway.broker import BrokerEndpoint, EmbeddedBroker
 from gateway.ingest.mqtt_ingest import BATCH_MAX_MESSAGES, RECEIVE_MAXIMUM, IngestWorker

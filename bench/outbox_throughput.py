@@ -34,8 +34,8 @@ from edge_agent.config import DeviceConfig, HubConfig, MqttConfig
 from edge_agent.outbox import Outbox
 from edge_agent.publish import MqttPublisher
 from edge_agent.publish.mqtt_publisher import WINDOW
-from edge_agent.readings import Quantity, Reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Quantity, Reading
 from gateway.broker import BrokerEndpoint, EmbeddedBroker
 
 START = datetime(2026, 11, 1, tzinfo=UTC)

@@ -25,8 +25,8 @@ from decimal import Decimal
 
 import psycopg
 
-from edge_agent.readings import Quantity, Reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Quantity, Reading
 from fhir_contract.validate import validate_observation
 from gateway.store.embedded import EmbeddedPostgres
 from gateway.store.migrate import migrate

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from edge_agent.readings import Absent, Component, Quantity, Reading
 from fhir_contract.device import DeviceVersions, build_gateway_device, build_sensor_device
 from fhir_contract.observation import FhirJson, build_bundle, build_observation
+from fhir_contract.readings import Absent, Component, Quantity, Reading
 from fhir_contract.terminology import contract_dir, reading_types
 
 PATIENT_ID = "example-patient"

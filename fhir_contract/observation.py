@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from edge_agent.readings import Absent, Quantity, Reading, Value
+from fhir_contract.readings import Absent, Quantity, Reading, Value
 from fhir_contract.status import (
     FINAL,
     PRELIMINARY,

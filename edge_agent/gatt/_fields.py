@@ -26,7 +26,7 @@ from edge_agent.gatt.ieee11073 import (
     encode_float,
     encode_sfloat,
 )
-from edge_agent.readings import Absent, Quantity, Value
+from fhir_contract.readings import Absent, Quantity, Value
 
 
 def check_minimum_length(data: bytes, characteristic: str, minimum: int, fields: str) -> None:

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from edge_agent.gatt._fields import FieldReader, FieldWriter, check_exact_length
 from edge_agent.gatt.errors import ParseError
-from edge_agent.readings import Quantity, Reading
+from fhir_contract.readings import Quantity, Reading
 
 BATTERY_LEVEL = "0x2A19 Battery Level"
 

@@ -33,7 +33,7 @@ from edge_agent.gatt._fields import (
 )
 from edge_agent.gatt.datetime_field import DATE_TIME_LENGTH
 from edge_agent.gatt.ieee11073 import NumericValue, SpecialValue
-from edge_agent.readings import Absent, Component, Quantity, Reading, Value
+from fhir_contract.readings import Absent, Component, Quantity, Reading, Value
 
 BLOOD_PRESSURE_MEASUREMENT = "0x2A35 Blood Pressure Measurement"
 INTERMEDIATE_CUFF_PRESSURE = "0x2A36 Intermediate Cuff Pressure"

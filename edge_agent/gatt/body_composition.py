@@ -45,7 +45,7 @@ from edge_agent.gatt._fields import (
 )
 from edge_agent.gatt.datetime_field import DATE_TIME_LENGTH
 from edge_agent.gatt.weight_scale import UnitSystem
-from edge_agent.readings import Absent, Quantity, Reading, Value
+from fhir_contract.readings import Absent, Quantity, Reading, Value
 
 BODY_COMPOSITION_MEASUREMENT = "0x2A9C Body Composition Measurement"
 

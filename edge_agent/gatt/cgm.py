@@ -47,7 +47,7 @@ from edge_agent.gatt.datetime_field import DATE_TIME_LENGTH
 from edge_agent.gatt.errors import ParseError
 from edge_agent.gatt.glucose import GlucoseType
 from edge_agent.gatt.ieee11073 import NumericValue
-from edge_agent.readings import Absent, Reading, Value
+from fhir_contract.readings import Absent, Reading, Value
 
 CGM_MEASUREMENT = "0x2AA7 CGM Measurement"
 CGM_FEATURE = "0x2AA8 CGM Feature"

@@ -38,7 +38,7 @@ from edge_agent.gatt._fields import (
 )
 from edge_agent.gatt.datetime_field import DATE_TIME_LENGTH
 from edge_agent.gatt.ieee11073 import NumericValue, SpecialValue
-from edge_agent.readings import Absent, Quantity, Reading, Value
+from fhir_contract.readings import Absent, Quantity, Reading, Value
 
 GLUCOSE_MEASUREMENT = "0x2A18 Glucose Measurement"
 GLUCOSE_FEATURE = "0x2A51 Glucose Feature"

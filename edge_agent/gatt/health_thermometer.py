@@ -36,7 +36,7 @@ from edge_agent.gatt._fields import (
 from edge_agent.gatt.datetime_field import DATE_TIME_LENGTH
 from edge_agent.gatt.errors import ParseError
 from edge_agent.gatt.ieee11073 import NumericValue
-from edge_agent.readings import Reading
+from fhir_contract.readings import Reading
 
 TEMPERATURE_MEASUREMENT = "0x2A1C Temperature Measurement"
 INTERMEDIATE_TEMPERATURE = "0x2A1E Intermediate Temperature"

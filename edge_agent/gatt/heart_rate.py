@@ -33,7 +33,7 @@ from edge_agent.gatt._fields import (
     join_names,
 )
 from edge_agent.gatt.errors import ParseError
-from edge_agent.readings import Absent, Quantity, Reading
+from fhir_contract.readings import Absent, Quantity, Reading
 
 HEART_RATE_MEASUREMENT = "0x2A37 Heart Rate Measurement"
 BODY_SENSOR_LOCATION = "0x2A38 Body Sensor Location"

@@ -48,7 +48,7 @@ from edge_agent.gatt._fields import (
 )
 from edge_agent.gatt.datetime_field import DATE_TIME_LENGTH
 from edge_agent.gatt.ieee11073 import NumericValue
-from edge_agent.readings import Absent, Reading, Value
+from fhir_contract.readings import Absent, Reading, Value
 
 PLX_SPOT_CHECK_MEASUREMENT = "0x2A5E PLX Spot-Check Measurement"
 PLX_CONTINUOUS_MEASUREMENT = "0x2A5F PLX Continuous Measurement"

@@ -39,7 +39,7 @@ from edge_agent.gatt import (
     weight_scale,
 )
 from edge_agent.gatt.errors import ParseError
-from edge_agent.readings import Reading
+from fhir_contract.readings import Reading
 
 _BLUETOOTH_BASE_SUFFIX = "-0000-1000-8000-00805f9b34fb"
 

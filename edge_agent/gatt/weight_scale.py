@@ -35,7 +35,7 @@ from edge_agent.gatt._fields import (
     whole_steps,
 )
 from edge_agent.gatt.datetime_field import DATE_TIME_LENGTH
-from edge_agent.readings import Absent, Quantity, Reading, Value
+from fhir_contract.readings import Absent, Quantity, Reading, Value
 
 WEIGHT_MEASUREMENT = "0x2A9D Weight Measurement"
 

@@ -50,11 +50,11 @@ from edge_agent.gatt.registry import (
     RECORD_ACCESS_CONTROL_POINT_UUID,
 )
 from edge_agent.outbox import Outbox
-from edge_agent.readings import Reading
 from edge_agent.session.clock import measure_clock, set_clock
 from edge_agent.session.history import RecordTransfer, history_request
 from edge_agent.timing import effective_time
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Reading
 from fhir_contract.status import should_send
 
 logger = logging.getLogger(__name__)

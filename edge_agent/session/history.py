@@ -34,7 +34,7 @@ from edge_agent.gatt.racp import (
     report_all_records,
     report_records_from,
 )
-from edge_agent.readings import Reading
+from fhir_contract.readings import Reading
 
 logger = logging.getLogger(__name__)
 

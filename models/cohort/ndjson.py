@@ -23,8 +23,8 @@ from typing import Any, BinaryIO, Final
 
 import orjson
 
-from edge_agent.readings import Component, Quantity, Reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Component, Quantity, Reading
 from models.codes import (
     ACT_CODE,
     ADMISSION_CLASS,

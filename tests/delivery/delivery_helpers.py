@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 from edge_agent.config import DeviceConfig, DeviceKind, HubConfig, MqttConfig
-from edge_agent.readings import Component, Quantity, Reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Component, Quantity, Reading
 from gateway.broker import BrokerEndpoint, EmbeddedBroker, mosquitto_binary
 from gateway.ingest.mqtt_ingest import IngestWorker
 from gateway.settings import GatewaySettings

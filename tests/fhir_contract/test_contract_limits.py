@@ -16,9 +16,9 @@ import orjson
 import pytest
 
 from edge_agent.config import HubConfig
-from edge_agent.readings import Quantity, Reading
 from fhir_contract.limits import EFFECTIVE_FLOOR, MAX_BUNDLE_ENTRIES, MAX_CLOCK_AHEAD, MAX_IDENTIFIER_CHARS
 from fhir_contract.observation import build_bundle, build_observation
+from fhir_contract.readings import Quantity, Reading
 from fhir_contract.validate import ContractViolation, parse_bundle, validate_observation
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)

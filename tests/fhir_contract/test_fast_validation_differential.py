@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from edge_agent.readings import Absent, Quantity, Reading
 from fhir_contract.examples import examples
 from fhir_contract.fast_structure import StructureError, Unsupported, check_observation
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Absent, Quantity, Reading
 from fhir_contract.validate import ContractViolation, validate_observation, validate_observation_strict
 
 Path = tuple[str | int, ...]

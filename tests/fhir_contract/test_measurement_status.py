@@ -12,8 +12,8 @@ from fhir.resources.R4B.observation import Observation
 
 from edge_agent.gatt import blood_pressure
 from edge_agent.gatt.registry import INTERMEDIATE_CUFF_PRESSURE_UUID, decode
-from edge_agent.readings import Quantity, Reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Quantity, Reading
 from fhir_contract.status import (
     ACT_REASON,
     MEASUREMENT_STATUS,

@@ -13,8 +13,8 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 
-from edge_agent.readings import Absent, Component, Quantity, Reading
 from fhir_contract.observation import build_bundle, build_observation, observation_identifier
+from fhir_contract.readings import Absent, Component, Quantity, Reading
 from fhir_contract.terminology import LOINC, MDC, reading_types
 from fhir_contract.validate import ContractViolation, parse_bundle, validate_observation
 

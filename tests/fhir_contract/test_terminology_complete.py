@@ -24,8 +24,8 @@ from edge_agent.gatt import (
     weight_scale,
 )
 from edge_agent.gatt.ieee11073 import SpecialValue
-from edge_agent.readings import Absent, Quantity, Reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Absent, Quantity, Reading
 from fhir_contract.terminology import (
     LOINC,
     MDC,

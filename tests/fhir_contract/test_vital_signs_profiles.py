@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from edge_agent.readings import Absent, Component, Quantity, Reading
 from fhir_contract.examples import example_reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Absent, Component, Quantity, Reading
 from fhir_contract.terminology import LOINC, UCUM, contract_dir, reading_types
 
 PROFILES: dict[str, Any] = json.loads((contract_dir() / "vital-signs-profiles.json").read_text("utf-8"))

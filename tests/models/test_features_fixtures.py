@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from edge_agent.readings import Component, Quantity, Reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Component, Quantity, Reading
 from models.codes import ACT_CODE, CHANGE_SYSTEM, CONDITION_SNOMED, OBSERVATION_CATEGORY
 
 START = datetime(2025, 3, 3, tzinfo=UTC)

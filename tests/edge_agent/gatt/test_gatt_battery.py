@@ -8,7 +8,7 @@ import pytest
 
 from edge_agent.gatt.battery import encode_battery_level, parse_battery_level, to_readings
 from edge_agent.gatt.errors import ParseError
-from edge_agent.readings import Quantity, Reading
+from fhir_contract.readings import Quantity, Reading
 
 
 def test_battery_level_full() -> None:

@@ -21,7 +21,7 @@ from edge_agent.gatt.blood_pressure import (
 )
 from edge_agent.gatt.errors import ParseError
 from edge_agent.gatt.ieee11073 import SpecialValue
-from edge_agent.readings import Absent, Component, Quantity, Reading
+from fhir_contract.readings import Absent, Component, Quantity, Reading
 
 TIME_STAMP = b"\xe8\x07\x03\x0f\x08\x1e\x05"  # 2024-03-15 08:30:05
 FULL = b"".join(

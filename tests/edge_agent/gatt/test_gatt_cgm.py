@@ -34,7 +34,7 @@ from edge_agent.gatt.cgm import (
 from edge_agent.gatt.errors import ParseError
 from edge_agent.gatt.glucose import GlucoseType
 from edge_agent.gatt.ieee11073 import SpecialValue
-from edge_agent.readings import Absent, Quantity, Reading
+from fhir_contract.readings import Absent, Quantity, Reading
 
 # The full record of Nordic's CGM parser test, whose E2E-CRC (0x3F8E) an independent implementation computed.
 FULL = b"".join(

@@ -22,7 +22,7 @@ from edge_agent.gatt.health_thermometer import (
     to_readings,
 )
 from edge_agent.gatt.ieee11073 import SpecialValue
-from edge_agent.readings import Absent, Quantity, Reading
+from fhir_contract.readings import Absent, Quantity, Reading
 
 TIME_STAMP = b"\xe8\x07\x03\x0f\x08\x1e\x05"  # 2024-03-15 08:30:05
 FULL = b"".join(

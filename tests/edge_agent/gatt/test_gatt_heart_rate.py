@@ -19,7 +19,7 @@ from edge_agent.gatt.heart_rate import (
     rr_interval_ms,
     to_readings,
 )
-from edge_agent.readings import Absent, Quantity, Reading
+from fhir_contract.readings import Absent, Quantity, Reading
 
 FULL = b"".join(
     [

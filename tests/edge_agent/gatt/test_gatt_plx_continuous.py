@@ -22,7 +22,7 @@ from edge_agent.gatt.pulse_oximeter import (
     parse_plx_features,
     to_readings,
 )
-from edge_agent.readings import Absent, Quantity, Reading
+from fhir_contract.readings import Absent, Quantity, Reading
 
 FULL = b"".join(
     [

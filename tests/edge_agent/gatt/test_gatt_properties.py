@@ -40,7 +40,7 @@ from edge_agent.gatt import (
     weight_scale,
 )
 from edge_agent.gatt.ieee11073 import SpecialValue
-from edge_agent.readings import Quantity, Reading
+from fhir_contract.readings import Quantity, Reading
 from fhir_contract.terminology import reading_types
 
 # --- strategies for the field types -------------------------------------------------------------

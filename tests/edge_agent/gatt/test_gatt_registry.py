@@ -29,7 +29,7 @@ from edge_agent.gatt import (
     lookup,
     normalize_uuid,
 )
-from edge_agent.readings import Component, Quantity, Reading
+from fhir_contract.readings import Component, Quantity, Reading
 
 TERMINOLOGY = Path(__file__).resolve().parents[3] / "fhir" / "terminology.json"
 

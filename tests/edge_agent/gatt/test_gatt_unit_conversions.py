@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from edge_agent.gatt import decode
-from edge_agent.readings import Quantity
+from fhir_contract.readings import Quantity
 
 CASES = [
     pytest.param(

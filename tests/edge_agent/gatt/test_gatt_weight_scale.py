@@ -16,7 +16,7 @@ from edge_agent.gatt.weight_scale import (
     parse_weight_measurement,
     to_readings,
 )
-from edge_agent.readings import Absent, Quantity, Reading
+from fhir_contract.readings import Absent, Quantity, Reading
 
 TIME_STAMP = b"\xe8\x07\x03\x0f\x08\x1e\x05"  # 2024-03-15 08:30:05
 FULL = b"".join(

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from edge_agent.readings import Component, Quantity, Reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Component, Quantity, Reading
 
 START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 

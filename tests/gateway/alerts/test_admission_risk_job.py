@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from fhir.resources.R4B.riskassessment import RiskAssessment
 
-from edge_agent.readings import Component, Quantity, Reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Component, Quantity, Reading
 from fhir_contract.validate import validate_observation
 from gateway.alerts.admission_risk import METHOD, AdmissionRiskSchedule, score_admission_risk
 from gateway.store.repository import (

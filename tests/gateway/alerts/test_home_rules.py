@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from fhir.resources.R4B.riskassessment import RiskAssessment
 
-from edge_agent.readings import Quantity, Reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Quantity, Reading
 from fhir_contract.validate import validate_observation
 from gateway.alerts.home_rules import fresh_hits, load_series
 from gateway.alerts.scorer import score_patient

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from fhir.resources.R4B.riskassessment import RiskAssessment
 
-from edge_agent.readings import Absent, Component, Quantity, Reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Absent, Component, Quantity, Reading
 from fhir_contract.validate import validate_observation
 from gateway.alerts.news2_inputs import NEWS2_KINDS, vitals_from_observations
 from gateway.alerts.scorer import Scorer, score_patient, stored_since

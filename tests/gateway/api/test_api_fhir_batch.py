@@ -17,8 +17,8 @@ from injected_faults import refuse_quarantine
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from edge_agent.readings import Quantity, Reading
 from fhir_contract.observation import build_bundle, build_observation
+from fhir_contract.readings import Quantity, Reading
 from gateway.api.app import create_app
 from gateway.api.auth import SESSION_COOKIE, create_user, mint_token
 from gateway.api.fhir_model import observation_id

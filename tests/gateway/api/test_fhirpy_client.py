@@ -25,8 +25,8 @@ from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ResourceNotFound
 from seed import PASSWORD, World, device
 
-from edge_agent.readings import Quantity, Reading
 from fhir_contract.observation import build_bundle, build_observation
+from fhir_contract.readings import Quantity, Reading
 from gateway.api.auth import mint_token
 from gateway.settings import GatewaySettings
 

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from observation_factory import BASE_TIME, Home
 
-from edge_agent.readings import Quantity, Reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Quantity, Reading
 from fhir_contract.validate import validate_observation
 from gateway.store.migrate import migrate
 from gateway.store.partitions import ensure_partitions_for, forget_cached_partitions, natively_partitioned

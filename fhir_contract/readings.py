@@ -1,9 +1,10 @@
-"""Device-neutral readings: what a parsed GATT measurement means, before it becomes FHIR.
+"""The contract's vocabulary: device-neutral readings, what a measurement means before it becomes FHIR.
 
-A parser in ``edge_agent.gatt`` turns bytes into a characteristic-specific measurement; ``to_readings``
-functions there turn that measurement into these values. The FHIR layer (``fhir_contract``) turns a
-``Reading`` into an Observation. Keeping this step separate lets the contract be tested without Bluetooth
-and the parsers without FHIR.
+The hub's parsers (``edge_agent.gatt``) turn bytes into characteristic-specific measurements and their
+``to_readings`` functions into these values; ``fhir_contract.observation`` turns a ``Reading`` into an
+Observation; the synthetic cohort (``models.cohort``) builds the same values. The contract owns them so
+that it knows neither the hub nor the server, and the contract can be tested without Bluetooth and the
+parsers without FHIR.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ import pytest
 from observation_factory import BASE_TIME, Home
 from psycopg.types.json import Jsonb
 
-from edge_agent.readings import Quantity, Reading
 from fhir_contract.observation import build_observation
+from fhir_contract.readings import Quantity, Reading
 from fhir_contract.validate import ValidObservation, validate_observation
 from gateway.api.fhir_model import observation_id
 from gateway.api.queries import observation_by_id

@@ -33,7 +33,7 @@ from gateway.store.migrate import migrate
 from gateway.store.repository import count_observations, latest_observations, quarantined
 
 HOME = Home()
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 AMQTT_LOSES_UNACKNOWLEDGED = (
     "amqtt 0.12 drops a QoS 1 message 5 s after sending it without a PUBACK, never resends in-flight "
     "messages to a returning session, and queues nothing for an offline session it authenticated as "

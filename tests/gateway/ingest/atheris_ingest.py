@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of ingest's decision with atheris (libFuzzer for Python).
 
-Run: ``python tests/gateway/atheris_ingest.py [-runs=N] [libFuzzer options]`` (``make faults`` runs it
+Run: ``python tests/gateway/ingest/atheris_ingest.py [-runs=N] [libFuzzer options]`` (``make faults`` runs it
 long; ``test_ingest_fuzz`` briefly). It starts from a corpus of valid hub Bundles, so the mutations
 explore the space near what hubs really send, where a value that slips through does harm.
 
@@ -29,8 +29,8 @@ with atheris.instrument_imports():
     from gateway.store.partitions import month_of
     from gateway.store.repository import HubAssignment
 
-from edge_agent.readings import Component, Quantity, Reading
 from fhir_contract.observation import build_bundle, build_observation
+from fhir_contract.readings import Component, Quantity, Reading
 
 TOPIC = "homewatch/v1/0101/hub1/observations"
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)

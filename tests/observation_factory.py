@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 import psycopg
 
-from edge_agent.readings import Component, Quantity, Reading
 from fhir_contract.observation import build_bundle, build_observation
+from fhir_contract.readings import Component, Quantity, Reading
 from gateway.store.repository import (
     Device,
     Hub,
