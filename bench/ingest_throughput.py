@@ -69,20 +69,15 @@ from gateway.ingest.mqtt_ingest import BATCH_MAX_MESSAGES, RECEIVE_MAXIMUM, Inge
 from gateway.ingest.processing import OBSERVATIONS_SUBSCRIPTION, parse_topic, process_message
 from gateway.settings import GatewaySettings
 from gateway.store.embedded import EmbeddedPostgres
+from gateway.store.enrolment import Home, HomeDevice, enroll_homes
 from gateway.store.migrate import migrate
 from gateway.store.partitions import ensure_partitions_for
 from gateway.store.repository import (
     OBSERVATION_COLUMNS,
     DeliveredObservation,
-    Device,
-    Hub,
     HubAssignment,
     Municipality,
     Patient,
-    enroll_device,
-    enroll_hub,
-    enroll_municipality,
-    enroll_patient,
     hub_assignments,
     insert_observation_batch,
 )
@@ -118,11 +113,15 @@ def fresh_database(admin_url: str, name: str, hubs: int) -> str:
     url = make_conninfo(admin_url, dbname=name)
     with psycopg.connect(url, autocommit=True) as conn:
         migrate(conn)
-        enroll_municipality(conn, Municipality(MUNICIPALITY, "Bench"))
-        for n in range(hubs):
-            enroll_patient(conn, Patient(MUNICIPALITY, f"p{n}", f"Patient {n}"))
-            enroll_hub(conn, Hub(MUNICIPALITY, hub_id(n), f"p{n}"))
-            enroll_device(conn, Device(MUNICIPALITY, f"OXI{n}", hub_id(n), f"p{n}", "pulse-oximeter"))
+        homes = [
+            Home(
+                Patient(MUNICIPALITY, f"p{n}", f"Patient {n}"),
+                hub_id(n),
+                (HomeDevice(f"OXI{n}", "pulse-oximeter"),),
+            )
+            for n in range(hubs)
+        ]
+        enroll_homes(conn, [Municipality(MUNICIPALITY, "Bench")], homes)
     return url
 
 
@@ -320,6 +319,7 @@ def copy_values(row: DeliveredObservation) -> tuple[object, ...]:
     """The row as ``OBSERVATION_COLUMNS`` (the JSON serialised as the repository does)."""
     o = row.observation
     components = orjson.dumps(o.components).decode() if o.components else None
+    canonical_components = orjson.dumps(o.canonical_components).decode() if o.canonical_components else None
     return (
         row.municipality_id,
         o.identifier,
@@ -333,6 +333,9 @@ def copy_values(row: DeliveredObservation) -> tuple[object, ...]:
         o.unit,
         components,
         orjson.dumps(o.resource).decode(),
+        o.canonical_value,
+        o.canonical_unit,
+        canonical_components,
     )
 
 

@@ -29,17 +29,12 @@ from fhir_contract.observation import build_observation
 from fhir_contract.readings import Quantity, Reading
 from fhir_contract.validate import validate_observation
 from gateway.store.embedded import EmbeddedPostgres
+from gateway.store.enrolment import Home, HomeDevice, enroll_homes
 from gateway.store.migrate import migrate
 from gateway.store.repository import (
     DeliveredObservation,
-    Device,
-    Hub,
     Municipality,
     Patient,
-    enroll_device,
-    enroll_hub,
-    enroll_municipality,
-    enroll_patient,
     insert_observation_batch,
 )
 
@@ -48,11 +43,15 @@ MUNICIPALITY = "0101"
 
 
 def enroll(conn: psycopg.Connection[tuple[object, ...]], patients: int) -> None:
-    enroll_municipality(conn, Municipality(MUNICIPALITY, "Bench"))
-    for n in range(patients):
-        enroll_patient(conn, Patient(MUNICIPALITY, f"p{n}", f"Patient {n}"))
-        enroll_hub(conn, Hub(MUNICIPALITY, f"hub{n}", f"p{n}"))
-        enroll_device(conn, Device(MUNICIPALITY, f"OXI{n}", f"hub{n}", f"p{n}", "pulse-oximeter"))
+    homes = [
+        Home(
+            Patient(MUNICIPALITY, f"p{n}", f"Patient {n}"),
+            f"hub{n}",
+            (HomeDevice(f"OXI{n}", "pulse-oximeter"),),
+        )
+        for n in range(patients)
+    ]
+    enroll_homes(conn, [Municipality(MUNICIPALITY, "Bench")], homes)
 
 
 def rows(count: int, patients: int) -> list[DeliveredObservation]:

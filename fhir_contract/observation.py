@@ -9,11 +9,21 @@ plus ``bodySite``; a variant type (fast SpO2) carries its supplemental-types com
 status follows the IG too (``fhir_contract.status``): ``preliminary`` for a value still being measured
 (intermediate cuff pressure, identified by the hub's receipt time instead, so it never takes a final
 reading's identifier), a ``questionable`` interpretation, and ``HTEST`` security for test data.
+
+A number outside the contract's plausible range (``range`` of the reading type or component in
+``fhir/terminology.json``, compared in the canonical unit, as the gateway's ``validate_observation``
+compares it) is never sent as a number: a device that says a body temperature is -1E+127 Cel has failed,
+and the Observation says so with ``dataAbsentReason`` ``error`` (``IMPLAUSIBLE_REASON``), the number the
+device sent kept in the reason's ``text``. The Observation still passes the gateway's validation, so
+the reading is stored (the device fault is on record) instead of quarantined. The builder stays pure
+and logs nothing: the fault travels in the Observation, and what to do about a faulty device is left
+to those who read it.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -39,11 +49,19 @@ from fhir_contract.terminology import (
     UCUM,
     ReadingType,
     reading_type,
+    to_canonical,
 )
 
 _EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC)
 
 FhirJson = dict[str, Any]
+
+IMPLAUSIBLE_REASON = "error"
+"""The data-absent-reason (http://terminology.hl7.org/CodeSystem/data-absent-reason) of a number outside
+the plausible range. ``error`` ("some system or workflow process error means that the information is not
+available"), not ``unknown`` ("the value is expected to exist but is not known"): the device did report
+a value, and that value proves a fault of the device, which is how the hub already codes a device's own
+fault reports (NRes, sensor and strip faults)."""
 
 
 def observation_identifier(
@@ -90,8 +108,36 @@ def _absent(a: Absent) -> FhirJson:
     return {"coding": [{"system": DATA_ABSENT_REASON, "code": a.reason}]}
 
 
-def _value_fields(value: Value) -> FhirJson:
+def _plausible(q: Quantity, units: tuple[str, ...], bounds: tuple[float, float]) -> bool:
+    """Whether the gateway would take ``q`` as possible: the number as it goes into the JSON, converted to
+    the canonical unit, within ``bounds`` (inclusive). A unit the contract does not allow for the type is
+    not judged here: the gateway rejects it as a unit mismatch, a fault of the hub, not of the device."""
+    if q.unit not in units:
+        return True
+    if not q.value.is_finite():
+        return False
+    try:
+        canonical, _unit = to_canonical(float(_number(q.value)), q.unit)
+    except OverflowError:  # an integer beyond any float: beyond any range too
+        return False
+    low, high = bounds
+    return math.isfinite(canonical) and low <= canonical <= high
+
+
+def _implausible(q: Quantity, units: tuple[str, ...], bounds: tuple[float, float]) -> FhirJson:
+    low, high = bounds
+    # The device's number is kept as text (exactly as decoded, e.g. "-1E+127"), never as a number that a
+    # consumer could read as a measurement.
+    text = f"the device sent {q.value} {q.unit}, outside the possible range {low:g}-{high:g} {units[0]}"
+    return {"coding": [{"system": DATA_ABSENT_REASON, "code": IMPLAUSIBLE_REASON}], "text": text}
+
+
+def _value_fields(value: Value, units: tuple[str, ...], bounds: tuple[float, float] | None) -> FhirJson:
+    """``valueQuantity`` for a plausible number; ``dataAbsentReason`` for a special or impossible one."""
     if isinstance(value, Quantity):
+        # A type without a range (the blood-pressure panel) takes no value: the gateway says so.
+        if bounds is not None and not _plausible(value, units, bounds):
+            return {"dataAbsentReason": _implausible(value, units, bounds)}
         return {"valueQuantity": _quantity(value)}
     return {"dataAbsentReason": _absent(value)}
 
@@ -181,10 +227,10 @@ def build_observation(
         if site.snomed is not None:
             obs["bodySite"] = {"coding": [site.snomed.to_fhir()]}
     if reading.value is not None:
-        obs.update(_value_fields(reading.value))
+        obs.update(_value_fields(reading.value, rtype.units, rtype.range))
     components = _supplemental_types(rtype) + [
         {"code": {"coding": [{"system": "http://loinc.org", "code": c.loinc[0]}, c.mdc.to_fhir()]}}
-        | _value_fields(part.value)
+        | _value_fields(part.value, c.units, c.range)
         for part in reading.components
         for c in (rtype.component(part.kind),)
     ]

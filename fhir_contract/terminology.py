@@ -14,6 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from fhir_contract import units
+
 LOINC = "http://loinc.org"
 MDC = "urn:iso:std:iso:11073:10101"
 UCUM = "http://unitsofmeasure.org"
@@ -207,20 +209,7 @@ def find_reading_type(
     return None
 
 
-# Unit conversions to the first (canonical) unit of a reading type, for range checks and scoring.
-_TO_CANONICAL: dict[str, tuple[str, float, float]] = {
-    "[degF]": ("Cel", 5 / 9, -32 * 5 / 9),
-    "[lb_av]": ("kg", 0.45359237, 0.0),
-    "[in_i]": ("cm", 2.54, 0.0),
-    "kPa": ("mm[Hg]", 7.500617, 0.0),
-    # Glucose is the only reading in mmol/L: 1 mmol/L = 18.0156 mg/dL (molar mass 180.156 g/mol).
-    "mmol/L": ("mg/dL", 18.0156, 0.0),
-}
-
-
 def to_canonical(value: float, unit: str) -> tuple[float, str]:
-    """``value`` in ``unit`` converted to the reading type's first unit (identity when it already is)."""
-    if unit in _TO_CANONICAL:
-        target, factor, offset = _TO_CANONICAL[unit]
-        return value * factor + offset, target
-    return value, unit
+    """``value`` in ``unit`` converted to the reading type's first unit (identity when it already is);
+    the conversion table is ``fhir_contract.units``."""
+    return units.to_canonical(value, unit)

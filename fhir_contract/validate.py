@@ -8,7 +8,9 @@ same verdict (a differential test in ``tests/fhir_contract`` holds them to it). 
 values, so the contract's own rules run after, on the dict: a known reading type, a UCUM unit that
 type allows, a value that is physically possible, and the references the gateway needs (patient,
 device, identifier, a time with a zone). Every failure is one ``ContractViolation`` with a machine code
-and a sentence a hub operator can act on.
+and a sentence a hub operator can act on. The range check converts each value to its type's canonical
+unit (``fhir_contract.units``); a ``ValidObservation`` carries those values beside the values as sent,
+so the gateway stores both and nothing converts again.
 
 What the gateway stores must also be storable and plausible, whatever a hostile sender tries, so the
 contract bounds what FHIR leaves open (``docs/fhir-contract.md``, "Limits"):
@@ -29,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from fhir.resources.R4B.observation import Observation
@@ -55,8 +57,8 @@ from fhir_contract.terminology import (
     ComponentType,
     ReadingType,
     find_reading_type,
-    to_canonical,
 )
+from fhir_contract.units import to_canonical
 
 ACCEPTED_STATUSES = frozenset({"final", "amended", "corrected", "preliminary"})
 
@@ -72,7 +74,12 @@ class ContractViolation(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ValidObservation:
-    """An Observation that passed the contract, with the fields the server stores and scores."""
+    """An Observation that passed the contract, with the fields the server stores and scores.
+
+    ``value``, ``unit`` and ``components`` are as sent; the ``canonical_`` fields are the same values in
+    the reading type's first unit (the range check computed them: nothing converts them again), and
+    what scoring reads. A panel's ``unit`` and ``canonical_unit`` are its components' canonical unit.
+    """
 
     identifier: str
     kind: str
@@ -85,6 +92,9 @@ class ValidObservation:
     unit: str | None
     components: dict[str, float | None]
     resource: dict[str, Any]
+    canonical_value: float | None
+    canonical_unit: str | None
+    canonical_components: dict[str, float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +157,18 @@ def _codings(concept: Any) -> list[tuple[str, str]]:
     return [(c.get("system", ""), c.get("code", "")) for c in codings if type(c) is dict]
 
 
-def _check_value(
-    quantity: Any, units: tuple[str, ...], bounds: tuple[float, float], what: str
-) -> tuple[float, str]:
+class _Checked(NamedTuple):
+    """A value that passed its unit and range check: as sent, and in the canonical unit. (A tuple, not
+    a frozen dataclass: one is made per value on ingest's hot path, and a tuple is made several times
+    faster.)"""
+
+    value: float
+    unit: str
+    canonical: float
+    canonical_unit: str
+
+
+def _check_value(quantity: Any, units: tuple[str, ...], bounds: tuple[float, float], what: str) -> _Checked:
     if not isinstance(quantity, dict):
         raise ContractViolation("invalid-fhir", f"{what} valueQuantity is not a JSON object")
     unit = quantity.get("code")
@@ -170,7 +189,7 @@ def _check_value(
             "impossible-value",
             f"{what} {value:g} {unit} is outside the possible range {low:g}-{high:g} {canonical_unit}",
         )
-    return value, unit
+    return _Checked(value, unit, canonical, canonical_unit)
 
 
 def _supplemental_type(resource: Mapping[str, Any]) -> str | None:
@@ -199,8 +218,8 @@ def _component_index(rtype: ReadingType) -> dict[tuple[str, str], ComponentType]
     return index
 
 
-def _components(resource: Mapping[str, Any], rtype: ReadingType) -> dict[str, float | None]:
-    found: dict[str, float | None] = {}
+def _components(resource: Mapping[str, Any], rtype: ReadingType) -> dict[str, _Checked | None]:
+    found: dict[str, _Checked | None] = {}
     for part in _objects(resource.get("component")):
         codings = _codings(part.get("code"))
         # The type's first component named by any of the codings (its MDC code or a LOINC code).
@@ -211,7 +230,7 @@ def _components(resource: Mapping[str, Any], rtype: ReadingType) -> dict[str, fl
         if ctype is None:
             raise ContractViolation("unknown-code", f"{rtype.display} has an unknown component {codings}")
         if part.get("valueQuantity") is not None:
-            found[ctype.key] = _check_value(part["valueQuantity"], ctype.units, ctype.range, ctype.key)[0]
+            found[ctype.key] = _check_value(part["valueQuantity"], ctype.units, ctype.range, ctype.key)
         elif part.get("dataAbsentReason") is not None:
             found[ctype.key] = None
         else:
@@ -329,17 +348,18 @@ def _check_contract(resource: Mapping[str, Any], now: datetime | None) -> ValidO
         raise ContractViolation("missing-element", "effectiveDateTime with a time zone is required")
     check_effective(effective, now)
 
-    value: float | None = None
-    unit: str | None = None
+    checked: _Checked | None = None
     if resource.get("valueQuantity") is not None:
         if rtype.range is None:
             raise ContractViolation("invalid-fhir", f"{rtype.display} takes components, not a value")
-        value, unit = _check_value(resource["valueQuantity"], rtype.units, rtype.range, rtype.display)
+        checked = _check_value(resource["valueQuantity"], rtype.units, rtype.range, rtype.display)
     elif not rtype.components and resource.get("dataAbsentReason") is None:
         raise ContractViolation("missing-element", f"{rtype.display} has neither value nor dataAbsentReason")
+    unit = checked.unit if checked is not None else None
+    canonical_unit = checked.canonical_unit if checked is not None else None
     components = _components(resource, rtype) if rtype.components else {}
     if components and rtype.components:
-        unit = rtype.components[0].units[0]
+        unit = canonical_unit = rtype.components[0].units[0]
 
     loinc = rtype.loinc_for(unit)
     return ValidObservation(
@@ -350,8 +370,11 @@ def _check_contract(resource: Mapping[str, Any], now: datetime | None) -> ValidO
         device_id=device_id,
         hub_id=hub_id,
         effective=effective,
-        value=value,
+        value=checked.value if checked is not None else None,
         unit=unit,
-        components=components,
+        components={key: None if c is None else c.value for key, c in components.items()},
         resource=dict(resource),
+        canonical_value=checked.canonical if checked is not None else None,
+        canonical_unit=canonical_unit,
+        canonical_components={key: None if c is None else c.canonical for key, c in components.items()},
     )

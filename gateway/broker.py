@@ -34,6 +34,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
+from gateway.errors import GatewayFailure
+
 log = logging.getLogger(__name__)
 
 BrokerKind = Literal["mosquitto", "amqtt"]
@@ -45,7 +47,7 @@ MAX_QUEUED_MESSAGES = 1_000_000
 START_TIMEOUT_S = 15.0
 
 
-class BrokerError(RuntimeError):
+class BrokerError(RuntimeError, GatewayFailure):
     """The embedded broker could not be started."""
 
 

@@ -21,7 +21,7 @@ shipped access rules (deploy/mosquitto/acl) allow it the probe topic and ``$SYS/
 
 The embedded broker (``gateway.broker``) is configured on purpose and is not probed. Left to others:
 what the gateway does with the broker afterwards (``gateway.ingest``), the start-up order
-(``gateway.serve``).
+(``gateway.service``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,8 +77,8 @@ def demo(
         float | None,
         typer.Option(
             min=1.0,
-            help="Simulated seconds per real second [default: fit the days into "
-            "--duration, else one day per 20 s].",
+            help="Simulated seconds per real second.",
+            show_default="fit the days into --duration, else one day per 20 s",
         ),
     ] = None,
     duration: Annotated[
@@ -88,12 +87,21 @@ def demo(
     port: Annotated[int, typer.Option(help="HTTP port of the web UI and FHIR API (127.0.0.1).")] = 8000,
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Keep the database and hub outboxes here [default: a temporary folder]."),
+        typer.Option(help="Keep the database and hub outboxes here.", show_default="a temporary folder"),
     ] = None,
     broker: Annotated[
         str, typer.Option(help="MQTT broker: auto (Mosquitto if installed, else amqtt), mosquitto or amqtt.")
     ] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the synthetic cohort.")] = 7,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=64,
+            help="The gateway's ingest worker processes, 0 for a thread.",
+            show_default="as gateway serve, one per CPU core",
+        ),
+    ] = None,
 ) -> None:
     """Run every part on this machine with SYNTHETIC patients; serve http://127.0.0.1:PORT."""
     from homewatch.demo.runner import DemoOptions, run_demo
@@ -109,6 +117,7 @@ def demo(
         data_dir=data_dir,
         broker=None if broker == "auto" else broker,  # type: ignore[arg-type]
         seed=seed,
+        workers=workers,
     )
     sys.exit(run_demo(options))
 
@@ -238,7 +247,8 @@ def gateway_token(
         typer.Option(help="An existing user's name (the API checks it), or the hub id for --role hub."),
     ] = None,
     hours: Annotated[
-        float | None, typer.Option(help="Lifetime in hours [default: HOMEWATCH_SESSION_HOURS, 12].")
+        float | None,
+        typer.Option(help="Lifetime in hours.", show_default="HOMEWATCH_SESSION_HOURS, else 12"),
     ] = None,
 ) -> None:
     """Print a bearer token for the FHIR API, signed with HOMEWATCH_SECRET_KEY (for local use)."""
@@ -266,25 +276,29 @@ def gateway_serve(
         str | None,
         typer.Option(
             envvar="HOMEWATCH_DATABASE_URL",
-            help="PostgreSQL 14+ URL [default: an embedded PostgreSQL in a temporary folder].",
+            help="PostgreSQL 14+ URL.",
+            show_default="an embedded PostgreSQL in a temporary folder",
         ),
     ] = None,
     mqtt_url: Annotated[
         str | None,
         typer.Option(
             envvar="HOMEWATCH_MQTT_URL",
-            help="mqtt://host:port or mqtts://host:port (MQTT 5 broker) [default: an embedded broker].",
+            help="mqtt://host:port or mqtts://host:port (MQTT 5 broker).",
+            show_default="an embedded broker",
         ),
     ] = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
-            min=1,
+            min=0,
             max=64,
-            help="Ingest worker processes on one MQTT 5 shared subscription [default: one per CPU core,"
-            " which bench/ingest_throughput.py found best: more add no throughput].",
+            help="Ingest worker processes on one MQTT 5 shared subscription, 0 for a thread of the main"
+            " process.",
+            # bench/ingest_throughput.py found one per core best: more add no throughput.
+            show_default="one per CPU core",
         ),
-    ] = os.cpu_count() or 1,
+    ] = None,
     host: Annotated[
         str, typer.Option(help="HTTP address of the web UI, FHIR API and /metrics.")
     ] = "127.0.0.1",
@@ -295,8 +309,7 @@ def gateway_serve(
     import logging
 
     from gateway.broker import BrokerError
-    from gateway.serve import ServeOptions, serve
-    from gateway.server import GatewayError
+    from gateway.service import GatewayError, GatewayOptions, serve
     from gateway.store.errors import StoreError
 
     level = logging.getLevelName(log_level.upper())
@@ -319,7 +332,9 @@ def gateway_serve(
         )
     elif settings.metrics_token is None:
         log.warning("HOMEWATCH_METRICS_TOKEN is not set: /metrics refuses every request")
-    options = ServeOptions(database_url, mqtt_url, workers, host, port)
+    options = GatewayOptions(
+        database_url=database_url, mqtt_url=mqtt_url, workers=workers, host=host, port=port
+    )
     try:
         serve(options, settings)
     except (GatewayError, BrokerError, StoreError) as exc:
@@ -434,7 +449,7 @@ def models_replay(
     ndjson: Annotated[Path, typer.Option(help="Cohort: a folder of FHIR Bulk Data NDJSON.")],
     out: Annotated[Path, typer.Option(help="CSV file to write.")],
     model: Annotated[
-        Path | None, typer.Option(help="Model file [default: the model shipped in models/].")
+        Path | None, typer.Option(help="Model file.", show_default="the model shipped in models/")
     ] = None,
 ) -> None:
     """Write, for every patient and day, the scores shown that day from data up to that day only."""
@@ -480,7 +495,7 @@ def models_evaluate(
         Path | None, typer.Option(help="Train a model on this cohort first (else --model).")
     ] = None,
     model: Annotated[
-        Path | None, typer.Option(help="Model file [default: the model shipped in models/].")
+        Path | None, typer.Option(help="Model file.", show_default="the model shipped in models/")
     ] = None,
 ) -> None:
     """Compare the learned model with NEWS2 alone and the weight-gain rule alone on a held-out cohort."""

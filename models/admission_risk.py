@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,10 +42,10 @@ from sklearn.preprocessing import StandardScaler
 
 from models.codes import CHANGE_OBSERVATIONS
 from models.cohort_reader import Cohort, PatientRecord
+from models.errors import ModelsError
 from models.features import (
     COLUMN,
     DAYS_SINCE_ADMISSION_CAP,
-    FEATURE_NAMES,
     MODEL_FEATURES,
     RULE_TEXT,
     TREND_VITALS,
@@ -84,7 +83,7 @@ def _reference() -> npt.NDArray[np.float64]:
 _REFERENCE: Final = _reference()
 
 
-class ModelError(ValueError):
+class ModelError(ModelsError):
     """A model that cannot be trained, loaded or used."""
 
     def __init__(self, path: Path | None, reason: str) -> None:
@@ -453,8 +452,3 @@ def explain_many(model: RiskModel, x: Matrix, k: int = 3) -> list[list[str]]:
     for r, idx in enumerate(order):
         out.append([describe(MODEL_FEATURES[i], x[r]) for i in idx if contrib[r, i] > 0])
     return out
-
-
-def feature_names() -> Sequence[str]:
-    """Every feature column (the model uses `MODEL_FEATURES`)."""
-    return FEATURE_NAMES

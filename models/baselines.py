@@ -50,6 +50,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from models.errors import ModelsError
+
 FloatArray = npt.NDArray[np.float64]
 
 #: Floor of the spread per vital, in the vital's unit: about the device resolution plus the
@@ -77,7 +79,7 @@ _MAD_TO_SD: Final = 1.4826
 _MEAN_ABS_TO_SD: Final = math.sqrt(math.pi / 2)
 
 
-class SeriesError(ValueError):
+class SeriesError(ModelsError):
     """A series a baseline or a rule cannot use: mismatched lengths, days out of order, a non-number."""
 
     def __init__(self, argument: str, reason: str) -> None:

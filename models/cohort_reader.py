@@ -10,6 +10,11 @@ Times are kept as float days since the cohort's origin, midnight UTC of the day 
 day D is the half-open interval [D, D + 1). The parsing of one resource (`add_resource`) is pure; only
 `read_cohort` touches the file system. Unknown resource types and observation codes are skipped;
 a missing folder or a line that is not a JSON object is a `CohortReadError` with the file and line.
+
+Values are read in each vital's canonical unit (kg, Cel, mm[Hg]): a FHIR value in another unit the
+contract allows is converted with the contract's one table (`fhir_contract.units`). The gateway, which
+stores every reading's canonical value at ingest, hands its readings over as `Measurement`s instead
+(`patient_cohort`), already converted, and gets the same cohort as from the same readings as FHIR.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any, Final
 
 import orjson
 
-from fhir_contract.terminology import to_canonical
+from fhir_contract.units import to_canonical
 from models.codes import (
     ACT_CODE,
     ADMISSION_CLASS,
@@ -32,6 +37,7 @@ from models.codes import (
     CHANGE_SYSTEM,
     CONDITION_SNOMED,
 )
+from models.errors import ModelsError
 
 #: The vitals the models read, in this order everywhere.
 VITALS: Final = ("spo2", "pulse", "systolic", "diastolic", "temperature", "weight")
@@ -51,12 +57,14 @@ _SINGLE: Final[Mapping[str, str]] = {
 }
 _BP_PANEL: Final = "85354-9"
 _BP_COMPONENTS: Final[Mapping[str, str]] = {"8480-6": "systolic", "8462-4": "diastolic"}
+# The same components by their key in the contract's terminology (a Measurement's components).
+_BP_KEYS: Final = tuple(_BP_COMPONENTS.values())
 _SNOMED_TO_CONDITION: Final = {code: key for key, (code, _display) in CONDITION_SNOMED.items()}
 _SKIPPED_STATUS: Final = frozenset({"preliminary", "entered-in-error", "cancelled", "registered"})
 FILES: Final = ("Patient", "Condition", "Observation", "Encounter")
 
 
-class CohortReadError(ValueError):
+class CohortReadError(ModelsError):
     """A cohort folder that cannot be read: missing, or a line that is not a FHIR resource."""
 
     def __init__(self, path: Path, reason: str, line: int | None = None) -> None:
@@ -104,6 +112,18 @@ class Cohort:
     days: int
     patients: tuple[PatientRecord, ...]
     synthetic: bool  # every resource carried the SYNTHETIC tag
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One reading already validated and in its type's canonical unit, as the gateway stores it: the
+    first LOINC code of its type, its time, and its number or its panel's numbers by component key
+    (``{"systolic": 128.0, "diastolic": 80.0}``)."""
+
+    loinc: str
+    at: datetime
+    value: float | None = None
+    components: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -182,6 +202,19 @@ def _add_observation(b: _Builder, obs: Mapping[str, Any]) -> None:
         b.readings[patient][vital].append((at, value))
 
 
+def _add_measurement(b: _Builder, patient: str, m: Measurement) -> None:
+    """As ``_add_observation`` for the same reading as FHIR: a panel's systolic and diastolic, or the
+    vital its LOINC code names."""
+    if m.loinc == _BP_PANEL:
+        for vital in _BP_KEYS:
+            if (value := m.components.get(vital)) is not None:
+                b.readings[patient][vital].append((m.at, value))
+        return
+    single = _SINGLE.get(m.loinc)
+    if single is not None and m.value is not None:
+        b.readings[patient][single].append((m.at, m.value))
+
+
 def add_resource(b: _Builder, resource: Mapping[str, Any]) -> None:
     """Fold one resource into the builder; unknown types and codes are skipped."""
     tags = (resource.get("meta") or {}).get("tag") or []
@@ -258,6 +291,26 @@ def parse_resources(resources: Iterable[Mapping[str, Any]]) -> Cohort:
     b = _Builder()
     for resource in resources:
         add_resource(b, resource)
+    return build_cohort(b)
+
+
+def patient_cohort(
+    patient_id: str,
+    *,
+    birth_date: date | None,
+    conditions: Iterable[str],
+    measurements: Iterable[Measurement],
+) -> Cohort:
+    """One patient's cohort from what the gateway stores: enrolment and canonical measurements (final
+    ones only: the caller leaves preliminary readings out, as ``add_resource`` skips them). The same
+    cohort as ``parse_resources`` of the same Patient, Conditions and Observations, with no sex (the
+    gateway does not enrol it) and not marked synthetic."""
+    b = _Builder(all_synthetic=False)
+    b.sex[patient_id] = None
+    b.birth[patient_id] = birth_date
+    b.conditions[patient_id].update(c for c in conditions if c in CONDITION_SNOMED)
+    for measurement in measurements:
+        _add_measurement(b, patient_id, measurement)
     return build_cohort(b)
 
 

@@ -47,6 +47,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, Literal
 
+from models.errors import ModelsError
+
 Parameter = Literal[
     "respiration_rate", "spo2", "air_or_oxygen", "systolic_bp", "pulse", "consciousness", "temperature"
 ]
@@ -154,7 +156,7 @@ _UNITS: Final[dict[Parameter, str]] = {
 }
 
 
-class News2Error(ValueError):
+class News2Error(ModelsError):
     """An input NEWS2 cannot score: a value outside physiological limits, an unknown ACVPU, mixed clocks."""
 
     def __init__(self, parameter: str, value: object, reason: str) -> None:

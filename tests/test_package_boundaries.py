@@ -8,6 +8,8 @@ import in every module counts, also one inside a function.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,18 @@ def test_package_imports_only_what_it_may(package: str) -> None:
 def test_the_guard_sees_imports_inside_functions() -> None:
     source = "def f():\n    from gateway.store import repository\n    import edge_agent.gatt\n"
     assert imported_packages(source) == {"gateway", "edge_agent"}
+
+
+def test_the_hub_service_loads_no_emulation_until_asked_to_emulate() -> None:
+    # edge_agent.emulation (and Bumble under it) is for tests and the demo: the service that runs on a
+    # hub in a home imports it only inside the branch that emulates ([emulation] or --emulate), as
+    # bleak imports a backend only in its branch. A fresh interpreter shows what loading the service loads.
+    probe = (
+        "import sys, edge_agent.service, edge_agent.agent\n"
+        "print(sorted(m for m in sys.modules\n"
+        "             if m.startswith('edge_agent.emulation') or m.split('.')[0] == 'bumble'))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"

@@ -34,6 +34,7 @@ from edge_agent.gatt._fields import (
 from edge_agent.gatt.datetime_field import DATE_TIME_LENGTH
 from edge_agent.gatt.ieee11073 import NumericValue, SpecialValue
 from fhir_contract.readings import Absent, Component, Quantity, Reading, Value
+from fhir_contract.units import kpa_to_mmhg
 
 BLOOD_PRESSURE_MEASUREMENT = "0x2A35 Blood Pressure Measurement"
 INTERMEDIATE_CUFF_PRESSURE = "0x2A36 Intermediate Cuff Pressure"
@@ -49,9 +50,9 @@ _FLAG_MEASUREMENT_STATUS = 0x10
 
 _MINIMUM_LENGTH = 7  # flags (1) + systolic, diastolic, mean arterial pressure (2 each)
 
-# 1 kPa = 7.50062 mmHg. The result is rounded half up to 0.1 mm[Hg]: a kPa cuff resolves 0.1 kPa
-# (0.75 mmHg), so one decimal keeps what the device measured without inventing precision.
-_MMHG_PER_KPA = Decimal("7.50062")
+# kPa to mm[Hg] by the contract's factor (fhir_contract.units), rounded half up to 0.1 mm[Hg]: a kPa
+# cuff resolves 0.1 kPa (0.75 mmHg), so one decimal keeps what the device measured without inventing
+# precision.
 _MMHG_STEP = Decimal("0.1")
 
 
@@ -233,5 +234,5 @@ def _pressure(value: NumericValue, unit: PressureUnit) -> Value:
         return Absent(value.absent_reason)
     if unit is PressureUnit.MMHG:
         return Quantity(value, PressureUnit.MMHG.value)
-    converted = (value * _MMHG_PER_KPA).quantize(_MMHG_STEP, rounding=ROUND_HALF_UP)
+    converted = kpa_to_mmhg(value).quantize(_MMHG_STEP, rounding=ROUND_HALF_UP)
     return Quantity(converted, PressureUnit.MMHG.value)

@@ -7,7 +7,7 @@ Heart Rate Measurement (GATT Specification Supplement, "Heart Rate Measurement")
                               bit 4 RR intervals; bits 5-7 reserved
     heart rate        uint8 or uint16, beats per minute
     energy expended   uint16, kJ, cumulative since the last reset       if bit 3
-    RR intervals      uint16 each, 1/1024 s, as many as the value holds  if bit 4
+    RR intervals      uint16 each, 1/1024 s, as many as the value holds  if bit 4 (at least one)
 
 Body Sensor Location is one uint8: 0 other, 1 chest, 2 wrist, 3 finger, 4 hand, 5 ear lobe, 6 foot.
 
@@ -107,15 +107,17 @@ def parse_heart_rate_measurement(data: bytes) -> HeartRateMeasurement:
         (energy_expended_present, "energy expended"),
     )
     if rr_intervals_present:
-        # RR intervals fill the rest of the value: any whole number of them (0..n) is valid.
-        rr_count = max(len(data) - fixed, 0) // 2
-        if len(data) < fixed or (len(data) - fixed) % 2:
+        # RR intervals fill the rest of the value. The flag says the field is present, and a present
+        # uint16[] holds at least one: a value that ends before the first interval was cut short.
+        rr_bytes = len(data) - fixed
+        if rr_bytes < 2 or rr_bytes % 2:
             raise ParseError(
                 characteristic,
                 f"flags announce {join_names([n for present, n in optional if present] + ['RR intervals'])} "
                 f"but {len(data)} bytes are not "
-                f"{fixed} plus a whole number of 2-byte RR intervals",
+                f"{fixed} plus one or more 2-byte RR intervals",
             )
+        rr_count = rr_bytes // 2
     else:
         rr_count = 0
         check_length(data, characteristic, fixed, optional)

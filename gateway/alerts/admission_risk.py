@@ -3,9 +3,11 @@
 NEWS2 and the disease rules answer "is this reading worrying?" on every new reading; the 30-day risk
 answers "whom should the nurses look at this week?", so it runs on a schedule (``AdmissionRiskSchedule``:
 at start and then every ``interval``), like HUGIN FiNDR's weekly list. Each patient's stored readings
-of the last :data:`HISTORY` and their enrolment (birth date, conditions) are handed, as FHIR resources,
-to the same reader and features the model was trained and evaluated with (``models.cohort_reader``,
-``models.features``), so the gateway scores exactly what ``homewatch models replay`` would. The result
+of the last :data:`HISTORY`, in the canonical units stored at ingest (``gateway.store.patient_history``),
+and their enrolment (birth date, conditions) are handed to the same reader and features the model was
+trained and evaluated with (``models.cohort_reader.patient_cohort``, ``models.features``): no FHIR is
+parsed and no unit converted again, and the gateway scores exactly what ``homewatch models replay``
+would from the same readings as FHIR (a test holds the two equal). The result
 is stored as a score (method :data:`METHOD`) with a FHIR RiskAssessment: the calibrated probability and
 the factors that raise it most, in words (readable at ``GET /fhir/RiskAssessment?patient=...``).
 
@@ -21,13 +23,14 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import psycopg
 
 from gateway.alerts.risk_assessment import admission_risk_assessment
+from gateway.store.patient_history import final_readings
+from gateway.store.repository import enrolled_patient, enrolled_patient_ids
+from gateway.store.scoring import NewScore, record_score
 from models.admission_risk import RiskModel, explain
-from models.codes import CONDITION_SNOMED, SNOMED
-from models.cohort_reader import parse_resources
+from models.cohort_reader import Cohort, Measurement, patient_cohort
 from models.features import patient_features
 
 log = logging.getLogger(__name__)
@@ -37,38 +40,21 @@ METHOD = "admission-risk-30d"
 HISTORY = timedelta(days=60)
 
 
-def patient_resources(
+def patient_history(
     conn: psycopg.Connection[Any], municipality_id: str, patient_id: str, as_of: datetime
-) -> list[dict[str, Any]]:
-    """The patient as the model's reader takes it: Patient, Conditions and the stored Observations of
-    the :data:`HISTORY` up to ``as_of``; empty for an unknown patient."""
-    row = conn.execute(
-        "SELECT birth_date, conditions FROM patients WHERE municipality_id = %s AND id = %s",
-        (municipality_id, patient_id),
-    ).fetchone()
-    if row is None:
-        return []
-    patient: dict[str, Any] = {"resourceType": "Patient", "id": patient_id}
-    if row[0] is not None:
-        patient["birthDate"] = row[0].isoformat()
-    resources: list[dict[str, Any]] = [patient]
-    for condition in row[1] or ():
-        if condition in CONDITION_SNOMED:
-            code, display = CONDITION_SNOMED[condition]
-            resources.append(
-                {
-                    "resourceType": "Condition",
-                    "subject": {"reference": f"Patient/{patient_id}"},
-                    "code": {"coding": [{"system": SNOMED, "code": code, "display": display}]},
-                }
-            )
-    observations = conn.execute(
-        "SELECT resource FROM observations WHERE municipality_id = %s AND patient_id = %s"
-        " AND effective > %s AND effective <= %s ORDER BY effective",
-        (municipality_id, patient_id, as_of - HISTORY, as_of),
-    ).fetchall()
-    resources += [r[0] for r in observations]
-    return resources
+) -> Cohort | None:
+    """The patient as the model's reader takes it: enrolment and the final readings of the
+    :data:`HISTORY` up to ``as_of``, in canonical units; None for an unknown patient."""
+    patient = enrolled_patient(conn, municipality_id, patient_id)
+    if patient is None:
+        return None
+    readings = final_readings(conn, municipality_id, patient_id, after=as_of - HISTORY, until=as_of)
+    return patient_cohort(
+        patient_id,
+        birth_date=patient.birth_date,
+        conditions=patient.conditions,
+        measurements=[Measurement(r.loinc, r.effective, r.value, r.components) for r in readings],
+    )
 
 
 def score_admission_risk(
@@ -81,8 +67,9 @@ def score_admission_risk(
 ) -> float | None:
     """Score one patient as of the end of today and store it; None without readings to score."""
     computed_at = now or datetime.now(UTC)
-    resources = patient_resources(conn, municipality_id, patient_id, computed_at)
-    cohort = parse_resources(resources)
+    cohort = patient_history(conn, municipality_id, patient_id, computed_at)
+    if cohort is None:
+        return None
     record = next((p for p in cohort.patients if p.patient_id == patient_id), None)
     if record is None or not record.readings:
         return None
@@ -99,18 +86,18 @@ def score_admission_risk(
         as_of=computed_at,
         computed_at=computed_at,
     )
-    conn.execute(
-        "INSERT INTO scores (municipality_id, patient_id, computed_at, as_of, method, score, band, detail,"
-        " resource) VALUES (%s, %s, %s, %s, %s, %s, 'unbanded', %s::jsonb, %s::jsonb)",
-        (
-            municipality_id,
-            patient_id,
-            computed_at,
-            computed_at,
-            METHOD,
-            probability,
-            orjson.dumps({"model": version, "reasons": reasons, "synthetic_training": True}).decode(),
-            orjson.dumps(resource).decode(),
+    record_score(
+        conn,
+        NewScore(
+            municipality_id=municipality_id,
+            patient_id=patient_id,
+            method=METHOD,
+            score=probability,
+            band="unbanded",
+            computed_at=computed_at,
+            as_of=computed_at,
+            detail={"model": version, "reasons": reasons, "synthetic_training": True},
+            resource=resource,
         ),
     )
     return probability
@@ -120,10 +107,7 @@ def score_everyone(database_url: str, model: RiskModel, *, now: datetime | None 
     """Score every enrolled patient of every municipality; return how many got a score."""
     scored = 0
     with psycopg.connect(database_url, autocommit=True) as conn:
-        patients = conn.execute(
-            "SELECT municipality_id, id FROM patients ORDER BY municipality_id, id"
-        ).fetchall()
-        for municipality_id, patient_id in patients:
+        for municipality_id, patient_id in enrolled_patient_ids(conn):
             with conn.transaction():
                 if score_admission_risk(conn, model, municipality_id, patient_id, now=now) is not None:
                     scored += 1
@@ -131,13 +115,19 @@ def score_everyone(database_url: str, model: RiskModel, *, now: datetime | None 
 
 
 class AdmissionRiskSchedule:
-    """Scores everyone at start and then every ``interval``, in its own thread; ``start`` / ``stop``."""
+    """Scores everyone at start and then every ``interval``, in its own thread; ``start`` / ``stop``;
+    ``run_now`` for a run at once."""
 
     def __init__(self, database_url: str, model: RiskModel, interval: timedelta) -> None:
         self._database_url = database_url
         self._model = model
         self._interval = interval
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # run_now: end the wait for the next run
+        self._done = threading.Condition()
+        self._started = 0  # runs begun, counted so that run_now can wait for one begun after it
+        self._finished = 0
+        self._succeeded = 0  # the number of the last run that stored its scores
         self._thread = threading.Thread(target=self._run, name="admission-risk", daemon=True)
         self.runs = 0
 
@@ -146,15 +136,39 @@ class AdmissionRiskSchedule:
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stopping.set()
+        self._wake.set()
+        with self._done:
+            self._done.notify_all()
         self._thread.join(timeout=timeout)
+
+    def run_now(self, timeout: float) -> bool:
+        """Score everyone once more now, in the schedule's thread, and wait for that run: True when it
+        stored its scores, False when it failed, the schedule stopped or ``timeout`` passed. A run
+        already under way finishes first (it may have begun before the data the caller waits for); the
+        next scheduled run follows ``interval`` after this one."""
+        with self._done:
+            wanted = self._started + 1
+            self._wake.set()
+            self._done.wait_for(lambda: self._finished >= wanted or self._stopping.is_set(), timeout=timeout)
+            return self._succeeded >= wanted
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            with self._done:
+                self._started += 1
+                number = self._started
+            ok = False
             try:
                 scored = score_everyone(self._database_url, self._model)
                 self.runs += 1
+                ok = True
                 log.info("30-day admission risk: scored %d patient(s)", scored)
             except psycopg.Error as exc:
                 # Derived data: the next run recomputes it.
                 log.warning("30-day admission risk: run failed (%s); next run in %s", exc, self._interval)
-            self._stopping.wait(self._interval.total_seconds())
+            with self._done:
+                self._finished = number
+                self._succeeded = number if ok else self._succeeded
+                self._done.notify_all()
+            self._wake.wait(self._interval.total_seconds())
+            self._wake.clear()  # a run_now after the wait ended is served by the run that follows

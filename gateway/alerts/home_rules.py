@@ -3,13 +3,15 @@
 A patient's chronic conditions (``patients.conditions``) choose the rules: heart failure the two
 weight-gain rules, COPD the SpO2-drop and pulse-rise rules against the patient's own baseline. The
 readings of the last :data:`HISTORY` (final ones only: a preliminary value never counts) are loaded in
-one indexed query; the rules are pure and causal, each firing once per excursion on the reading that
-first met its condition. ``fresh_hits`` keeps the hits on readings of the last day before the newest
-reading, so re-scoring on every new reading finds a hit again until it is a day old: the scorer stores
-each (rule, reading time) once.
+one indexed query, in their canonical unit whatever unit the device reported in (a scale in pounds
+feeds the 2 kg rule kilograms); the rules are pure and causal, each firing once per excursion on the
+reading that first met its condition. ``fresh_hits`` keeps the hits on readings of the last day before
+the newest reading, so re-scoring on every new reading finds a hit again until it is a day old: the
+scorer stores each (rule, reading time) once.
 
-Left to others: the rules themselves (``models.rules``, ``models.baselines``), storing scores and
-alerts (``gateway.alerts.scorer``), the wording of the alert (``gateway.alerts.rules``).
+Left to others: the rules themselves (``models.rules``, ``models.baselines``), the query
+(``gateway.store.patient_history``), storing scores and alerts (``gateway.alerts.scorer``), the wording
+of the alert (``gateway.alerts.rules``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+from gateway.store.patient_history import final_readings
 from models.rules import (
     RuleHit,
     copd_pulse_rise,
@@ -90,19 +93,15 @@ def _day(t: datetime) -> float:
 def load_series(
     conn: psycopg.Connection[Any], municipality_id: str, patient_id: str, as_of: datetime
 ) -> dict[str, Series]:
-    """The patient's rule series over the :data:`HISTORY` before ``as_of`` (final readings with a value)."""
-    kinds = sorted({kind for group in SERIES_KINDS.values() for kind in group})
-    rows = conn.execute(
-        "SELECT kind, effective, value, identifier FROM observations"
-        " WHERE municipality_id = %s AND patient_id = %s AND kind = ANY(%s)"
-        " AND effective > %s AND effective <= %s AND value IS NOT NULL"
-        " AND resource->>'status' <> 'preliminary'"
-        " ORDER BY effective, identifier",
-        (municipality_id, patient_id, kinds, as_of - HISTORY, as_of),
-    ).fetchall()
+    """The patient's rule series over the :data:`HISTORY` before ``as_of`` (final readings with a value,
+    in the canonical unit)."""
+    kinds = {kind for group in SERIES_KINDS.values() for kind in group}
+    rows = final_readings(conn, municipality_id, patient_id, after=as_of - HISTORY, until=as_of, kinds=kinds)
     series: dict[str, Series] = {}
     for name, group in SERIES_KINDS.items():
-        picked = [(t, float(v), str(i)) for kind, t, v, i in rows if kind in group]
+        picked = [
+            (r.effective, r.value, r.identifier) for r in rows if r.kind in group and r.value is not None
+        ]
         if picked:
             times, values, identifiers = zip(*picked, strict=True)
             series[name] = Series(tuple(times), tuple(values), tuple(identifiers))

@@ -4,14 +4,14 @@ Pure: takes the newest stored Observation of each kind and returns ``models.news
 come from ``gateway.store.repository.latest_observations``, which never picks a preliminary one (a
 cuff's pressure while inflating is no blood pressure). A home measures SpO2, pulse, blood pressure and
 temperature; respiration rate only when a device sends it, and consciousness and supplemental oxygen
-never: those stay missing and NEWS2 says so.
+never: those stay missing and NEWS2 says so. Values are read in their canonical unit, stored at ingest
+(a thermometer in Fahrenheit scores as one in Celsius); nothing is converted here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fhir_contract.terminology import to_canonical
 from gateway.store.repository import StoredObservation
 from models.news2 import Measured, VitalSigns
 
@@ -29,18 +29,17 @@ _PULSE_KINDS = ("pulse-rate-oximeter", "pulse-rate-cuff", "heart-rate")
 
 
 def _measured(obs: StoredObservation | None) -> Measured | None:
-    if obs is None or obs.value is None or obs.unit is None:
+    if obs is None or obs.canonical_value is None:
         return None
-    value, _unit = to_canonical(obs.value, obs.unit)
-    return Measured(value, obs.effective)
+    return Measured(obs.canonical_value, obs.effective)
 
 
 def vitals_from_observations(latest: Mapping[str, StoredObservation], *, scale2: bool) -> VitalSigns:
     """NEWS2 inputs from the newest Observation per kind; the newest pulse of any device wins."""
-    pulses = [latest[k] for k in _PULSE_KINDS if k in latest and latest[k].value is not None]
+    pulses = [latest[k] for k in _PULSE_KINDS if k in latest and latest[k].canonical_value is not None]
     pulse = max(pulses, key=lambda o: o.effective, default=None)
     bp = latest.get("blood-pressure")
-    systolic = bp.components.get("systolic") if bp is not None else None
+    systolic = bp.canonical_components.get("systolic") if bp is not None else None
     return VitalSigns(
         respiration_rate=_measured(latest.get("respiratory-rate")),
         spo2=_measured(latest.get("spo2")),

@@ -6,43 +6,51 @@ one. At most one alert per patient is open at a time (a unique index): a flappin
 page anyone twice; a worse score escalates the open alert instead.
 
 ``Scorer`` runs ``score_patient`` in its own thread for the patients ingest reports after each
-commit (``notify``), coalescing repeats, so ingest never waits for scoring. Ingest in the same process
-calls ``notify`` directly (the demo); ingest workers in other processes (``homewatch gateway serve``)
-call ``pg_notify`` inside the batch's transaction with ``new_data_notifications`` payloads, and
-``Scorer.listen`` turns what arrives on that channel into ``notify`` calls: a notification exists only
-for a batch that committed. After the listener loses its connection it re-scores the patients whose
-readings were stored meanwhile (``stored_since``).
+commit (``notify``), coalescing repeats, so ingest never waits for scoring. Ingest workers, in worker
+processes or in a thread (``gateway.workers``), announce the patients inside the batch's transaction
+(``gateway.store.new_data``: NOTIFY), and ``Scorer.listen`` turns what arrives on that channel into
+``notify`` calls: a notification exists only for a batch that committed. A barrier on the channel
+(``wait_heard``) tells a caller that everything committed before it has been handed to ``notify``.
+After the listener loses its connection it re-scores the patients whose
+readings were stored meanwhile (``new_data.patients_stored_since``).
 
 Besides NEWS2, the disease rules of the patient's conditions (``gateway.alerts.home_rules``: heart-failure
 weight gain, COPD SpO2 drop and pulse rise against the personal baseline) are run; each rule that fires
 on a new reading is stored once as a score with its own RiskAssessment and opens a ``medium`` alert
 when none is open.
+
+Every value scored is the canonical one stored at ingest (``news2_inputs``, ``home_rules``). The SQL is
+the store's: ``gateway.store.scoring`` writes scores and alerts, ``gateway.store.patient_history`` and
+``repository.latest_observations`` read the readings.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import psycopg
-from psycopg import sql
 
 from gateway.alerts.home_rules import RULES_BY_CONDITION, SERIES_KINDS, fresh_hits, load_series
 from gateway.alerts.news2_inputs import NEWS2_KINDS, vitals_from_observations
 from gateway.alerts.risk_assessment import news2_risk_assessment, rule_risk_assessment
 from gateway.alerts.rules import SEVERITY_RANK, AlertDecision, decide_alert, decide_rule_alert
-from gateway.store.repository import latest_observations
+from gateway.store.new_data import (
+    is_barrier,
+    listen_for_new_data,
+    patients_stored_since,
+    read_new_data_notification,
+)
+from gateway.store.patient_history import newest_reading_time
+from gateway.store.repository import enrolled_patient, latest_observations
+from gateway.store.scoring import NewScore, escalate_alert, has_score, open_alert, raise_alert, record_score
 from models.news2 import News2Result, score_news2
 
 log = logging.getLogger(__name__)
 
-# PostgreSQL refuses a NOTIFY payload of 8,000 bytes or more; stay clear of it.
-NOTIFY_PAYLOAD_MAX_BYTES = 7_900
 # Listener reconnect back-off: a database restart takes seconds; never more than 10 s without scoring.
 LISTEN_RETRY_FIRST_S = 0.5
 LISTEN_RETRY_MAX_S = 10.0
@@ -51,40 +59,8 @@ LISTEN_RETRY_MAX_S = 10.0
 CATCH_UP_MARGIN = timedelta(minutes=5)
 # ... and only readings recent enough to change a score (the scorer reads the last 24 h).
 CATCH_UP_WINDOW = timedelta(hours=25)
-
-
-def new_data_notifications(patients: Mapping[str, set[str]]) -> Iterator[str]:
-    """NOTIFY payloads naming the patients with new data: ``{"m": municipality, "p": [patient ids]}``,
-    as many as it takes to keep each under ``NOTIFY_PAYLOAD_MAX_BYTES``."""
-    for municipality_id in sorted(patients):
-        empty = len(orjson.dumps({"m": municipality_id, "p": []}))
-        chunk: list[str] = []
-        size = empty
-        for patient_id in sorted(patients[municipality_id]):
-            grow = len(orjson.dumps(patient_id)) + 1  # the id and its comma
-            if chunk and size + grow > NOTIFY_PAYLOAD_MAX_BYTES:
-                yield orjson.dumps({"m": municipality_id, "p": chunk}).decode()
-                chunk, size = [], empty
-            chunk.append(patient_id)
-            size += grow
-        if chunk:
-            yield orjson.dumps({"m": municipality_id, "p": chunk}).decode()
-
-
-def read_new_data_notification(payload: str) -> tuple[str, set[str]] | None:
-    """The municipality and patients of a ``new_data_notifications`` payload; None when malformed."""
-    try:
-        message = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(message, dict):
-        return None
-    municipality_id, patient_ids = message.get("m"), message.get("p")
-    if not isinstance(municipality_id, str) or not isinstance(patient_ids, list):
-        return None
-    if not all(isinstance(p, str) for p in patient_ids):
-        return None
-    return municipality_id, set(patient_ids)
+# Barriers read but not (yet) waited for; past this many, their waiters have given up.
+MAX_UNCLAIMED_BARRIERS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,17 +73,6 @@ class ScoreOutcome:
     alert_raised: bool  # a new alert was opened (not an escalation or a repeat)
 
 
-def _patient(
-    conn: psycopg.Connection[Any], municipality_id: str, patient_id: str
-) -> tuple[bool, list[str]] | None:
-    """(SpO2 scale 2, conditions) of an enrolled patient; None when the municipality has no such patient."""
-    row = conn.execute(
-        "SELECT spo2_scale2, conditions FROM patients WHERE municipality_id = %s AND id = %s",
-        (municipality_id, patient_id),
-    ).fetchone()
-    return None if row is None else (bool(row[0]), [str(c) for c in row[1] or ()])
-
-
 def score_patient(
     conn: psycopg.Connection[Any], municipality_id: str, patient_id: str, *, now: datetime | None = None
 ) -> ScoreOutcome | None:
@@ -115,12 +80,11 @@ def score_patient(
     when the patient is unknown, or has neither NEWS2 vitals nor a rule that fired."""
     computed_at = now or datetime.now(UTC)
     with conn.transaction():
-        patient = _patient(conn, municipality_id, patient_id)
+        patient = enrolled_patient(conn, municipality_id, patient_id)
         if patient is None:
             return None
-        scale2, conditions = patient
-        news2 = _score_news2(conn, municipality_id, patient_id, scale2, computed_at)
-        rule_alerts = _score_rules(conn, municipality_id, patient_id, conditions, computed_at)
+        news2 = _score_news2(conn, municipality_id, patient_id, patient.spo2_scale2, computed_at)
+        rule_alerts = _score_rules(conn, municipality_id, patient_id, patient.conditions, computed_at)
         if news2 is None and not rule_alerts:
             return None
         raised = False
@@ -170,52 +134,42 @@ def _score_news2(
         basis_identifiers=[o.identifier for o in latest.values()],
         computed_at=computed_at,
     )
-    detail = result.to_dict()  # includes the reasons, in the order a nurse reads them
-    row = conn.execute(
-        "INSERT INTO scores (municipality_id, patient_id, computed_at, as_of, method, score, band,"
-        " detail, resource) VALUES (%s, %s, %s, %s, 'news2', %s, %s, %s::jsonb, %s::jsonb) RETURNING id",
-        (
-            municipality_id,
-            patient_id,
-            computed_at,
-            as_of,
-            result.total,
-            result.band,
-            orjson.dumps(detail, default=str).decode(),
-            orjson.dumps(resource).decode(),
+    score_id = record_score(
+        conn,
+        NewScore(
+            municipality_id=municipality_id,
+            patient_id=patient_id,
+            method="news2",
+            score=result.total,
+            band=result.band,
+            computed_at=computed_at,
+            as_of=as_of,
+            detail=result.to_dict(),  # includes the reasons, in the order a nurse reads them
+            resource=resource,
         ),
-    ).fetchone()
-    assert row is not None
-    return _News2Score(int(row[0]), as_of, result, decide_alert(result))
+    )
+    return _News2Score(score_id, as_of, result, decide_alert(result))
 
 
 def _score_rules(
     conn: psycopg.Connection[Any],
     municipality_id: str,
     patient_id: str,
-    conditions: list[str],
+    conditions: tuple[str, ...],
     computed_at: datetime,
 ) -> list[tuple[int, datetime, AlertDecision]]:
     """Store each disease rule of the patient's ``conditions`` that newly fired (once per rule and
     reading) as a score with its RiskAssessment; return (score id, reading time, alert) for each."""
     if not any(c in RULES_BY_CONDITION for c in conditions):
         return []
-    newest = conn.execute(
-        "SELECT max(effective) FROM observations WHERE municipality_id = %s AND patient_id = %s"
-        " AND kind = ANY(%s)",
-        (municipality_id, patient_id, sorted({k for g in SERIES_KINDS.values() for k in g})),
-    ).fetchone()
-    if newest is None or newest[0] is None:
+    as_of = newest_reading_time(
+        conn, municipality_id, patient_id, {k for group in SERIES_KINDS.values() for k in group}
+    )
+    if as_of is None:
         return []
-    as_of: datetime = newest[0]
     stored: list[tuple[int, datetime, AlertDecision]] = []
     for fresh in fresh_hits(load_series(conn, municipality_id, patient_id, as_of), conditions, as_of):
-        seen = conn.execute(
-            "SELECT 1 FROM scores WHERE municipality_id = %s AND patient_id = %s AND method = %s"
-            " AND as_of = %s",
-            (municipality_id, patient_id, fresh.hit.rule, fresh.at),
-        ).fetchone()
-        if seen is not None:
+        if has_score(conn, municipality_id, patient_id, fresh.hit.rule, fresh.at):
             continue  # this rule already fired on this reading: scored before
         resource = rule_risk_assessment(
             rule=fresh.hit.rule,
@@ -226,21 +180,21 @@ def _score_rules(
             basis_identifier=fresh.identifier,
             computed_at=computed_at,
         )
-        inserted = conn.execute(
-            "INSERT INTO scores (municipality_id, patient_id, computed_at, as_of, method, score, band,"
-            " detail, resource) VALUES (%s, %s, %s, %s, %s, 1, 'medium', %s::jsonb, %s::jsonb) RETURNING id",
-            (
-                municipality_id,
-                patient_id,
-                computed_at,
-                fresh.at,
-                fresh.hit.rule,
-                orjson.dumps({"rule": fresh.hit.rule, "reason": fresh.hit.reason}).decode(),
-                orjson.dumps(resource).decode(),
+        score_id = record_score(
+            conn,
+            NewScore(
+                municipality_id=municipality_id,
+                patient_id=patient_id,
+                method=fresh.hit.rule,
+                score=1,
+                band="medium",
+                computed_at=computed_at,
+                as_of=fresh.at,
+                detail={"rule": fresh.hit.rule, "reason": fresh.hit.reason},
+                resource=resource,
             ),
-        ).fetchone()
-        assert inserted is not None
-        stored.append((int(inserted[0]), fresh.at, decide_rule_alert(fresh.title, fresh.hit.reason)))
+        )
+        stored.append((score_id, fresh.at, decide_rule_alert(fresh.title, fresh.hit.reason)))
     return stored
 
 
@@ -253,41 +207,33 @@ def _open_or_escalate(
     decision: AlertDecision,
 ) -> bool:
     """Open an alert, or escalate the open one when this is worse; True only for a new alert."""
-    open_alert = conn.execute(
-        "SELECT id, severity FROM alerts WHERE municipality_id = %s AND patient_id = %s AND status = 'open'"
-        " FOR UPDATE",
-        (municipality_id, patient_id),
-    ).fetchone()
-    if open_alert is None:
-        conn.execute(
-            "INSERT INTO alerts (municipality_id, patient_id, score_id, as_of, severity, reason)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (municipality_id, patient_id, score_id, as_of, decision.severity, decision.reason),
+    current = open_alert(conn, municipality_id, patient_id)
+    if current is None:
+        raise_alert(
+            conn,
+            municipality_id,
+            patient_id,
+            score_id=score_id,
+            as_of=as_of,
+            severity=decision.severity,
+            reason=decision.reason,
         )
         log.warning("ALERT %s patient %s: %s", decision.severity, patient_id, decision.reason)
         return True
-    if SEVERITY_RANK[decision.severity] > SEVERITY_RANK[str(open_alert[1])]:
-        conn.execute(
-            "UPDATE alerts SET severity = %s, reason = %s, score_id = %s, as_of = %s WHERE id = %s",
-            (decision.severity, decision.reason, score_id, as_of, open_alert[0]),
+    if SEVERITY_RANK[decision.severity] > SEVERITY_RANK[current.severity]:
+        escalate_alert(
+            conn,
+            municipality_id,
+            current.id,
+            score_id=score_id,
+            as_of=as_of,
+            severity=decision.severity,
+            reason=decision.reason,
         )
         log.warning(
             "ALERT escalated to %s for patient %s: %s", decision.severity, patient_id, decision.reason
         )
     return False
-
-
-def stored_since(conn: psycopg.Connection[Any], since: datetime) -> dict[str, set[str]]:
-    """Patients, per municipality, with readings of the last day stored at or after ``since``."""
-    rows = conn.execute(
-        "SELECT DISTINCT municipality_id, patient_id FROM observations"
-        " WHERE effective >= now() - %s AND received_at >= %s",
-        (CATCH_UP_WINDOW, since),
-    ).fetchall()
-    patients: dict[str, set[str]] = {}
-    for municipality_id, patient_id in rows:
-        patients.setdefault(str(municipality_id), set()).add(str(patient_id))
-    return patients
 
 
 class Scorer:
@@ -296,6 +242,7 @@ class Scorer:
     def __init__(self, database_url: str) -> None:
         self._database_url = database_url
         self._pending: set[tuple[str, str]] = set()
+        self._barriers: set[str] = set()
         self._cond = threading.Condition()
         self._stopping = False
         self._busy = False
@@ -324,6 +271,21 @@ class Scorer:
         with self._cond:
             self._pending.update((municipality_id, p) for p in patient_ids)
             self._cond.notify()
+
+    def wait_heard(self, barrier: str, timeout: float) -> bool:
+        """True once the listener has read ``barrier`` (``gateway.store.new_data.send_barrier``): every
+        announcement committed before it has then been handed to ``notify``; False after ``timeout``."""
+        with self._cond:
+            heard = self._cond.wait_for(lambda: barrier in self._barriers, timeout=timeout)
+            self._barriers.discard(barrier)
+            return heard
+
+    def _heard_barrier(self, barrier: str) -> None:
+        with self._cond:
+            if len(self._barriers) >= MAX_UNCLAIMED_BARRIERS:  # their waiters gave up long ago
+                self._barriers.clear()
+            self._barriers.add(barrier)
+            self._cond.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is pending or being scored (for the demo's final summary and tests)."""
@@ -380,13 +342,14 @@ class Scorer:
         while not self._stop_listening.is_set():
             try:
                 with psycopg.connect(self._database_url, autocommit=True) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    listen_for_new_data(conn, channel)
                     self._listening.set()
                     delay = LISTEN_RETRY_FIRST_S
                     if lost_at is not None:
                         # Notifications sent while we were not listening are gone: score again the
                         # patients whose readings were stored meanwhile.
-                        for municipality_id, patients in stored_since(conn, lost_at).items():
+                        meanwhile = patients_stored_since(conn, lost_at, effective_within=CATCH_UP_WINDOW)
+                        for municipality_id, patients in meanwhile.items():
                             self.notify(municipality_id, patients)
                         lost_at = None
                     while not self._stop_listening.is_set():
@@ -395,6 +358,8 @@ class Scorer:
                             announced = read_new_data_notification(note.payload)
                             if announced is None:
                                 log.warning("scorer: ignoring a malformed notification on %s", channel)
+                            elif is_barrier(announced[0]):
+                                self._heard_barrier(note.payload)
                             else:
                                 self.notify(*announced)
             except psycopg.Error as exc:

@@ -4,7 +4,8 @@ metrics in one FastAPI app.
 ``create_app`` wires the routers to a settings object and a connection pool that the caller owns (opens,
 and closes after the server stops). Errors become responses here, in one place: a missing session sends
 a browser to /login, a FHIR error is an OperationOutcome with its status, and any other HTTP error is an
-HTML page, or an OperationOutcome under /fhir; a database that is away is a 503 (with ``Retry-After``).
+HTML page, or an OperationOutcome under /fhir and at the token endpoint
+(``errors.answers_operation_outcome``); a database that is away is a 503 (with ``Retry-After``).
 Serving the app (uvicorn) is left to the caller.
 """
 
@@ -17,14 +18,14 @@ from urllib.parse import quote
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.api import fhir_api, health, metrics, web
 from gateway.api.body_limit import BodyLimit
-from gateway.api.errors import FhirError, LoginRequired
+from gateway.api.errors import FhirError, LoginRequired, answers_operation_outcome
 from gateway.api.fhir_model import operation_outcome
 from gateway.api.presenters import TEMPLATE_GLOBALS
 from gateway.api.security_headers import SecurityHeaders
@@ -35,11 +36,19 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 # Seconds a client is asked to wait when the database is away (a restart takes about this long).
 _RETRY_AFTER_S = "5"
 # OperationOutcome issue types (http://hl7.org/fhir/issue-type) for HTTP errors raised outside the FHIR code.
-_ISSUE_TYPES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported"}
+_ISSUE_TYPES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    413: "too-long",
+    429: "throttled",
+}
 
 
 def _is_fhir(request: Request) -> bool:
-    return request.url.path == "/fhir" or request.url.path.startswith("/fhir/")
+    return answers_operation_outcome(request.url.path)
 
 
 def _outcome(status: int, code: str, diagnostics: str, headers: dict[str, str] | None = None) -> Response:
@@ -62,16 +71,16 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FhirError)
     def fhir_error(request: Request, exc: FhirError) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return _outcome(exc.status, exc.code, exc.diagnostics, headers)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
+        return _outcome(exc.status, exc.code, exc.diagnostics, headers or None)
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if _is_fhir(request):
             code = _ISSUE_TYPES.get(exc.status_code, "processing")
             return _outcome(exc.status_code, code, str(exc.detail), dict(exc.headers or {}) or None)
-        if request.url.path == "/login/access-token":
-            return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
         return _error_page(request, exc.status_code, str(exc.detail))
 
     @app.exception_handler(psycopg.OperationalError)

@@ -1,9 +1,10 @@
 """Users, passwords and session tokens, with the standard library only.
 
 Passwords are stored as scrypt hashes (random salt, parameters kept in the stored string, constant-time
-comparison). A session token is ``base64url(username|municipality|role|expiry|session) .
-base64url(HMAC-SHA256)`` signed with ``GatewaySettings.signing_key``; the web UI carries it in an
-HttpOnly cookie, the FHIR API as ``Authorization: Bearer``. A token ends at its expiry
+comparison) in ``users``, whose rows ``gateway.store.users`` reads and writes. A session token is
+``base64url(username|municipality|role|expiry|session) . base64url(HMAC-SHA256)`` signed with
+``GatewaySettings.signing_key``; the web UI carries it in an HttpOnly cookie, the FHIR API as
+``Authorization: Bearer``. A token ends at its expiry
 (``session_hours``) or when its session id is revoked (logout; ``gateway.store.logins``).
 
 A token names a user (a person who logged in) or, with role ``hub``, a hub (its id in place of the
@@ -27,6 +28,7 @@ from typing import Any
 import psycopg
 
 from gateway.settings import GatewaySettings
+from gateway.store import users
 
 # Roles of people, who log in with a password.
 ROLES = frozenset({"nurse", "clinician", "admin"})
@@ -116,34 +118,24 @@ def create_user(
         raise ValueError(f"role must be one of {sorted(ROLES)}, not {role!r}")
     if len(password) < 8:
         raise ValueError("password must have at least 8 characters")
-    conn.execute(
-        "INSERT INTO users (username, municipality_id, role, password_hash) VALUES (%s, %s, %s, %s)",
-        (username, municipality_id, role, hash_password(password)),
-    )
+    users.insert_user(conn, username, municipality_id, role, hash_password(password))
     return User(username, municipality_id, role)
 
 
 def authenticate(conn: psycopg.Connection[Any], username: str, password: str) -> User | None:
     """The user when ``username`` exists and ``password`` is right, else None (same cost either way)."""
-    row = conn.execute(
-        "SELECT municipality_id, role, password_hash FROM users WHERE username = %s", (username,)
-    ).fetchone()
-    if row is None:
+    stored = users.user_by_name(conn, username)
+    if stored is None:
         verify_password(password, _DUMMY_HASH)
         return None
-    municipality_id, role, password_hash = row
-    if not verify_password(password, password_hash):
+    if not verify_password(password, stored.password_hash):
         return None
-    return User(username, municipality_id, role)
+    return User(stored.username, stored.municipality_id, stored.role)
 
 
 def registered_user(conn: psycopg.Connection[Any], user: User) -> User | None:
     """``user`` when ``users`` has them, in that municipality and with that role; else None."""
-    row = conn.execute(
-        "SELECT 1 FROM users WHERE username = %s AND municipality_id = %s AND role = %s",
-        (user.username, user.municipality_id, user.role),
-    ).fetchone()
-    return None if row is None else user
+    return user if users.user_exists(conn, user.username, user.municipality_id, user.role) else None
 
 
 def _signature(key: bytes, context: bytes, payload: bytes) -> bytes:

@@ -6,7 +6,8 @@ a body. A request whose ``Content-Length`` is over its route's limit is answered
 body is read. A body without one (chunked) is counted as the app reads it: the read that passes the limit
 ends the request with the same 413, so no more than the limit (plus one chunk) is ever held in memory.
 The 413 is, for ``POST /fhir``, the OperationOutcome ingest answers a ``too-large`` message with;
-elsewhere under ``/fhir`` an OperationOutcome too, and plain text outside it. It closes the connection,
+elsewhere under ``/fhir`` and at the token endpoint an OperationOutcome too
+(``errors.answers_operation_outcome``), and plain text elsewhere. It closes the connection,
 so the rest of the body is never read.
 
 What a body means, and any tighter limit a route keeps of its own (``deps.get_form``), is left to the
@@ -18,6 +19,7 @@ from __future__ import annotations
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.errors import answers_operation_outcome
 from gateway.api.fhir_model import FHIR_JSON, operation_outcome
 from gateway.ingest.processing import MessageOutcome, Rejection, error_report
 
@@ -54,7 +56,7 @@ def too_large(path: str, limit: int) -> Response:
         rejection = Rejection(None, None, _TOO_LARGE, reason)
         report = error_report(MessageOutcome(path, None, (), (rejection,)))
         return JSONResponse(report, 413, headers, media_type=FHIR_JSON)
-    if path.startswith(FHIR_BATCH_PATH + "/"):
+    if answers_operation_outcome(path):
         return JSONResponse(operation_outcome("too-long", reason), 413, headers, media_type=FHIR_JSON)
     return PlainTextResponse(reason, 413, headers)
 

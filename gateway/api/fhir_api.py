@@ -1,21 +1,23 @@
-"""The FHIR R4 API under ``/fhir``: metadata, Observation read/search, Patient and Device read,
-RiskAssessment search, and the hubs' ``batch`` POST.
+"""The FHIR R4 API under ``/fhir``: metadata, Observation read/search, Patient read/search, Device read
+(sensors and hubs), RiskAssessment read/search, and the hubs' ``batch`` POST.
 
-Thin routes: parameters are parsed by ``fhir_search``, rows read by ``queries``, resources and Bundles
-built by ``fhir_model``, a hub's Bundle decided and stored by ``fhir_batch``. Everything but
-``/fhir/metadata`` needs a bearer token: a person's to read, a hub's to post. Reads see only the user's
-municipality; another municipality's patient or device is "not found" (404), never "forbidden", so its
-existence does not leak. Every read of patient data writes a ``fhir-read`` audit row per patient seen.
+Thin routes: parameters are parsed by ``fhir_search``, rows read by ``gateway.store.fhir_reads``,
+resources and Bundles built by ``fhir_model``, a hub's Bundle decided and stored by ``fhir_batch``.
+Everything but ``/fhir/metadata`` needs a bearer token: a person's to read, a hub's to post. Reads see
+only the user's municipality; another municipality's resource is "not found" (404), never "forbidden",
+so its existence does not leak. Every read of patient data writes a ``fhir-read`` audit row per patient
+seen. Whatever is served for a patient enrolled as synthetic carries FHIR's test-data label.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Security
 from fastapi.responses import JSONResponse
 
-from gateway.api import fhir_batch, fhir_openapi, queries
+from gateway.api import fhir_batch, fhir_openapi
 from gateway.api.auth import User
 from gateway.api.capability import capability_statement
 from gateway.api.deps import DbDep, FhirUser, HubUser, PayloadDep, SettingsDep
@@ -24,18 +26,26 @@ from gateway.api.fhir_model import (
     FHIR_JSON,
     Entry,
     device_resource,
+    hub_resource,
+    label_test_data,
     observation_id,
     patient_resource,
     risk_assessment_id,
     searchset,
     with_id,
 )
-from gateway.api.fhir_search import Cursor, parse_id, parse_search
+from gateway.api.fhir_search import handling_is_strict, parse_id, parse_search
+from gateway.store import fhir_reads
+from gateway.store.audit import record_audit
+from gateway.store.fhir_query import Cursor, Search
+from gateway.store.fhir_reads import Conn, StoredResource
+from gateway.store.patient_views import PatientRow, patient
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 # In /openapi.json, every route but /metadata asks for a bearer token (deps.py does the asking).
 _BEARER = [Security(fhir_openapi.BEARER)]
 _READ_ERRORS = (400, 401, 403, 404)
+_SEARCH_ERRORS = (400, 401, 403)
 
 _AUDIT_DETAIL_CHARS = 500
 
@@ -51,9 +61,29 @@ def fhir_base(request: Request) -> str:
     return f"{str(request.base_url).rstrip('/')}/fhir"
 
 
-def _audit(conn: queries.Conn, user: User, request: Request, patient_ids: list[str]) -> None:
+def _audit(conn: Conn, user: User, request: Request, patient_ids: Iterable[str]) -> None:
     detail = f"{request.method} {request.url.path}?{request.url.query}".rstrip("?")[:_AUDIT_DETAIL_CHARS]
-    queries.record_audit(conn, user, "fhir-read", patient_ids, detail)
+    record_audit(conn, user, "fhir-read", list(dict.fromkeys(patient_ids)), detail)
+
+
+def _search(request: Request, resource_type: str) -> Search:
+    """The request's search; unknown parameters are ignored unless it sends ``Prefer: handling=strict``."""
+    strict = handling_is_strict(request.headers.get("prefer"))
+    return parse_search(resource_type, request.query_params.multi_items(), strict=strict)
+
+
+def _served(row: StoredResource, resource_id: str) -> dict[str, Any]:
+    """A stored resource as served: with the server's id, and labelled when its patient is synthetic."""
+    resource = with_id(row.resource, resource_id)
+    return label_test_data(resource) if row.synthetic else resource
+
+
+def _observation(user: User, row: StoredResource) -> dict[str, Any]:
+    return _served(row, observation_id(user.municipality_id, *fhir_reads.reading_of_key(row.key)))
+
+
+def _patient(row: PatientRow) -> dict[str, Any]:
+    return patient_resource(row.id, row.name, row.birth_date, row.municipality_name, synthetic=row.synthetic)
 
 
 @router.get(
@@ -70,22 +100,19 @@ def metadata(request: Request) -> FhirResponse:
     "/Observation",
     response_class=FhirResponse,
     dependencies=_BEARER,
-    responses=fhir_openapi.responses(fhir_openapi.SEARCHSET, "A page of matches.", 400, 401, 403),
+    responses=fhir_openapi.responses(fhir_openapi.SEARCHSET, "A page of matches.", *_SEARCH_ERRORS),
     openapi_extra=fhir_openapi.search("Observation"),
 )
 def search_observations(request: Request, user: FhirUser, conn: DbDep) -> FhirResponse:
-    """Search the municipality's Observations (patient, code, date, _count); newest first."""
-    search = parse_search("Observation", request.query_params.multi_items())
-    rows, more = queries.search_observations(conn, user.municipality_id, search)
-    entries = [
-        Entry(
-            with_id(r.resource, observation_id(user.municipality_id, *queries.reading_of_key(r.key))),
-            Cursor(r.at, r.key),
-        )
-        for r in rows
-    ]
-    _audit(conn, user, request, queries.patient_ids(rows))
-    return FhirResponse(searchset(fhir_base(request), search, entries, more))
+    """Search the municipality's Observations (patient, code, date, _count, _sort); newest first.
+
+    Unknown parameters are ignored unless the request sends ``Prefer: handling=strict`` (then a 400).
+    """
+    search = _search(request, "Observation")
+    page = fhir_reads.search_observations(conn, user.municipality_id, search)
+    entries = [Entry(_observation(user, r), Cursor(r.at, r.key)) for r in page.rows]
+    _audit(conn, user, request, (r.patient_id for r in page.rows))
+    return FhirResponse(searchset(fhir_base(request), search, entries, page.has_more, page.total))
 
 
 @router.get(
@@ -101,11 +128,30 @@ def read_observation(
     conn: DbDep,
 ) -> FhirResponse:
     """Read one Observation by the id its search entries carry."""
-    row = queries.observation_by_id(conn, user.municipality_id, parse_id("Observation", observation_id))
+    row = fhir_reads.observation_by_id(conn, user.municipality_id, parse_id("Observation", observation_id))
     if row is None:
         raise FhirError(404, "not-found", f"Observation/{observation_id} is not known")
     _audit(conn, user, request, [row.patient_id])
-    return FhirResponse(with_id(row.resource, observation_id.lower()))
+    return FhirResponse(_served(row, observation_id.lower()))
+
+
+@router.get(
+    "/Patient",
+    response_class=FhirResponse,
+    dependencies=_BEARER,
+    responses=fhir_openapi.responses(fhir_openapi.SEARCHSET, "A page of matches.", *_SEARCH_ERRORS),
+    openapi_extra=fhir_openapi.search("Patient"),
+)
+def search_patients(request: Request, user: FhirUser, conn: DbDep) -> FhirResponse:
+    """Search the municipality's Patients (_id, _count); by id.
+
+    Unknown parameters are ignored unless the request sends ``Prefer: handling=strict`` (then a 400).
+    """
+    search = _search(request, "Patient")
+    page = fhir_reads.search_patients(conn, user.municipality_id, search)
+    entries = [Entry(_patient(row), Cursor(None, row.id)) for row in page.rows]
+    _audit(conn, user, request, (row.id for row in page.rows))
+    return FhirResponse(searchset(fhir_base(request), search, entries, page.has_more, page.total))
 
 
 @router.get(
@@ -121,11 +167,11 @@ def read_patient(
     conn: DbDep,
 ) -> FhirResponse:
     """Read one Patient of the user's municipality."""
-    row = queries.patient(conn, user.municipality_id, parse_id("Patient", patient_id))
+    row = patient(conn, user.municipality_id, parse_id("Patient", patient_id))
     if row is None:
         raise FhirError(404, "not-found", f"Patient/{patient_id} is not known")
     _audit(conn, user, request, [row.id])
-    return FhirResponse(patient_resource(row.id, row.name, row.birth_date, row.municipality_name))
+    return FhirResponse(_patient(row))
 
 
 @router.get(
@@ -135,17 +181,21 @@ def read_patient(
     responses=fhir_openapi.responses(fhir_openapi.resource("Device"), "The Device.", *_READ_ERRORS),
 )
 def read_device(
-    device_id: Annotated[str, fhir_openapi.fhir_id("The Device's id.")],
+    device_id: Annotated[str, fhir_openapi.fhir_id("The Device's id: a sensor's or a hub's.")],
     request: Request,
     user: FhirUser,
     conn: DbDep,
 ) -> FhirResponse:
-    """Read one enrolled Device of the user's municipality (PHD IG shape)."""
-    row = queries.device(conn, user.municipality_id, parse_id("Device", device_id))
+    """Read one enrolled sensor (PHD IG shape) or hub of the user's municipality."""
+    row = fhir_reads.device(conn, user.municipality_id, parse_id("Device", device_id))
     if row is None:
         raise FhirError(404, "not-found", f"Device/{device_id} is not known")
     _audit(conn, user, request, [row.patient_id])
-    return FhirResponse(device_resource(row.id, row.kind, row.address, row.patient_id))
+    if row.is_hub or row.kind is None:
+        resource = hub_resource(row.id, row.patient_id)
+    else:
+        resource = device_resource(row.id, row.kind, row.address, row.patient_id)
+    return FhirResponse(label_test_data(resource) if row.synthetic else resource)
 
 
 @router.post(
@@ -171,13 +221,39 @@ def post_batch(hub: HubUser, payload: PayloadDep, conn: DbDep, settings: Setting
     "/RiskAssessment",
     response_class=FhirResponse,
     dependencies=_BEARER,
-    responses=fhir_openapi.responses(fhir_openapi.SEARCHSET, "A page of matches.", 400, 401, 403),
+    responses=fhir_openapi.responses(fhir_openapi.SEARCHSET, "A page of matches.", *_SEARCH_ERRORS),
     openapi_extra=fhir_openapi.search("RiskAssessment"),
 )
 def search_risk_assessments(request: Request, user: FhirUser, conn: DbDep) -> FhirResponse:
-    """Search the municipality's stored RiskAssessments (patient, _count); newest first."""
-    search = parse_search("RiskAssessment", request.query_params.multi_items())
-    rows, more = queries.search_risk_assessments(conn, user.municipality_id, search)
-    entries = [Entry(with_id(r.resource, risk_assessment_id(r.key)), Cursor(r.at, r.key)) for r in rows]
-    _audit(conn, user, request, queries.patient_ids(rows))
-    return FhirResponse(searchset(fhir_base(request), search, entries, more))
+    """Search the municipality's stored RiskAssessments (patient, _count); newest first.
+
+    Unknown parameters are ignored unless the request sends ``Prefer: handling=strict`` (then a 400).
+    """
+    search = _search(request, "RiskAssessment")
+    page = fhir_reads.search_risk_assessments(conn, user.municipality_id, search)
+    entries = [Entry(_served(r, risk_assessment_id(r.key)), Cursor(r.at, r.key)) for r in page.rows]
+    _audit(conn, user, request, (r.patient_id for r in page.rows))
+    return FhirResponse(searchset(fhir_base(request), search, entries, page.has_more, page.total))
+
+
+@router.get(
+    "/RiskAssessment/{assessment_id}",
+    response_class=FhirResponse,
+    dependencies=_BEARER,
+    responses=fhir_openapi.responses(
+        fhir_openapi.resource("RiskAssessment"), "The RiskAssessment.", *_READ_ERRORS
+    ),
+)
+def read_risk_assessment(
+    assessment_id: Annotated[str, fhir_openapi.fhir_id("The id a search entry carries (a uuid).")],
+    request: Request,
+    user: FhirUser,
+    conn: DbDep,
+) -> FhirResponse:
+    """Read one stored RiskAssessment by the id its search entries (and their fullUrl) carry."""
+    wanted = parse_id("RiskAssessment", assessment_id)
+    row = fhir_reads.risk_assessment_by_id(conn, user.municipality_id, wanted)
+    if row is None:
+        raise FhirError(404, "not-found", f"RiskAssessment/{assessment_id} is not known")
+    _audit(conn, user, request, [row.patient_id])
+    return FhirResponse(_served(row, row.key))

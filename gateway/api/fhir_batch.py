@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.api.fhir_model import observation_id
-from gateway.api.queries import Conn
 from gateway.ingest.processing import (
     BAD_TOPIC,
     CONFLICT,
@@ -40,6 +39,7 @@ from gateway.ingest.processing import (
 )
 from gateway.ingest.storing import Decided, keep_whole, store_decisions
 from gateway.store.errors import describe, is_transient
+from gateway.store.fhir_reads import Conn
 from gateway.store.ingest_metrics import record_batch
 from gateway.store.repository import (
     HubAssignment,

@@ -2,8 +2,10 @@
 
 Stored Observations and RiskAssessments are served as stored, with a server id added; the Patient and
 the OperationOutcome are built with ``fhir.resources.R4B`` so they are valid by construction, and a
-Device by the contract's PHD IG builder (``fhir_contract.device``). One Bundle builder makes every
-searchset with its ``self`` and ``next`` links. Reading rows is left to ``queries.py``.
+sensor Device by the contract's PHD IG builder (``fhir_contract.device``); a hub is served as a Device
+of the gateway type. One Bundle builder makes every searchset with its ``total`` and its ``self`` and
+``next`` links. ``label_test_data`` marks what is served for a synthetic patient with FHIR's test-data
+label. Reading rows is left to ``gateway.store``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
 from fhir_contract.device import build_sensor_device, device_kinds, format_eui
+from fhir_contract.status import ACT_REASON, TEST_DATA, TEST_DATA_SECURITY
 from fhir_contract.terminology import contract_dir
-from gateway.api.fhir_search import Cursor, Search, format_search
+from gateway.api.fhir_search import format_search
+from gateway.store.fhir_query import Cursor, Search
 
 FHIR_JSON = "application/fhir+json"
 # Every Device also carries the id homewatch enrolled it under (what Observation.device references).
@@ -41,7 +45,7 @@ def observation_id(municipality_id: str, device_id: str, identifier: str) -> str
     """The stable, URL-safe FHIR id of a stored Observation: the SHA-256, in hex, of the reading's key
     (its identifier scoped by municipality and device: migration 0004's ``observation_key_id``).
 
-    The repository stores it as ``observation_keys.id``, which ``queries.observation_by_id`` looks up; an
+    The repository stores it as ``observation_keys.id``, which ``fhir_reads.observation_by_id`` looks up; an
     identifier itself may hold characters (':' '/' '|') or a length that a FHIR id may not.
     """
     return hashlib.sha256(f"{municipality_id}/{device_id}/{identifier}".encode()).hexdigest()
@@ -59,10 +63,23 @@ def with_id(resource: Mapping[str, Any], resource_id: str) -> dict[str, Any]:
     return {"resourceType": resource.get("resourceType"), "id": resource_id, **body}
 
 
+def label_test_data(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``resource`` labelled as test data (``meta.security`` v3-ActReason#HTEST, the label the
+    contract gives synthetic Observations); a resource that has the label already keeps it once."""
+    labelled = dict(resource)
+    meta = dict(labelled.get("meta") or {})
+    security = list(meta.get("security") or [])
+    if not any(s.get("system") == ACT_REASON and s.get("code") == TEST_DATA for s in security):
+        security.append(dict(TEST_DATA_SECURITY))
+    meta["security"] = security
+    labelled["meta"] = meta
+    return labelled
+
+
 def patient_resource(
-    patient_id: str, name: str, birth_date: date | None, municipality_name: str
+    patient_id: str, name: str, birth_date: date | None, municipality_name: str, *, synthetic: bool = False
 ) -> dict[str, Any]:
-    """A Patient resource from a patients row."""
+    """A Patient resource from a patients row; labelled as test data when ``synthetic``."""
     patient = Patient.model_validate(
         {
             "id": patient_id,
@@ -73,14 +90,15 @@ def patient_resource(
         }
     )
     built: dict[str, Any] = patient.model_dump(mode="json", exclude_none=True)
-    return built
+    return label_test_data(built) if synthetic else built
 
 
 @cache
-def _sensor_type() -> dict[str, Any]:
-    """Device.type of every sensor (MDC_MOC_VMS_MDS_SIMP), as the contract's data declares it."""
+def _device_type(key: str) -> dict[str, Any]:
+    """A Device.type as the contract's data declares it: ``sensor_type`` (MDC_MOC_VMS_MDS_SIMP) or
+    ``gateway_type`` (MDC_MOC_VMS_MDS_AHD)."""
     data = json.loads((contract_dir() / "devices.json").read_text(encoding="utf-8"))
-    return {"coding": [{"system": data["systems"]["mdc"], **data["sensor_type"]}]}
+    return {"coding": [{"system": data["systems"]["mdc"], **data[key]}]}
 
 
 def _eui48(address: str | None) -> str | None:
@@ -107,13 +125,29 @@ def device_resource(device_id: str, kind: str, address: str | None, patient_id: 
         device = {
             "resourceType": "Device",
             "id": device_id,
-            "type": _sensor_type(),
+            "type": _device_type("sensor_type"),
             "patient": {"reference": f"Patient/{patient_id}"},
         }
     identifiers = [*device.get("identifier", []), {"system": DEVICE_ID_SYSTEM, "value": device_id}]
     # Placed after the id, in the order FHIR's JSON examples use.
     head = {"resourceType": "Device", "id": device_id, "identifier": identifiers, "status": "active"}
     return {**head, **{key: value for key, value in device.items() if key not in head}}
+
+
+def hub_resource(hub_id: str, patient_id: str) -> dict[str, Any]:
+    """A Device for a hub (what an Observation's gatewayDevice extension references): typed
+    MDC_MOC_VMS_MDS_AHD, with its homewatch id and the patient in whose home it is.
+
+    Not a PhgDevice: that profile needs the hub's EUI-64 system id, which enrolment does not record.
+    """
+    return {
+        "resourceType": "Device",
+        "id": hub_id,
+        "identifier": [{"system": DEVICE_ID_SYSTEM, "value": hub_id}],
+        "status": "active",
+        "type": _device_type("gateway_type"),
+        "patient": {"reference": f"Patient/{patient_id}"},
+    }
 
 
 def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:
@@ -133,13 +167,16 @@ class Entry:
     position: Cursor
 
 
-def searchset(base_url: str, search: Search, entries: Sequence[Entry], has_more: bool) -> dict[str, Any]:
-    """A searchset Bundle of ``entries``; ``has_more`` adds the ``next`` link after the last entry."""
+def searchset(
+    base_url: str, search: Search, entries: Sequence[Entry], has_more: bool, total: int
+) -> dict[str, Any]:
+    """A searchset Bundle of ``entries``, one page of ``total`` matches; ``has_more`` adds the ``next``
+    link after the last entry."""
     endpoint = f"{base_url}/{search.resource_type}"
     links = [{"relation": "self", "url": f"{endpoint}?{format_search(search, search.cursor)}"}]
     if has_more and entries:
         links.append({"relation": "next", "url": f"{endpoint}?{format_search(search, entries[-1].position)}"})
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
     if entries:  # FHIR JSON has no empty arrays
         bundle["entry"] = [
             {

@@ -17,7 +17,14 @@ from fastapi import Path
 from fastapi.security import HTTPBearer
 
 from gateway.api.fhir_model import FHIR_JSON
-from gateway.api.fhir_search import COUNT_PARAM, CURSOR_PARAM, SEARCH_PARAMS, SORT_KEYS, SORT_PARAM
+from gateway.api.fhir_search import (
+    COUNT_PARAM,
+    CURSOR_PARAM,
+    SEARCH_PARAMS,
+    SORT_KEYS,
+    SORT_PARAM,
+    SearchParam,
+)
 
 Schema = dict[str, Any]
 
@@ -44,6 +51,7 @@ def _alternatives(one: str) -> str:
 # The value of one occurrence of a search parameter, per FHIR search parameter type.
 _VALUE_SCHEMAS: Mapping[str, Schema] = {
     "reference": {"type": "string", "pattern": _alternatives(f"(Patient/)?{_ID}")},
+    "id": {"type": "string", "pattern": _alternatives(_ID)},
     "token": {"type": "string", "minLength": 1},
     "date": {"type": "string", "pattern": _alternatives(_DATE)},
 }
@@ -93,6 +101,7 @@ _SEARCH_ENTRY: Schema = {
 SEARCHSET = resource(
     "Bundle",
     type={"type": "string", "const": "searchset"},
+    total={"type": "integer", "minimum": 0},
     link={"type": "array", "minItems": 1, "items": _LINK},
 )
 SEARCHSET["properties"]["entry"] = {"type": "array", "minItems": 1, "items": _SEARCH_ENTRY}
@@ -145,6 +154,11 @@ def responses(ok: Schema, description: str, *errors: int) -> dict[int | str, dic
     return declared
 
 
+def _value_kind(param: SearchParam) -> str:
+    """Which value schema a parameter takes: its FHIR type, but ``_id`` is a token that must be an id."""
+    return "id" if param.name == "_id" else param.type
+
+
 def search_parameters(resource_type: str) -> list[dict[str, Any]]:
     """The OpenAPI query parameters of a search of ``resource_type``, from ``fhir_search``'s tables."""
     declared: list[dict[str, Any]] = [
@@ -152,7 +166,7 @@ def search_parameters(resource_type: str) -> list[dict[str, Any]]:
             "name": param.name,
             "in": "query",
             "description": f"{param.documentation} Repeat it for AND; commas inside a value mean OR.",
-            "schema": {"type": "array", "items": _VALUE_SCHEMAS[param.type]},
+            "schema": {"type": "array", "items": _VALUE_SCHEMAS[_value_kind(param)]},
             "style": "form",
             "explode": True,
         }
@@ -194,7 +208,12 @@ def fhir_id(description: str) -> Any:
 
 
 def search(resource_type: str) -> dict[str, Any]:
-    """``openapi_extra`` of a search route: its query parameters."""
+    """``openapi_extra`` of a search route: its query parameters.
+
+    ``Prefer: handling=strict`` is said in the routes' descriptions, not declared as a header parameter:
+    the server accepts any Prefer header (it acts on one preference), so no value of it is invalid, and a
+    declared one would have the fuzzer expect refusals.
+    """
     return {"parameters": search_parameters(resource_type)}
 
 

@@ -2,17 +2,24 @@
 
 ``SEARCH_PARAMS`` says which parameters each resource type supports (the CapabilityStatement in
 ``fhir/capability-statement.json`` must list exactly these; a test keeps the two equal). ``parse_search``
-turns a query string into a ``Search`` of plain values (``Reference``, ``Token``, ``Period``), rejecting
-anything unknown or malformed with a ``FhirError``; ``format_search`` turns a ``Search`` back into the
-query string of a ``self`` or ``next`` link. ``SORT_KEYS`` says which ``_sort`` keys each resource type
-supports. Turning criteria and order into SQL is left to ``queries.py``.
+turns a query string into a ``Search`` of the store's plain values (``gateway.store.fhir_query``:
+``Reference``, ``Token``, ``Period``, ``ResourceId``), rejecting anything malformed with a ``FhirError``;
+``format_search`` turns a ``Search`` back into the query string of a ``self`` or ``next`` link.
+``SORT_KEYS`` says which ``_sort`` keys each resource type supports. Turning criteria and order into SQL
+is left to ``gateway.store.fhir_reads``.
+
+Unknown parameters (``_summary``, ``_format``, a modifier this server lacks ...) are ignored, as FHIR
+servers do by default, unless the client sends ``Prefer: handling=strict`` (``handling_is_strict``):
+then they are a 400 (FHIR R4 search, 3.1.1.5). Either way the ``self`` link lists only the parameters
+that were used.
 
 Conventions: parameters repeat with AND, commas inside one value mean OR (FHIR's rules). Dates without a
 time zone are taken as UTC; a date means the whole range its precision covers (``2024-05`` is all of May).
-Paging is by an opaque ``_cursor`` (keyset: the last row's time and key), which ``next`` links carry and
-clients only copy; the links also carry ``_sort``, so a cursor is always read in the order it was made in.
+Paging is by an opaque ``_cursor`` (keyset: the last row's time and key, or a Patient's id), which
+``next`` links carry and clients only copy; the links also carry ``_sort``, so a cursor is always read in
+the order it was made in.
 
-Every value is untrusted: whatever reaches ``queries.py``, ``int()`` or datetime arithmetic has been
+Every value is untrusted: whatever reaches the store, ``int()`` or datetime arithmetic has been
 checked here first (ASCII digits of bounded length, instants that exist in UTC, text PostgreSQL can hold),
 so a malformed value is a 400 OperationOutcome and never a server error.
 """
@@ -28,6 +35,17 @@ from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 from gateway.api.errors import FhirError
+from gateway.store.fhir_query import (
+    Criterion,
+    Cursor,
+    Period,
+    Reference,
+    ResourceId,
+    Search,
+    SearchValue,
+    Sort,
+    Token,
+)
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 100
@@ -57,79 +75,6 @@ def _shown(value: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Reference:
-    """A reference search value: the id of the referenced Patient."""
-
-    id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    """A token search value: ``system|code``, or ``code`` in any system (``|code`` is read the same)."""
-
-    system: str | None
-    code: str
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """A date search value as a half-open UTC range ``[lower, upper)``; None is unbounded."""
-
-    lower: datetime | None
-    upper: datetime | None
-
-
-SearchValue = Reference | Token | Period
-
-
-@dataclass(frozen=True, slots=True)
-class Criterion:
-    """One occurrence of a parameter: it matches when any of its alternatives matches."""
-
-    name: str
-    alternatives: tuple[SearchValue, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    """Where the next page starts: after the row with this time and key (in the search's order)."""
-
-    at: datetime
-    key: str
-
-
-@dataclass(frozen=True, slots=True)
-class Sort:
-    """A ``_sort`` as given: one key of ``SORT_KEYS``, ascending unless prefixed with '-'."""
-
-    key: str
-    descending: bool
-
-    def __str__(self) -> str:
-        return f"-{self.key}" if self.descending else self.key
-
-
-@dataclass(frozen=True, slots=True)
-class Search:
-    """A parsed search: criteria (AND), order, page size and position, and the criteria as given for links.
-
-    ``sort`` None is the default order, newest first (what ``_sort=-date`` asks for explicitly).
-    """
-
-    resource_type: str
-    criteria: tuple[Criterion, ...]
-    count: int
-    cursor: Cursor | None
-    given: tuple[tuple[str, str], ...]
-    sort: Sort | None = None
-
-    @property
-    def descending(self) -> bool:
-        """Whether the rows come newest first."""
-        return self.sort is None or self.sort.descending
-
-
-@dataclass(frozen=True, slots=True)
 class SearchParam:
     """A supported search parameter as the CapabilityStatement declares it, with its value parser."""
 
@@ -146,6 +91,13 @@ def parse_reference(value: str) -> Reference:
     if kind not in ("", "Patient") or not ID_PATTERN.fullmatch(ident):
         raise FhirError(400, "invalid", f"patient must be 'Patient/<id>' or '<id>', not {value!r}")
     return Reference(ident)
+
+
+def parse_resource_id(value: str) -> ResourceId:
+    """``_id``: a FHIR id -> ResourceId; anything else is a 400."""
+    if not ID_PATTERN.fullmatch(value):
+        raise FhirError(400, "invalid", f"_id must be a FHIR id, not {_shown(value)}")
+    return ResourceId(value)
 
 
 def parse_token(value: str) -> Token:
@@ -247,20 +199,31 @@ SEARCH_PARAMS: Mapping[str, Mapping[str, SearchParam]] = {
         ),
     },
     "RiskAssessment": {"patient": _PATIENT},
+    "Patient": {
+        "_id": SearchParam(
+            "_id",
+            "token",
+            "http://hl7.org/fhir/SearchParameter/Resource-id",
+            "The Patient's id; commas give several.",
+            parse_resource_id,
+        ),
+    },
 }
 
 # The ``_sort`` keys each resource type supports (each orders by the time its ``date`` parameter searches).
-SORT_KEYS: Mapping[str, tuple[str, ...]] = {"Observation": ("date",), "RiskAssessment": ()}
+# Without ``_sort``: Observation and RiskAssessment newest first, Patient by id.
+SORT_KEYS: Mapping[str, tuple[str, ...]] = {"Observation": ("date",), "RiskAssessment": (), "Patient": ()}
 
 
 def encode_cursor(cursor: Cursor) -> str:
     """The opaque text of a cursor, as ``next`` links carry it."""
-    raw = json.dumps([cursor.at.isoformat(), cursor.key], separators=(",", ":")).encode()
+    at = None if cursor.at is None else cursor.at.isoformat()
+    raw = json.dumps([at, cursor.key], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def decode_cursor(text: str) -> Cursor:
-    """The cursor of a ``next`` link (its instant in UTC); anything else is a 400.
+    """The cursor of a ``next`` link (its instant in UTC, or none); anything else is a 400.
 
     A client may send any text: too long, not base64, JSON nested past the parser's recursion limit, an
     instant without a zone or outside what UTC can hold, a key PostgreSQL cannot hold. All are refused.
@@ -269,33 +232,32 @@ def decode_cursor(text: str) -> Cursor:
         if len(text) > _MAX_CURSOR_CHARS:
             raise ValueError("longer than any cursor this server issues")
         at, key = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        if not isinstance(key, str) or _UNSTORABLE.search(key):
+            raise ValueError("the cursor's key is not one this server writes")
+        if at is None:
+            return Cursor(None, key)
         parsed = datetime.fromisoformat(at)
         # encode_cursor writes isoformat(): anything else (fromisoformat is lenient) was not issued here.
         if parsed.isoformat() != at or parsed.tzinfo is None:
             raise ValueError("the cursor's instant is not one this server writes")
-        if not isinstance(key, str) or _UNSTORABLE.search(key):
-            raise ValueError("the cursor's key is not one this server writes")
         parsed = parsed.astimezone(UTC)
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise FhirError(400, "invalid", f"{CURSOR_PARAM} is not one this server issued") from exc
     return Cursor(parsed, key)
 
 
-def _is_public_id(key: str) -> bool:
-    return _PUBLIC_ID.fullmatch(key) is not None
-
-
-# What the key of a cursor must be, per resource type: an Observation's is its identifier (any text
-# decode_cursor lets through), a RiskAssessment's its public id.
-_CURSOR_KEY_OK: Mapping[str, Callable[[str], bool]] = {
-    "Observation": lambda key: True,
-    "RiskAssessment": _is_public_id,
+# What a cursor must hold, per resource type: an Observation's an instant and its key (any text
+# decode_cursor lets through), a RiskAssessment's an instant and its public id, a Patient's its id alone.
+_CURSOR_OK: Mapping[str, Callable[[Cursor], bool]] = {
+    "Observation": lambda cursor: cursor.at is not None,
+    "RiskAssessment": lambda cursor: cursor.at is not None and _PUBLIC_ID.fullmatch(cursor.key) is not None,
+    "Patient": lambda cursor: cursor.at is None and ID_PATTERN.fullmatch(cursor.key) is not None,
 }
 
 
 def _parse_cursor(resource_type: str, text: str) -> Cursor:
     cursor = decode_cursor(text)
-    if not _CURSOR_KEY_OK[resource_type](cursor.key):
+    if not _CURSOR_OK[resource_type](cursor):
         raise FhirError(400, "invalid", f"{CURSOR_PARAM} is not one this server issued")
     return cursor
 
@@ -330,8 +292,15 @@ def parse_sort(resource_type: str, value: str) -> Sort:
     return Sort(key, value.startswith("-"))
 
 
-def parse_search(resource_type: str, items: Sequence[tuple[str, str]]) -> Search:
-    """Parse a query string's items for ``resource_type``; unknown or malformed parameters are a 400."""
+def handling_is_strict(prefer: str | None) -> bool:
+    """Whether a ``Prefer`` header asks for ``handling=strict`` (unknown search parameters are errors)."""
+    preferences = (part.strip().lower().replace(" ", "") for part in (prefer or "").split(","))
+    return "handling=strict" in preferences
+
+
+def parse_search(resource_type: str, items: Sequence[tuple[str, str]], *, strict: bool = False) -> Search:
+    """Parse a query string's items for ``resource_type``; malformed parameters are a 400, and so are
+    unknown ones when ``strict`` (else they are ignored, and left out of ``Search.given``)."""
     params = SEARCH_PARAMS[resource_type]
     criteria: list[Criterion] = []
     given: list[tuple[str, str]] = []
@@ -352,6 +321,8 @@ def parse_search(resource_type: str, items: Sequence[tuple[str, str]]) -> Search
                 sort = parse_sort(resource_type, value)
             continue
         param = params.get(name)
+        if param is None and not strict:
+            continue
         if param is None:
             sort_param = [SORT_PARAM] if SORT_KEYS[resource_type] else []
             supported = ", ".join([*params, COUNT_PARAM, *sort_param])

@@ -1,6 +1,7 @@
 """``GET /healthz``: whether this gateway can do its job, for a load balancer or an orchestrator.
 
-Healthy (200, ``"status": "ok"``) means: the database answers ``SELECT 1``, and no ingest worker has held
+Healthy (200, ``"status": "ok"``) means: the database answers (the query for stalled workers), and no
+ingest worker has held
 messages for longer than ``ingest_stall_after_s`` without committing any (``ingest_workers``, the
 heartbeat each worker writes wherever it runs: ``gateway.store.ingest_metrics``). Otherwise 503 with
 ``"status": "unhealthy"`` and what is wrong: a worker stuck on a batch, hung, or killed with messages in
@@ -57,7 +58,6 @@ def check(pool: ConnectionPool[Any], settings: GatewaySettings) -> Health:
     """The database's answer and the stalled workers, through ``pool``."""
     try:
         with pool.connection(timeout=_DB_TIMEOUT_SECONDS) as conn:
-            conn.execute("SELECT 1")
             stalled = stalled_workers(conn, timedelta(seconds=settings.ingest_stall_after_s))
     except (psycopg.Error, PoolTimeout):
         return Health(status="unhealthy", database=False)

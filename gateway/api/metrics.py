@@ -23,31 +23,17 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from gateway.api.deps import DbDep, SettingsDep
 from gateway.settings import GatewaySettings
+from gateway.store.ingest_metrics import WorkerMetrics, rejection_counts, worker_counters
 
 router = APIRouter(tags=["metrics"])
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerMetrics:
-    """One worker's row of ``ingest_metrics``."""
-
-    worker: str
-    messages_received: int
-    observations_stored: int
-    duplicates: int
-    batches: int
-    lag_seconds_sum: float
-    lag_seconds_count: int
-    lag_seconds_last_max: float
 
 
 # name, type, help, the WorkerMetrics field
@@ -113,16 +99,5 @@ def metrics(request: Request, db: DbDep, settings: SettingsDep) -> PlainTextResp
         return PlainTextResponse(
             "a valid bearer token is required\n", status_code=401, headers={"WWW-Authenticate": "Bearer"}
         )
-    workers = [
-        WorkerMetrics(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), float(r[5]), int(r[6]),
-                      float(r[7]))
-        for r in db.execute(
-            "SELECT worker, messages_received, observations_stored, duplicates, batches,"
-            " lag_seconds_sum, lag_seconds_count, lag_seconds_last_max FROM ingest_metrics"
-        )
-    ]  # fmt: skip
-    rejections = [
-        (str(r[0]), str(r[1]), int(r[2]))
-        for r in db.execute("SELECT worker, reason, count FROM ingest_rejections")
-    ]
-    return PlainTextResponse(render_metrics(workers, rejections), media_type=CONTENT_TYPE)
+    text = render_metrics(worker_counters(db), rejection_counts(db))
+    return PlainTextResponse(text, media_type=CONTENT_TYPE)

@@ -1,7 +1,7 @@
 """The web app's connection pool, opened the same way by every process that serves it.
 
-``create_app`` takes a pool its caller owns; ``open_pool`` is how ``gateway.serve`` and
-``gateway.server`` open one. Each connection is checked as it is lent out (psycopg_pool's ``check``, one
+``create_app`` takes a pool its caller owns; ``open_pool`` is how the composition root
+(``gateway.service``) opens one. Each connection is checked as it is lent out (psycopg_pool's ``check``, one
 round trip), so after PostgreSQL ends its sessions (a restart, a failover, ``pg_terminate_backend``) a
 request gets a working connection instead of a dead one and a 500.
 

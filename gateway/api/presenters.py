@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from gateway.api.queries import Measured, ReadingRow
+from gateway.store.patient_views import ReadingRow
+from gateway.store.worklist import Measured
 
 
 @dataclass(frozen=True, slots=True)

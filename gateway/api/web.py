@@ -1,7 +1,8 @@
 """The nurses' web UI: login, logout, the ranked worklist, a patient's page, acknowledging an alert.
 
 Server-rendered Jinja2, no JavaScript, one stylesheet (``static/homewatch.css``: the Content-Security-Policy
-of ``security_headers`` allows no inline style or script). Thin routes: rows come from ``queries``,
+of ``security_headers`` allows no inline style or script). Thin routes: rows come from ``gateway.store``
+(``worklist``, ``patient_views``, ``acknowledgements``, ``audit``),
 wording from ``presenters`` (as template globals), tokens from ``auth``, login throttling from
 ``login_throttle``. Every page that shows patient data and every acknowledgement writes audit rows;
 state-changing forms (acknowledge, logout) carry an anti-forgery token bound to the session on top of
@@ -19,13 +20,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
-from gateway.api import queries
 from gateway.api.auth import SESSION_COOKIE, User, csrf_ok, csrf_token, issue_token, read_token
 from gateway.api.deps import CurrentUser, DbDep, FormDep, SettingsDep, session_token
+from gateway.api.errors import ACCESS_TOKEN_PATH, FhirError
 from gateway.api.fhir_search import ID_PATTERN
 from gateway.api.login_throttle import Throttled, client_address, log_in
 from gateway.api.presenters import patient_url
+from gateway.store import patient_views
+from gateway.store.acknowledgements import acknowledge_alert
+from gateway.store.audit import record_audit
 from gateway.store.logins import revoke_session
+from gateway.store.worklist import municipality_name, worklist_rows
 
 router = APIRouter(tags=["web"])
 
@@ -107,14 +112,22 @@ def login(request: Request, form: FormDep, conn: DbDep, settings: SettingsDep) -
     return response
 
 
-@router.post("/login/access-token", response_model=AccessToken)
+@router.post(
+    ACCESS_TOKEN_PATH,
+    response_model=AccessToken,
+    responses={
+        401: {"description": "Wrong username or password (an OperationOutcome)."},
+        429: {"description": "Too many failed logins: wait Retry-After seconds (an OperationOutcome)."},
+    },
+)
 def access_token(request: Request, form: FormDep, conn: DbDep, settings: SettingsDep) -> AccessToken:
-    """A bearer token for the FHIR API, for a username and password (429 while throttled)."""
+    """A bearer token for the FHIR API, for a username and password; errors are OperationOutcomes."""
     user = log_in(conn, form.get("username", ""), form.get("password", ""), client_address(request))
     if isinstance(user, Throttled):
-        raise HTTPException(429, "too many failed logins: try again later", headers=_retry_after(user))
+        wait = f"too many failed logins: try again in {user.retry_after} seconds"
+        raise FhirError(429, "throttled", wait, retry_after=user.retry_after)
     if user is None:
-        raise HTTPException(401, "wrong username or password", headers={"WWW-Authenticate": "Bearer"})
+        raise FhirError(401, "login", "wrong username or password")
     return AccessToken(access_token=issue_token(settings, user), expires_in=settings.session_hours * 3600)
 
 
@@ -142,16 +155,16 @@ def stylesheet() -> Response:
 @router.get("/", response_class=HTMLResponse)
 def worklist(request: Request, user: CurrentUser, conn: DbDep) -> HTMLResponse:
     """The nurse's ranked worklist for their municipality."""
-    rows = queries.worklist(conn, user.municipality_id)
+    rows = worklist_rows(conn, user.municipality_id)
     seen = [row.patient_id for row in rows]
-    queries.record_audit(conn, user, "view-worklist", seen, f"{len(rows)} patients")
+    record_audit(conn, user, "view-worklist", seen, f"{len(rows)} patients")
     return _page(
         request,
         user,
         "worklist.html",
         rows=rows,
         synthetic=any(row.synthetic for row in rows),
-        municipality=queries.municipality_name(conn, user.municipality_id),
+        municipality=municipality_name(conn, user.municipality_id),
     )
 
 
@@ -162,19 +175,20 @@ def patient_page(patient_id: str, request: Request, user: CurrentUser, conn: DbD
     # PostgreSQL refuses among them, names no patient and is not sent to the database.
     patient = None
     if ID_PATTERN.fullmatch(patient_id):
-        patient = queries.patient(conn, user.municipality_id, patient_id)
+        patient = patient_views.patient(conn, user.municipality_id, patient_id)
     if patient is None:
         raise HTTPException(404, "There is no such patient in your municipality.")
-    queries.record_audit(conn, user, "view-patient", [patient.id])
+    record_audit(conn, user, "view-patient", [patient.id])
     return _page(
         request,
         user,
         "patient.html",
         patient=patient,
         synthetic=patient.synthetic,
-        readings=queries.recent_readings(conn, user.municipality_id, patient.id),
-        scores=queries.score_history(conn, user.municipality_id, patient.id),
-        alerts=queries.patient_alerts(conn, user.municipality_id, patient.id),
+        readings=patient_views.recent_readings(conn, user.municipality_id, patient.id),
+        news2=patient_views.latest_news2(conn, user.municipality_id, patient.id),
+        scores=patient_views.score_history(conn, user.municipality_id, patient.id),
+        alerts=patient_views.patient_alerts(conn, user.municipality_id, patient.id),
     )
 
 
@@ -185,7 +199,7 @@ def acknowledge(
     """Acknowledge an alert (records who and when) and return to the patient's page."""
     if not csrf_ok(settings, session_token(request) or "", form.get("csrf", "")):
         raise HTTPException(403, "The form has expired; reload the page and try again.")
-    patient_id = queries.acknowledge_alert(conn, user, alert_id)
+    patient_id = acknowledge_alert(conn, user, alert_id)
     if patient_id is None:
         raise HTTPException(404, "There is no such alert in your municipality.")
     return RedirectResponse(f"{patient_url(patient_id)}#alerts", status_code=303)

@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 import psycopg
 
+from gateway.errors import GatewayFailure
 from gateway.ingest.processing import MessageOutcome, parse_topic, process_message
 from gateway.ingest.storing import Decided, keep_whole, store_decisions
 from gateway.settings import GatewaySettings
@@ -63,11 +64,11 @@ class Inbound(Protocol):
     def arrived(self) -> float: ...  # time.monotonic() at arrival: the start of the ingest lag
 
 
-class Abandoned(Exception):
+class Abandoned(GatewayFailure):
     """Told to stop while the database is unavailable: the batch is left to the broker."""
 
 
-class MessageFailure(Exception):
+class MessageFailure(GatewayFailure):
     """Storing failed in a way retrying cannot mend (``is_transient`` is False for ``__cause__``)."""
 
 

@@ -38,12 +38,13 @@ With MQTT 5 the worker subscribes through the shared subscription ``$share/{grou
 workers (each with its own client id) scales ingest; with MQTT 3.1.1 (amqtt) one worker takes all.
 
 The batch's transaction also adds to this worker's row of ``ingest_metrics`` (what ``/metrics``
-shows) and, with ``notify_channel``, calls ``pg_notify`` naming the patients with new data, so a
-scorer in another process hears of exactly the batches that committed (``gateway.alerts.scorer``).
+shows) and, with ``notify_channel``, calls ``pg_notify`` naming the patients with new data, so the
+scorer hears of exactly the batches that committed (``gateway.alerts.scorer``), whether this worker runs
+in a process of its own or in the scorer's (``gateway.workers``).
 
 Left to others: the database side (``batch_store``), validation rules (``processing``,
 ``fhir_contract``), storing a decision (``gateway.ingest.storing``, shared with ``POST /fhir``), SQL
-(``gateway.store``), scoring (``on_stored`` or NOTIFY), and the broker (``gateway.broker`` or an
+(``gateway.store``), scoring (NOTIFY), and the broker (``gateway.broker`` or an
 external one).
 """
 
@@ -55,7 +56,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -159,7 +160,6 @@ class IngestWorker:
         client_id: str = DEFAULT_CLIENT_ID,
         username: str | None = None,
         password: str | None = None,
-        on_stored: Callable[[str, set[str]], None] | None = None,
         notify_channel: str | None = None,
         batch_max_messages: int = BATCH_MAX_MESSAGES,
         batch_wait_s: float = BATCH_WAIT_S,
@@ -170,10 +170,8 @@ class IngestWorker:
         ``client_id`` names the broker session: keep it fixed per worker slot, so a restarted worker
         gets back what its predecessor left unacknowledged; give each concurrent worker its own.
         ``username``/``password`` authenticate to the broker (amqtt keeps no offline queue for
-        sessions it treats as anonymous). ``on_stored(municipality_id, patient_ids)`` runs in the
-        worker thread after each commit that stored new rows; keep it quick (hand work to a queue).
-        ``notify_channel`` names the PostgreSQL channel that hears of the same patients from inside
-        the batch's transaction (the scorer of ``homewatch gateway serve`` runs in another process).
+        sessions it treats as anonymous). ``notify_channel`` names the PostgreSQL channel that hears,
+        from inside each batch's transaction, of the patients with new data (the scorer LISTENs there).
         Without ``username``, the settings' broker credentials are used.
         """
         self._settings = settings
@@ -181,7 +179,6 @@ class IngestWorker:
         self._port = endpoint.port if endpoint else settings.mqtt_port
         self.mqtt5 = settings.mqtt_v5 and (endpoint.mqtt5 if endpoint else True)
         self._client_id = client_id
-        self._on_stored = on_stored
         self._batch_max = batch_max_messages
         self._batch_wait = batch_wait_s
         self._inbox: queue.SimpleQueue[_Inbound] = queue.SimpleQueue()
@@ -354,7 +351,7 @@ class IngestWorker:
                             len(batch) + self._inbox.qsize(),
                         )
                         return
-                    self._after_commit(batch, handled.outcomes, handled.patients)
+                    self._after_commit(batch, handled.outcomes)
                 elif self._stopping.is_set():
                     return
         finally:
@@ -418,9 +415,7 @@ class IngestWorker:
             with contextlib.suppress(psycopg.Error):
                 db.close()
 
-    def _after_commit(
-        self, batch: list[_Inbound], outcomes: list[MessageOutcome], patients: dict[str, set[str]]
-    ) -> None:
+    def _after_commit(self, batch: list[_Inbound], outcomes: list[MessageOutcome]) -> None:
         with self._lock:
             current = self._connection
         for outcome in outcomes:
@@ -451,9 +446,3 @@ class IngestWorker:
                 t.messages_rejected += outcome.message_rejected
                 t.rejected += sum(r.index is not None for r in outcome.rejections)
                 t.by_code.update(r.code for r in outcome.rejections)
-        if self._on_stored is not None:
-            for municipality_id, patient_ids in patients.items():
-                try:
-                    self._on_stored(municipality_id, patient_ids)
-                except Exception:
-                    log.exception("ingest %s: on_stored callback failed", self._client_id)

@@ -2,8 +2,9 @@
 
 ``store_decisions`` runs in the caller's transaction: the accepted Observations go in (idempotent on
 the reading: municipality, device and identifier), every rejection is quarantined with what was
-refused, and the patients with new data are announced with ``pg_notify`` (PostgreSQL delivers a
-notification only if the transaction commits, so the scorer never hears of rows that are not there).
+refused, and the patients with new data are announced (``gateway.store.new_data``: ``pg_notify``,
+which PostgreSQL delivers only if the transaction commits, so the scorer never hears of rows that are
+not there).
 
 Nothing a sender puts in a message may stop storing, or reach another sender's readings:
 
@@ -34,7 +35,6 @@ from typing import Any
 import orjson
 import psycopg
 
-from gateway.alerts.scorer import new_data_notifications
 from gateway.ingest.processing import (
     CONFLICT,
     DEAD_LETTERED,
@@ -45,6 +45,7 @@ from gateway.ingest.processing import (
     parse_topic,
 )
 from gateway.store.errors import describe, is_transient
+from gateway.store.new_data import announce_new_data
 from gateway.store.repository import (
     DeliveredObservation,
     QuarantineEntry,
@@ -95,8 +96,7 @@ def store_decisions(
         ],
     )
     if notify_channel is not None:
-        for announcement in new_data_notifications(stored.patients):
-            conn.execute("SELECT pg_notify(%s, %s)", (notify_channel, announcement))
+        announce_new_data(conn, notify_channel, stored.patients)
     return stored
 
 

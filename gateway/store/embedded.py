@@ -13,9 +13,26 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
+import psycopg
+from psycopg import sql
+
 from gateway.store.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+
+def create_database(admin_url: str, name: str) -> str:
+    """Create the database ``name`` on the server of ``admin_url`` unless it exists; return its URL (the
+    admin URL with the database name swapped, its query, e.g. the embedded server's socket, kept)."""
+    try:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            known = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if known is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot create the database {name}: {str(exc).strip()}") from exc
+    base, _, query = admin_url.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
 
 
 class EmbeddedPostgres:

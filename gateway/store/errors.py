@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import psycopg
 
+from gateway.errors import GatewayFailure
 
-class StoreError(Exception):
+
+class StoreError(GatewayFailure):
     """Root of every storage error."""
 
 

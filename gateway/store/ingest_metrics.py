@@ -1,4 +1,5 @@
-"""The ingest counters behind ``/metrics``, and each worker's heartbeat behind ``/healthz``.
+"""The ingest counters behind ``/metrics``, and each worker's heartbeat behind ``/healthz``: written by
+the ingest workers, read by the web API (``worker_counters``, ``rejection_counts``, ``stalled_workers``).
 
 Counters: each worker adds to its own row, in its batch's transaction. So the counts are exactly what
 was committed (a batch rolled back counts nothing), they survive restarts, and workers on several hosts
@@ -99,3 +100,75 @@ def stalled_workers(conn: psycopg.Connection[Any], stall_after: timedelta) -> li
         (stall_after, FORGET_AFTER),
     ).fetchall()
     return [WorkerState(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestTotals:
+    """What some ingest workers did, summed over their rows (``ingest_totals``)."""
+
+    messages_received: int = 0  # messages in committed batches (redeliveries counted again)
+    observations_stored: int = 0  # new rows
+    duplicates: int = 0  # Observations already stored
+    rejected: int = 0  # rejections of every code: an Observation each, or a whole unreadable message
+    in_hand: int = 0  # messages taken but not committed, as of each worker's last heartbeat
+
+    def since(self, earlier: IngestTotals) -> IngestTotals:
+        """The counters' growth since ``earlier`` (``in_hand`` is a level, kept as it is)."""
+        return IngestTotals(
+            self.messages_received - earlier.messages_received,
+            self.observations_stored - earlier.observations_stored,
+            self.duplicates - earlier.duplicates,
+            self.rejected - earlier.rejected,
+            self.in_hand,
+        )
+
+
+def ingest_totals(conn: psycopg.Connection[Any], workers: Sequence[str]) -> IngestTotals:
+    """The counters and messages in hand of ``workers`` (client ids), summed: what they committed, read
+    from any process (the workers write these rows themselves)."""
+    counted = conn.execute(
+        "SELECT coalesce(sum(messages_received), 0), coalesce(sum(observations_stored), 0),"
+        " coalesce(sum(duplicates), 0) FROM ingest_metrics WHERE worker = ANY(%s)",
+        (list(workers),),
+    ).fetchone()
+    rejected = conn.execute(
+        "SELECT coalesce(sum(count), 0) FROM ingest_rejections WHERE worker = ANY(%s)", (list(workers),)
+    ).fetchone()
+    in_hand = conn.execute(
+        "SELECT coalesce(sum(in_hand), 0) FROM ingest_workers WHERE worker = ANY(%s)", (list(workers),)
+    ).fetchone()
+    assert counted is not None and rejected is not None and in_hand is not None
+    return IngestTotals(int(counted[0]), int(counted[1]), int(counted[2]), int(rejected[0]), int(in_hand[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerMetrics:
+    """One worker's row of ``ingest_metrics``."""
+
+    worker: str
+    messages_received: int
+    observations_stored: int
+    duplicates: int
+    batches: int
+    lag_seconds_sum: float
+    lag_seconds_count: int
+    lag_seconds_last_max: float
+
+
+def worker_counters(conn: psycopg.Connection[Any]) -> list[WorkerMetrics]:
+    """Every worker's counters, as committed."""
+    rows = conn.execute(
+        "SELECT worker, messages_received, observations_stored, duplicates, batches,"
+        " lag_seconds_sum, lag_seconds_count, lag_seconds_last_max FROM ingest_metrics"
+    ).fetchall()
+    return [
+        WorkerMetrics(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), float(r[5]), int(r[6]),
+                      float(r[7]))
+        for r in rows
+    ]  # fmt: skip
+
+
+def rejection_counts(conn: psycopg.Connection[Any]) -> list[tuple[str, str, int]]:
+    """Every ``(worker, reason, count)`` of rejected Observations or messages."""
+    rows = conn.execute("SELECT worker, reason, count FROM ingest_rejections").fetchall()
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]

@@ -19,10 +19,12 @@ from typing import Any
 
 import psycopg
 
-from gateway.store.errors import MigrationError
+from gateway.store.errors import DatabaseUnavailable, MigrationError, StoreError
 from gateway.store.timescale import prepare_observation_storage
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# A server that does not answer the first connection within this is reported, not waited for.
+CONNECT_TIMEOUT_S = 5
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 PythonStep = Callable[[psycopg.Connection[Any]], object]
@@ -85,3 +87,16 @@ def migrate(
             raise MigrationError(migration.version, migration.name, str(exc).strip()) from exc
         done.append(migration.version)
     return done
+
+
+def migrate_database(database_url: str) -> list[int]:
+    """Connect to ``database_url`` and bring its schema up to date (``migrate``); return the versions
+    applied. DatabaseUnavailable when it cannot be reached, StoreError when the URL is no PostgreSQL URL,
+    MigrationError when a migration fails: each message is one line for the person who started it."""
+    try:
+        with psycopg.connect(database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            return migrate(conn)
+    except psycopg.ProgrammingError as exc:  # not a connection string at all
+        raise StoreError(f"--database-url is not a PostgreSQL URL: {str(exc).strip()}") from exc
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database: {str(exc).strip()}") from exc

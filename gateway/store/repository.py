@@ -61,6 +61,10 @@ OBSERVATION_COLUMNS = (
     "unit",
     "components",
     "resource",
+    # The same reading in its type's canonical unit (migration 0006), as validation computed it.
+    "canonical_value",
+    "canonical_unit",
+    "canonical_components",
 )
 
 
@@ -81,6 +85,8 @@ class Patient:
     birth_date: date | None = None
     conditions: tuple[str, ...] = ()
     spo2_scale2: bool = False
+    # Made up (the demo's cohort, a test): what the gateway serves about them is labelled as test data.
+    synthetic: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,8 @@ class BatchResult:
 
 @dataclass(frozen=True, slots=True)
 class StoredObservation:
+    """A stored row: the values as sent, and the same in the canonical unit (what scoring reads)."""
+
     municipality_id: str
     identifier: str
     patient_id: str
@@ -153,6 +161,9 @@ class StoredObservation:
     value: float | None
     unit: str | None
     components: dict[str, float | None]
+    canonical_value: float | None
+    canonical_unit: str | None
+    canonical_components: dict[str, float | None]
     resource: dict[str, Any]
     received_at: datetime
 
@@ -183,10 +194,11 @@ def enroll_municipality(conn: psycopg.Connection[Any], municipality: Municipalit
 def enroll_patient(conn: psycopg.Connection[Any], patient: Patient) -> None:
     """Create or update a patient. A patient id held by another municipality is a conflict, not a move."""
     row = conn.execute(
-        "INSERT INTO patients (municipality_id, id, name, birth_date, conditions, spo2_scale2)"
-        " VALUES (%s, %s, %s, %s, %s, %s)"
+        "INSERT INTO patients (municipality_id, id, name, birth_date, conditions, spo2_scale2, synthetic)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, birth_date = EXCLUDED.birth_date,"
-        " conditions = EXCLUDED.conditions, spo2_scale2 = EXCLUDED.spo2_scale2"
+        " conditions = EXCLUDED.conditions, spo2_scale2 = EXCLUDED.spo2_scale2,"
+        " synthetic = EXCLUDED.synthetic"
         " WHERE patients.municipality_id = EXCLUDED.municipality_id"
         " RETURNING id",
         (
@@ -196,12 +208,34 @@ def enroll_patient(conn: psycopg.Connection[Any], patient: Patient) -> None:
             patient.birth_date,
             list(patient.conditions),
             patient.spo2_scale2,
+            patient.synthetic,
         ),
     ).fetchone()
     if row is None:
         raise EnrolmentConflict(
             "patient", patient.id, patient.municipality_id, "enrolled in another municipality"
         )
+
+
+def enrolled_patient(conn: psycopg.Connection[Any], municipality_id: str, patient_id: str) -> Patient | None:
+    """The patient as enrolled; None when the municipality has no such patient."""
+    row = conn.execute(
+        "SELECT name, birth_date, conditions, spo2_scale2, synthetic FROM patients"
+        " WHERE municipality_id = %s AND id = %s",
+        (municipality_id, patient_id),
+    ).fetchone()
+    if row is None:
+        return None
+    name, birth_date, conditions, scale2, synthetic = row
+    return Patient(
+        municipality_id, patient_id, name, birth_date, tuple(conditions or ()), bool(scale2), bool(synthetic)
+    )
+
+
+def enrolled_patient_ids(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+    """Every enrolled patient as ``(municipality_id, patient_id)``, of every municipality, in order."""
+    rows = conn.execute("SELECT municipality_id, id FROM patients ORDER BY municipality_id, id").fetchall()
+    return [(str(m), str(p)) for m, p in rows]
 
 
 def enroll_hub(conn: psycopg.Connection[Any], hub: Hub) -> None:
@@ -379,6 +413,9 @@ def insert_observation_batch(
                             obs.unit,
                             _json(obs.components) if obs.components else None,
                             _json(obs.resource),
+                            obs.canonical_value,
+                            obs.canonical_unit,
+                            _json(obs.canonical_components) if obs.canonical_components else None,
                             position,
                         )
                     )
@@ -414,7 +451,7 @@ def insert_observation_batch(
 
 _STORED = (
     "municipality_id, identifier, patient_id, hub_id, device_id, kind, loinc, effective, value, unit,"
-    " components, resource, received_at"
+    " components, canonical_value, canonical_unit, canonical_components, resource, received_at"
 )
 
 
@@ -431,8 +468,11 @@ def _stored(row: tuple[Any, ...]) -> StoredObservation:
         value=row[8],
         unit=row[9],
         components=dict(row[10] or {}),
-        resource=row[11],
-        received_at=row[12],
+        canonical_value=row[11],
+        canonical_unit=row[12],
+        canonical_components=dict(row[13] or {}),
+        resource=row[14],
+        received_at=row[15],
     )
 
 

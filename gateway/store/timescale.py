@@ -66,8 +66,9 @@ WITH NO DATA
 """
 
 # Migration 0001's table, as a plain table to become a hypertable (0002 runs right after 0001, so this
-# is the whole table at that point), with the primary key migration 0004 gives the plain table: a reading
-# is scoped by municipality and device.
+# is the whole table at that point), with the primary key migration 0004 gives the plain table (a reading
+# is scoped by municipality and device) and the canonical columns migration 0006 adds to it (which
+# 0006 then finds there).
 OBSERVATIONS_TABLE = """
 CREATE TABLE observations (
     municipality_id text NOT NULL,
@@ -83,6 +84,9 @@ CREATE TABLE observations (
     components  jsonb,
     resource    jsonb NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(),
+    canonical_value double precision,
+    canonical_unit text,
+    canonical_components jsonb,
     PRIMARY KEY (municipality_id, device_id, identifier, effective)
 )
 """

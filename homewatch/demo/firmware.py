@@ -29,7 +29,7 @@ DEVICE_FOR: dict[MeasurementKind, DeviceKind] = {
     "body-temperature": "thermometer",
 }
 
-# An oximeter that loses the finger reports 127 % on some models: a glitch the gateway must refuse.
+# An oximeter that loses the finger reports 127 % on some models: a glitch never to be scored as a number.
 ARTEFACT_SPO2 = Decimal(127)
 
 

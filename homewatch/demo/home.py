@@ -23,7 +23,7 @@ from edge_agent.config import DeviceConfig, DeviceKind, HubConfig, MqttConfig
 from edge_agent.emulation.peripheral import EmulatedPeripheral, create_peripheral
 from edge_agent.emulation.radio import HomeRadio
 from gateway.broker import BrokerEndpoint
-from gateway.server import GatewayServer
+from gateway.service import Gateway
 from homewatch.demo.clock import SimClock
 from homewatch.demo.firmware import DEVICE_FOR, measurement_bytes
 from models.cohort.synthetic import Reading, ScheduledMeasurement, SyntheticPatient
@@ -31,7 +31,8 @@ from models.cohort.synthetic import Reading, ScheduledMeasurement, SyntheticPati
 log = logging.getLogger(__name__)
 
 DEVICE_KINDS: tuple[DeviceKind, ...] = ("blood-pressure-cuff", "pulse-oximeter", "scale", "thermometer")
-# Share of oximeter readings that come out as a glitch (SpO2 127 %), so the demo shows rejections.
+# Share of oximeter readings that come out as a glitch (SpO2 127 %), so the demo shows the hub's rule:
+# an impossible number leaves the hub as a reading without a value (fhir_contract.observation).
 ARTEFACT_RATE = 0.01
 # The demo's links retry quickly: simulated days pass in seconds.
 DEMO_LINK_POLICY = LinkPolicy(scan_timeout=3.0, connect_timeout=5.0, idle_retry=1.0, drain_timeout=2.0)
@@ -125,10 +126,6 @@ class SimulatedHome:
         await self.radio.close()
 
 
-def latest_time(plan: list[ScheduledMeasurement], default: datetime) -> datetime:
-    return max((p.at for p in plan), default=default)
-
-
 async def create_homes(
     patients: list[SyntheticPatient],
     municipalities: list[str],
@@ -153,21 +150,19 @@ async def create_homes(
     )
 
 
-async def wait_until_delivered(homes: list[SimulatedHome], gateway: GatewayServer) -> None:
-    """Return once every reading the hubs hold has been sent, ingest has taken (stored, found duplicate
-    or rejected) as many Observations as the broker acknowledged to the hubs, and the scorer is idle.
-    Bound it with ``asyncio.timeout``."""
-    assert gateway.ingest is not None and gateway.scorer is not None
+async def wait_until_delivered(homes: list[SimulatedHome], gateway: Gateway) -> None:
+    """Return once every reading the hubs hold has been sent and receipted, the gateway's ingest has
+    committed (stored, found duplicate or rejected) as many Observations as the hubs count as sent, and
+    the scorer has scored every batch committed by then. Bound it with ``asyncio.timeout``."""
     while True:
         depth = sum(await asyncio.gather(*(asyncio.to_thread(h.agent.outbox.depth) for h in homes)))
         sent = sum(h.agent.publisher.stats.observations_sent for h in homes)
-        c = gateway.ingest.counters()
-        if (
-            depth == 0
-            and c.messages_in_hand == 0
-            and c.observations_stored + c.duplicates + c.observations_rejected >= sent
-        ):
+        # A hub deletes a reading on the gateway's receipt, sent after the commit: an empty outbox is a
+        # committed one. The counters, written by the workers in their batches, say the same from the
+        # gateway's side.
+        c = await asyncio.to_thread(gateway.ingest_counts)
+        if depth == 0 and c.observations_stored + c.duplicates + c.rejected >= sent:
             break
-        await asyncio.sleep(0.05)
-    while not await asyncio.to_thread(gateway.scorer.wait_idle, 0.5):
+        await asyncio.sleep(0.1)
+    while not await asyncio.to_thread(gateway.wait_scored, 5.0):
         pass

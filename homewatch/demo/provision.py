@@ -13,16 +13,8 @@ from typing import Any
 import psycopg
 
 from gateway.api.auth import create_user
-from gateway.store.repository import (
-    Device,
-    Hub,
-    Municipality,
-    Patient,
-    enroll_device,
-    enroll_hub,
-    enroll_municipality,
-    enroll_patient,
-)
+from gateway.store.enrolment import Home, HomeDevice, enroll_homes
+from gateway.store.repository import Municipality, Patient
 from homewatch.demo.home import SimulatedHome
 
 #: Danish municipality codes and names used by the demo.
@@ -39,31 +31,29 @@ class Login:
     password: str
 
 
+def _enrolment(home: SimulatedHome) -> Home:
+    """What the gateway enrols of a simulated home: its patient, hub and emulated devices."""
+    p = home.patient
+    patient = Patient(
+        home.municipality,
+        p.id,
+        p.name,
+        birth_date=p.birth_date,
+        conditions=tuple(p.conditions),
+        spo2_scale2=p.spo2_scale2,
+        synthetic=p.synthetic,
+    )
+    devices = tuple(
+        HomeDevice(device_id, kind, home.devices[kind].address) for kind, device_id in home.device_ids.items()
+    )
+    return Home(patient, home.hub_id, devices)
+
+
 def provision(conn: psycopg.Connection[Any], homes: list[SimulatedHome]) -> list[Login]:
     """Enrol everything the homes report on; one nurse login per municipality (fresh random password)."""
     logins: list[Login] = []
     with conn.transaction():
-        for municipality in MUNICIPALITIES:
-            enroll_municipality(conn, municipality)
-        for home in homes:
-            p = home.patient
-            enroll_patient(
-                conn,
-                Patient(
-                    home.municipality,
-                    p.id,
-                    p.name,
-                    birth_date=p.birth_date,
-                    conditions=tuple(p.conditions),
-                    spo2_scale2=p.spo2_scale2,
-                ),
-            )
-            enroll_hub(conn, Hub(home.municipality, home.hub_id, p.id))
-            for kind, device_id in home.device_ids.items():
-                enroll_device(
-                    conn,
-                    Device(home.municipality, device_id, home.hub_id, p.id, kind, home.devices[kind].address),
-                )
+        enroll_homes(conn, MUNICIPALITIES, [_enrolment(home) for home in homes])
         conn.execute("DELETE FROM users WHERE username LIKE 'nurse.%%'")
         for municipality in MUNICIPALITIES:
             username = f"nurse.{municipality.id}"

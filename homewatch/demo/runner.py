@@ -1,8 +1,14 @@
 """Runs the demo: starts every part, plays the SYNTHETIC homes in simulated time, prints a summary.
 
-Order of start: embedded PostgreSQL -> broker -> homes (emulated devices) -> enrolment -> gateway
-(ingest, scorer, HTTP) -> hub agents -> simulated time. Stop is the reverse, always, also on Ctrl-C
-or an error, so no process is left behind.
+Order of start: embedded PostgreSQL -> broker -> homes (emulated devices) -> enrolment -> gateway ->
+hub agents -> simulated time. Stop is the reverse, always, also on Ctrl-C or an error, so no process is
+left behind.
+
+The gateway is the one ``homewatch gateway serve`` runs (``gateway.service.Gateway``), with the same
+default of ingest worker processes; it is handed the database and broker started here, which the homes
+and their enrolment need first. Its 30-day admission risk runs once per simulated day (``gateway serve``:
+once per real day; here at most every few seconds), and once more when the readings have drained, so
+the summary counts assessments made from everything the homes sent.
 """
 
 from __future__ import annotations
@@ -29,11 +35,12 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from gateway.broker import BrokerEndpoint, BrokerError, EmbeddedBroker
-from gateway.server import GatewayError, GatewayServer
+from gateway.service import Gateway, GatewayError, GatewayOptions
 from gateway.settings import GatewaySettings
-from gateway.store.embedded import EmbeddedPostgres
+from gateway.store.embedded import EmbeddedPostgres, create_database
 from gateway.store.errors import StoreError
-from gateway.store.migrate import migrate
+from gateway.store.ingest_metrics import IngestTotals
+from gateway.store.migrate import migrate_database
 from homewatch.demo.clock import SimClock
 from homewatch.demo.home import SimulatedHome, create_homes, wait_until_delivered
 from homewatch.demo.provision import MUNICIPALITIES, provision
@@ -52,6 +59,11 @@ DEFAULT_SPEED = 86_400 / 20
 CONNECT_TIMEOUT_S = 30.0
 # At the end: time for the hubs to send what they hold and the gateway to store and score it.
 DRAIN_TIMEOUT_S = 20.0
+# The 30-day admission risk runs once per simulated day, but no more often than this: a run over 12
+# homes' 30 days takes about a second (a 2-core machine), and the homes and the gateway need the rest.
+RISK_INTERVAL_MIN_S = 5.0
+# The last 30-day admission-risk run, every patient from up to 60 days of readings: a few seconds.
+RISK_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,7 @@ class DemoOptions:
     data_dir: Path | None = None
     broker: Literal["mosquitto", "amqtt"] | None = None
     seed: int = 7
+    workers: int | None = None  # the gateway's ingest workers; None: its default, as `gateway serve`
 
     def effective_speed(self) -> float:
         if self.speed is not None:
@@ -71,6 +84,11 @@ class DemoOptions:
         if self.duration is not None:
             return self.days * 86_400 / (self.duration * PLAY_SHARE)
         return DEFAULT_SPEED
+
+    def risk_interval_hours(self) -> float:
+        """Real hours between two 30-day admission-risk runs: one simulated day, at least
+        ``RISK_INTERVAL_MIN_S``."""
+        return max(86_400 / self.effective_speed(), RISK_INTERVAL_MIN_S) / 3600
 
 
 class DemoError(RuntimeError):
@@ -85,18 +103,11 @@ def _configure_logging(console: Console) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def _database_url(admin_url: str) -> str:
-    base, _, query = admin_url.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{DATABASE}" + (f"?{query}" if query else "")
-
-
 def _prepare_database(admin_url: str) -> str:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
-            conn.execute(f"CREATE DATABASE {DATABASE}")
-    url = _database_url(admin_url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        migrate(conn)
+    """The demo's database on the embedded server, created when missing and migrated: the homes are
+    enrolled in it before the gateway starts."""
+    url = create_database(admin_url, DATABASE)
+    migrate_database(url)
     return url
 
 
@@ -108,7 +119,8 @@ class Demo:
         self._temp: Path | None = None
         self.pg: EmbeddedPostgres | None = None
         self.broker: EmbeddedBroker | None = None
-        self.gateway: GatewayServer | None = None
+        self.gateway: Gateway | None = None
+        self.database_url: str | None = None
         self.homes: list[SimulatedHome] = []
 
     async def run(self) -> DemoSummary:
@@ -134,7 +146,8 @@ class Demo:
         base.mkdir(parents=True, exist_ok=True)
         with self.console.status("Starting embedded PostgreSQL ..."):
             self.pg = EmbeddedPostgres(None if opts.data_dir is None else base / "pgdata")
-            database_url = _prepare_database(await asyncio.to_thread(self.pg.start))
+            admin_url = await asyncio.to_thread(self.pg.start)
+            database_url = self.database_url = await asyncio.to_thread(_prepare_database, admin_url)
         with self.console.status("Starting the MQTT broker ..."):
             self.broker = EmbeddedBroker(prefer=opts.broker)
             endpoint = await asyncio.to_thread(self.broker.start)
@@ -154,18 +167,20 @@ class Demo:
             with psycopg.connect(database_url, autocommit=True) as conn:
                 self.logins = provision(conn, self.homes)
         # The demo is development, whatever the environment says (synthetic data on localhost: plain
-        # http, /metrics open), with a secret of its own that nobody else knows.
+        # http, /metrics open), with a secret of its own that nobody else knows; simulated days pass in
+        # seconds, so the daily 30-day risk does too.
         settings = GatewaySettings(
             environment="development",
-            database_url=database_url,
-            mqtt_host=endpoint.host,
-            mqtt_port=endpoint.port,
-            mqtt_v5=endpoint.mqtt5,
-            http_port=opts.port,
             secret_key=SecretStr(secrets.token_urlsafe(32)),
+            risk_interval_hours=opts.risk_interval_hours(),
         )
-        with self.console.status("Starting the gateway (ingest, scorer, web UI, FHIR API) ..."):
-            self.gateway = GatewayServer(settings, endpoint=endpoint, demo=True)
+        options = GatewayOptions(
+            database_url=database_url, broker=endpoint, workers=opts.workers, port=opts.port, demo=True
+        )
+        with self.console.status(
+            "Starting the gateway (ingest workers, scorer, 30-day risk, web UI, FHIR API) ..."
+        ):
+            self.gateway = Gateway(options, settings)
             await asyncio.to_thread(self.gateway.start)
             for home in self.homes:
                 await home.agent.start()
@@ -206,6 +221,7 @@ class Demo:
         opts = self.options
         self.clock.reset()
         started = time.monotonic()
+        counts = IngestTotals()
         tasks = [
             asyncio.create_task(
                 home.play(self.plans[home.patient.id], self.clock, opts.seed), name=home.hub_id
@@ -215,7 +231,7 @@ class Demo:
         sim_end = self.clock.start + timedelta(days=opts.days)
         try:
             with Live(
-                self._progress(sim_end), console=self.console, refresh_per_second=4, transient=True
+                self._progress(sim_end, counts), console=self.console, refresh_per_second=4, transient=True
             ) as live:
                 while not self._stop.is_set():
                     if opts.duration is not None and time.monotonic() - started >= opts.duration:
@@ -230,7 +246,8 @@ class Demo:
                             "[green]✓[/] simulated period complete; still serving (Ctrl-C to stop)"
                         )
                         self.console.print(summary_table(await asyncio.to_thread(self._collect)))
-                    live.update(self._progress(sim_end))
+                    counts = await asyncio.to_thread(self._ingest_counts)
+                    live.update(self._progress(sim_end, counts))
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), timeout=0.25)
         finally:
@@ -241,17 +258,19 @@ class Demo:
             if isinstance(result, Exception):
                 log.error("a simulated home failed: %r", result)
 
-    def _progress(self, sim_end: datetime) -> Table:
+    def _ingest_counts(self) -> IngestTotals:
+        return self.gateway.ingest_counts() if self.gateway is not None else IngestTotals()
+
+    def _progress(self, sim_end: datetime, counts: IngestTotals) -> Table:
         now = min(self.clock.now(), sim_end)
         day = (now - self.clock.start).total_seconds() / 86_400
         sent = sum(h.agent.publisher.stats.observations_sent for h in self.homes)
-        counters = self.gateway.ingest.counters() if self.gateway and self.gateway.ingest else None
         grid = Table.grid(padding=(0, 2))
         grid.add_row(
             f"simulated {now:%Y-%m-%d %H:%M} (day {day:4.1f}/{self.options.days})",
             f"readings sent {sent}",
-            f"stored {counters.observations_stored if counters else 0}",
-            f"rejected {counters.observations_rejected if counters else 0}",
+            f"stored {counts.observations_stored}",
+            f"rejected {counts.rejected}",
             f"alerts {self.gateway.scorer.alerts_raised if self.gateway and self.gateway.scorer else 0}",
         )
         return grid
@@ -260,6 +279,12 @@ class Demo:
 
     async def _finish(self) -> DemoSummary:
         await self._drain()
+        assert self.gateway is not None
+        with self.console.status("Scoring everyone's 30-day admission risk from all their readings ..."):
+            if not await asyncio.to_thread(self.gateway.score_admission_risk_now, RISK_TIMEOUT_S):
+                log.warning(
+                    "the last 30-day admission-risk run did not finish; the summary shows earlier runs"
+                )
         summary = await asyncio.to_thread(self._collect)
         self.console.print(summary_table(summary))
         return summary
@@ -274,8 +299,8 @@ class Demo:
             log.warning("not all delivered and scored in %.0f s; the summary is partial", DRAIN_TIMEOUT_S)
 
     def _collect(self) -> DemoSummary:
-        assert self.gateway is not None
-        with psycopg.connect(self.gateway.settings.database_url) as conn:
+        assert self.gateway is not None and self.database_url is not None
+        with psycopg.connect(self.database_url) as conn:
             return collect_summary(conn, self.homes, self.gateway)
 
     async def _shutdown(self) -> None:

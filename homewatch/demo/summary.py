@@ -1,4 +1,5 @@
-"""The demo's closing summary: what was sent, stored, rejected and alerted, and who ranks highest."""
+"""The demo's closing summary: what was sent, stored, rejected, alerted and assessed for 30-day
+admission risk, and who ranks highest."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from rich.table import Table
 
+from gateway.alerts.admission_risk import METHOD as ADMISSION_RISK
+
 if TYPE_CHECKING:
-    from gateway.server import GatewayServer
+    from gateway.service import Gateway
     from homewatch.demo.home import SimulatedHome
 
 
@@ -22,6 +25,7 @@ class RankedPatient:
     band: str
     deteriorating: bool  # the synthetic truth, shown so the demo can be judged
     reason: str
+    admission_risk: float | None  # the latest 30-day admission-risk probability, if scored
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,43 +34,66 @@ class DemoSummary:
     readings_sent: int  # Observations the hubs delivered, confirmed by the gateway's receipts
     readings_stored: int  # rows in the database
     readings_rejected: int  # Observations the gateway refused (quarantined)
+    readings_device_error: int  # stored without a value: the hub found the device's number impossible
     alerts_raised: int
     patients_alerted: int
+    admission_risk_assessments: int  # 30-day admission-risk RiskAssessments stored
+    patients_risk_assessed: int
     deteriorating_alerted: int
     deteriorating_total: int
     top: tuple[RankedPatient, ...]
 
 
+# Each patient's latest NEWS2, with their latest 30-day admission risk beside it.
 _TOP = """
 SELECT DISTINCT ON (s.patient_id) s.patient_id, p.name, p.municipality_id, s.score, s.band,
-       coalesce(s.detail->'reasons'->>0, '')
+       coalesce(s.detail->'reasons'->>0, ''),
+       (SELECT r.score FROM scores r WHERE r.municipality_id = s.municipality_id
+          AND r.patient_id = s.patient_id AND r.method = %(risk)s ORDER BY r.as_of DESC, r.id DESC LIMIT 1)
 FROM scores s JOIN patients p ON p.id = s.patient_id AND p.municipality_id = s.municipality_id
+WHERE s.method = 'news2'
 ORDER BY s.patient_id, s.as_of DESC, s.id DESC
 """
 
 
 def collect_summary(
-    conn: psycopg.Connection[Any], homes: list[SimulatedHome], gateway: GatewayServer
+    conn: psycopg.Connection[Any], homes: list[SimulatedHome], gateway: Gateway
 ) -> DemoSummary:
     truth = {home.patient.id: home.patient.deteriorating for home in homes}
     stored = conn.execute("SELECT count(*) FROM observations").fetchone()
+    device_error = conn.execute(
+        "SELECT count(*) FROM observations WHERE resource -> 'dataAbsentReason' -> 'coding' -> 0 ->> 'code'"
+        " = 'error'"
+    ).fetchone()
     alerts = conn.execute("SELECT count(*), count(DISTINCT patient_id) FROM alerts").fetchone()
     alerted = {row[0] for row in conn.execute("SELECT DISTINCT patient_id FROM alerts")}
+    assessed = conn.execute(
+        "SELECT count(*), count(DISTINCT patient_id) FROM scores WHERE method = %s", (ADMISSION_RISK,)
+    ).fetchone()
     latest = [
         RankedPatient(
-            str(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), truth.get(str(r[0]), False), str(r[5])
+            str(r[0]),
+            str(r[1]),
+            str(r[2]),
+            int(r[3]),
+            str(r[4]),
+            truth.get(str(r[0]), False),
+            str(r[5]),
+            None if r[6] is None else float(r[6]),
         )
-        for r in conn.execute(_TOP)
+        for r in conn.execute(_TOP, {"risk": ADMISSION_RISK})
     ]
     latest.sort(key=lambda r: (-r.news2, r.patient_id))
-    counters = gateway.ingest.counters() if gateway.ingest else None
     return DemoSummary(
         measurements_taken=sum(h.stats.measurements_taken for h in homes),
         readings_sent=sum(h.agent.publisher.stats.observations_sent for h in homes),
         readings_stored=int(stored[0]) if stored else 0,
-        readings_rejected=counters.observations_rejected if counters else 0,
+        readings_rejected=gateway.ingest_counts().rejected,
+        readings_device_error=int(device_error[0]) if device_error else 0,
         alerts_raised=int(alerts[0]) if alerts else 0,
         patients_alerted=int(alerts[1]) if alerts else 0,
+        admission_risk_assessments=int(assessed[0]) if assessed else 0,
+        patients_risk_assessed=int(assessed[1]) if assessed else 0,
         deteriorating_alerted=sum(1 for pid in alerted if truth.get(pid)),
         deteriorating_total=sum(truth.values()),
         top=tuple(latest[:5]),
@@ -80,13 +107,28 @@ def summary_table(summary: DemoSummary) -> Table:
     table.add_row("measurements taken by emulated devices", str(summary.measurements_taken))
     table.add_row("readings sent by hubs (confirmed by the gateway)", str(summary.readings_sent))
     table.add_row("readings stored", str(summary.readings_stored))
+    table.add_row(
+        "  of them without a value (impossible number, e.g. SpO2 127 %)", str(summary.readings_device_error)
+    )
     table.add_row("readings rejected by the gateway", str(summary.readings_rejected))
     table.add_row("alerts raised", f"{summary.alerts_raised} ({summary.patients_alerted} patients)")
     table.add_row(
         "deteriorating patients alerted", f"{summary.deteriorating_alerted} of {summary.deteriorating_total}"
     )
+    table.add_row(
+        "30-day admission-risk assessments",
+        f"{summary.admission_risk_assessments} ({summary.patients_risk_assessed} patients)",
+    )
     top = Table(title="five highest-risk patients (latest NEWS2)", title_justify="left")
-    for column in ("patient", "municipality", "NEWS2", "band", "synthetic truth", "top reason"):
+    for column in (
+        "patient",
+        "municipality",
+        "NEWS2",
+        "band",
+        "30-day risk",
+        "synthetic truth",
+        "top reason",
+    ):
         top.add_column(column)
     for p in summary.top:
         top.add_row(
@@ -94,6 +136,7 @@ def summary_table(summary: DemoSummary) -> Table:
             p.municipality,
             str(p.news2),
             p.band,
+            "-" if p.admission_risk is None else f"{p.admission_risk:.0%}",
             "deteriorating" if p.deteriorating else "stable",
             p.reason,
         )

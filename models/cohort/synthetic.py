@@ -53,6 +53,7 @@ from models.cohort.profiles import (
     Span,
     Vital,
 )
+from models.errors import ModelsError
 
 #: Where a cohort starts unless told otherwise: a Monday, midnight, Danish winter time (UTC+1).
 DEFAULT_START: Final = datetime(2025, 1, 6, tzinfo=timezone(timedelta(hours=1), "CET"))
@@ -65,7 +66,7 @@ PEAK_BEFORE_HOUR: Final = 6.0
 _DAY: Final = timedelta(days=1)
 
 
-class CohortError(ValueError):
+class CohortError(ModelsError):
     """An argument the generator cannot use; `argument` names it."""
 
     def __init__(self, argument: str, value: object, reason: str) -> None:

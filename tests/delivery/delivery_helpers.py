@@ -23,16 +23,8 @@ from fhir_contract.readings import Component, Quantity, Reading
 from gateway.broker import BrokerEndpoint, EmbeddedBroker, mosquitto_binary
 from gateway.ingest.mqtt_ingest import IngestWorker
 from gateway.settings import GatewaySettings
-from gateway.store.repository import (
-    Device,
-    Hub,
-    Municipality,
-    Patient,
-    enroll_device,
-    enroll_hub,
-    enroll_municipality,
-    enroll_patient,
-)
+from gateway.store.enrolment import Home, HomeDevice, enroll_homes
+from gateway.store.repository import Municipality, Patient
 
 MUNICIPALITY, PATIENT, HUB = "0101", "p1", "hub1"
 DEVICES: dict[str, DeviceKind] = {
@@ -50,14 +42,20 @@ needs_mosquitto = pytest.mark.skipif(
 )
 
 
+TEST_MUNICIPALITY = Municipality(MUNICIPALITY, "Test municipality")
+
+
+def home(patient: Patient | None = None) -> Home:
+    """The home the readings come from: ``patient`` (a plain test patient by default), the hub and the
+    four devices."""
+    patient = patient or Patient(MUNICIPALITY, PATIENT, "Test patient")
+    return Home(patient, HUB, tuple(HomeDevice(device_id, kind) for device_id, kind in DEVICES.items()))
+
+
 def enroll(database_url: str) -> None:
     """Enrol the municipality, patient, hub and the four devices the readings come from."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        enroll_municipality(conn, Municipality(MUNICIPALITY, "Test municipality"))
-        enroll_patient(conn, Patient(MUNICIPALITY, PATIENT, "Test patient"))
-        enroll_hub(conn, Hub(MUNICIPALITY, HUB, PATIENT))
-        for device_id, kind in DEVICES.items():
-            enroll_device(conn, Device(MUNICIPALITY, device_id, HUB, PATIENT, kind))
+        enroll_homes(conn, [TEST_MUNICIPALITY], [home()])
 
 
 def _obs(reading: Reading, device_id: str, at: datetime) -> dict[str, Any]:

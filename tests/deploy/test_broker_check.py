@@ -27,7 +27,7 @@ from gateway.broker_check import (
     probe_broker,
     report,
 )
-from gateway.serve import GatewayService, ServeOptions
+from gateway.service import Gateway, GatewayOptions
 from gateway.settings import GatewaySettings
 
 pytestmark = NEEDS_MOSQUITTO
@@ -193,12 +193,10 @@ def test_gateway_serve_warns_once_at_start_up_about_a_default_broker_and_starts_
     database_url: str, default_mosquitto: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    service = GatewayService(
-        ServeOptions(database_url, f"mqtt://127.0.0.1:{default_mosquitto}", port=free_port())
-    )
+    gateway = Gateway(GatewayOptions(database_url, f"mqtt://127.0.0.1:{default_mosquitto}", port=free_port()))
     try:
-        service.start()
-        assert service.workers is not None and service.workers.wait_ready(1)
+        gateway.start()
+        assert gateway.workers is not None and gateway.workers.wait_ready(1)
     finally:
-        service.stop()
+        gateway.stop()
     assert [level for level, _ in _lines(caplog)] == [logging.WARNING]

@@ -287,7 +287,9 @@ def test_to_canonical_known_answers(value: float, unit: str, expected: float) ->
 
 
 def test_glucose_range_applies_to_mmol_per_l_after_conversion() -> None:
-    obs = _observation(Reading("glucose-capillary-plasma", Quantity(Decimal("250"), "mmol/L")))  # 4504 mg/dL
+    # A sender other than homewatch's hub (which sends such a number as dataAbsentReason): 4504 mg/dL.
+    obs = _observation(Reading("glucose-capillary-plasma", Quantity(Decimal("25"), "mmol/L")))
+    obs["valueQuantity"]["value"] = 250
     with pytest.raises(Exception, match="impossible-value"):
         validate_observation(obs)
 

@@ -33,8 +33,7 @@ from typer.testing import CliRunner
 
 from fhir_contract.observation import build_bundle
 from gateway.broker import BrokerEndpoint, free_port
-from gateway.serve import GatewayService, ServeOptions, parse_mqtt_url
-from gateway.server import GatewayError
+from gateway.service import Gateway, GatewayError, GatewayOptions, parse_mqtt_url
 from homewatch.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,10 +110,10 @@ def test_serve_with_external_urls_stores_scores_and_counts_readings(
     database_url: str, broker: BrokerEndpoint
 ) -> None:
     enroll(database_url)
-    options = ServeOptions(database_url, broker.url, workers=2, port=free_port())
-    service = GatewayService(options)
+    options = GatewayOptions(database_url, broker.url, workers=2, port=free_port())
+    gateway = Gateway(options)
     try:
-        service.start()
+        gateway.start()
         publisher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
         publisher.connect(broker.host, broker.port)
         publisher.loop_start()
@@ -136,7 +135,7 @@ def test_serve_with_external_urls_stores_scores_and_counts_readings(
             return row is not None and row[0] > 0
 
         assert wait_for(scored, timeout=30), "the scorer heard nothing over NOTIFY"
-        text = httpx.get(f"{service.url}/metrics", timeout=5).text
+        text = httpx.get(f"{gateway.url}/metrics", timeout=5).text
         stored = [
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
@@ -144,7 +143,7 @@ def test_serve_with_external_urls_stores_scores_and_counts_readings(
         ]
         assert sum(stored) == 40, text
     finally:
-        service.stop()
+        gateway.stop()
 
 
 def test_serve_bad_mqtt_url_is_one_line_and_exit_2() -> None:

@@ -11,14 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
 
-from gateway.alerts.scorer import (
+from gateway.api.app import create_app
+from gateway.api.metrics import WorkerMetrics, render_metrics
+from gateway.settings import GatewaySettings
+from gateway.store.new_data import (
     NOTIFY_PAYLOAD_MAX_BYTES,
     new_data_notifications,
     read_new_data_notification,
 )
-from gateway.api.app import create_app
-from gateway.api.metrics import WorkerMetrics, render_metrics
-from gateway.settings import GatewaySettings
 
 
 def test_metrics_text_has_every_series_per_worker_and_rejections_by_reason() -> None:

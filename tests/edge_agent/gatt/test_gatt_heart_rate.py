@@ -70,8 +70,28 @@ def test_heart_rate_sensor_contact_bits(flags: int, contact: SensorContact) -> N
     assert parse_heart_rate_measurement(bytes((flags, 72))).sensor_contact is contact
 
 
-def test_heart_rate_rr_flag_with_no_intervals_is_valid() -> None:
-    assert parse_heart_rate_measurement(b"\x10\x48").rr_intervals == ()  # flags: RR intervals; none follow
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes.fromhex("1048"),  # flags: RR intervals; heart rate 72 /min (uint8); no interval follows
+        bytes.fromhex("170101"),  # flags: uint16, contact detected and supported, RR; 257 /min; none
+        bytes.fromhex("1848d204"),  # flags: energy, RR intervals; 72 /min; 1234 kJ; no interval follows
+    ],
+    ids=["1048", "170101", "1848d204"],
+)
+def test_heart_rate_rr_flag_without_an_interval_is_parse_error(data: bytes) -> None:
+    # The flag says the field is present, and a uint16[] field present holds at least one element: a
+    # value that stops before it was cut short, like any other announced field that is missing.
+    with pytest.raises(ParseError) as caught:
+        parse_heart_rate_measurement(data)
+    assert caught.value.characteristic == "0x2A37 Heart Rate Measurement"
+    assert "one or more 2-byte RR intervals" in caught.value.reason
+
+
+def test_heart_rate_encoder_never_announces_rr_intervals_it_does_not_send() -> None:
+    # What the emulated strap and the tests send comes from here: no RR flag without an interval.
+    data = encode_heart_rate_measurement(HeartRateMeasurement(heart_rate=72, rr_intervals=()))
+    assert data == bytes.fromhex("0048")
 
 
 def test_heart_rate_many_rr_intervals() -> None:
@@ -98,7 +118,7 @@ def test_heart_rate_trailing_bytes() -> None:
 
 
 def test_heart_rate_half_an_rr_interval_is_parse_error() -> None:
-    with pytest.raises(ParseError, match="whole number of 2-byte RR intervals"):
+    with pytest.raises(ParseError, match="one or more 2-byte RR intervals"):
         parse_heart_rate_measurement(b"\x18\x48\xd2\x04\x20")  # energy, then 1 byte of an RR interval
 
 

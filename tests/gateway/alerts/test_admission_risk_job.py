@@ -17,17 +17,8 @@ from fhir_contract.observation import build_observation
 from fhir_contract.readings import Component, Quantity, Reading
 from fhir_contract.validate import validate_observation
 from gateway.alerts.admission_risk import METHOD, AdmissionRiskSchedule, score_admission_risk
-from gateway.store.repository import (
-    Device,
-    Hub,
-    Municipality,
-    Patient,
-    enroll_device,
-    enroll_hub,
-    enroll_municipality,
-    enroll_patient,
-    insert_observations,
-)
+from gateway.store.enrolment import Home, HomeDevice, enroll_homes
+from gateway.store.repository import Municipality, Patient, insert_observations
 from models.admission_risk import SHIPPED_MODEL, RiskModel, load
 from models.cohort_reader import parse_resources
 from models.features import patient_features
@@ -43,10 +34,8 @@ def model() -> RiskModel:
 @pytest.fixture
 def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(database_url, autocommit=True) as c:
-        enroll_municipality(c, Municipality("0101", "København"))
-        for pid in ("steady", "gaining", "silent"):
-            enroll_patient(
-                c,
+        homes = [
+            Home(
                 Patient(
                     "0101",
                     pid,
@@ -54,10 +43,12 @@ def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
                     birth_date=date(1941, 3, 2),
                     conditions=("heart-failure",),
                 ),
+                f"hub-{pid}",
+                (HomeDevice(f"scale-{pid}", "scale"), HomeDevice(f"bpm-{pid}", "blood-pressure-cuff")),
             )
-            enroll_hub(c, Hub("0101", f"hub-{pid}", pid))
-            for device, kind in (("scale", "scale"), ("bpm", "blood-pressure-cuff")):
-                enroll_device(c, Device("0101", f"{device}-{pid}", f"hub-{pid}", pid, kind))
+            for pid in ("steady", "gaining", "silent")
+        ]
+        enroll_homes(c, [Municipality("0101", "København")], homes)
         yield c
 
 

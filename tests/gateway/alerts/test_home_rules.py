@@ -18,17 +18,8 @@ from fhir_contract.readings import Quantity, Reading
 from fhir_contract.validate import validate_observation
 from gateway.alerts.home_rules import fresh_hits, load_series
 from gateway.alerts.scorer import score_patient
-from gateway.store.repository import (
-    Device,
-    Hub,
-    Municipality,
-    Patient,
-    enroll_device,
-    enroll_hub,
-    enroll_municipality,
-    enroll_patient,
-    insert_observations,
-)
+from gateway.store.enrolment import Home, HomeDevice, enroll_homes
+from gateway.store.repository import Municipality, Patient, insert_observations
 
 DAY0 = datetime(2026, 11, 1, 7, 30, tzinfo=UTC)
 PATIENTS = {"hf": ("heart-failure",), "copd": ("copd",), "plain": ("diabetes",)}
@@ -37,16 +28,16 @@ PATIENTS = {"hf": ("heart-failure",), "copd": ("copd",), "plain": ("diabetes",)}
 @pytest.fixture
 def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(database_url, autocommit=True) as c:
-        enroll_municipality(c, Municipality("0101", "København"))
-        for pid, conditions in PATIENTS.items():
-            # The COPD patient has hypercapnic respiratory failure: NEWS2 on SpO2 scale 2.
-            scale2 = pid == "copd"
-            enroll_patient(
-                c, Patient("0101", pid, f"Synthetic {pid}", conditions=conditions, spo2_scale2=scale2)
+        homes = [
+            Home(
+                # The COPD patient has hypercapnic respiratory failure: NEWS2 on SpO2 scale 2.
+                Patient("0101", pid, f"Synthetic {pid}", conditions=conditions, spo2_scale2=pid == "copd"),
+                f"hub-{pid}",
+                (HomeDevice(f"scale-{pid}", "scale"), HomeDevice(f"oxi-{pid}", "pulse-oximeter")),
             )
-            enroll_hub(c, Hub("0101", f"hub-{pid}", pid))
-            enroll_device(c, Device("0101", f"scale-{pid}", f"hub-{pid}", pid, "scale"))
-            enroll_device(c, Device("0101", f"oxi-{pid}", f"hub-{pid}", pid, "pulse-oximeter"))
+            for pid, conditions in PATIENTS.items()
+        ]
+        enroll_homes(c, [Municipality("0101", "København")], homes)
         yield c
 
 

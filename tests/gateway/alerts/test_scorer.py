@@ -16,19 +16,10 @@ from fhir_contract.observation import build_observation
 from fhir_contract.readings import Absent, Component, Quantity, Reading
 from fhir_contract.validate import validate_observation
 from gateway.alerts.news2_inputs import NEWS2_KINDS, vitals_from_observations
-from gateway.alerts.scorer import Scorer, score_patient, stored_since
-from gateway.store.repository import (
-    Device,
-    Hub,
-    Municipality,
-    Patient,
-    enroll_device,
-    enroll_hub,
-    enroll_municipality,
-    enroll_patient,
-    insert_observations,
-    latest_observations,
-)
+from gateway.alerts.scorer import CATCH_UP_WINDOW, Scorer, score_patient
+from gateway.store.enrolment import Home, HomeDevice, enroll_homes
+from gateway.store.new_data import announce_new_data, patients_stored_since, send_barrier
+from gateway.store.repository import Municipality, Patient, insert_observations, latest_observations
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -36,11 +27,15 @@ T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 @pytest.fixture
 def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(database_url, autocommit=True) as c:
-        enroll_municipality(c, Municipality("0101", "København"))
-        for pid, scale2 in (("p-1", False), ("p-2", True)):
-            enroll_patient(c, Patient("0101", pid, f"Synthetic {pid}", spo2_scale2=scale2))
-            enroll_hub(c, Hub("0101", f"hub-{pid}", pid))
-            enroll_device(c, Device("0101", f"dev-{pid}", f"hub-{pid}", pid, "pulse-oximeter"))
+        homes = [
+            Home(
+                Patient("0101", pid, f"Synthetic {pid}", spo2_scale2=scale2),
+                f"hub-{pid}",
+                (HomeDevice(f"dev-{pid}", "pulse-oximeter"),),
+            )
+            for pid, scale2 in (("p-1", False), ("p-2", True))
+        ]
+        enroll_homes(c, [Municipality("0101", "København")], homes)
         yield c
 
 
@@ -184,5 +179,31 @@ def test_catch_up_finds_patients_with_recent_readings_stored_since_a_moment(
     now = datetime.now(UTC)
     _store(conn, "p-1", now - timedelta(hours=2), 96, 70, 125, "36.8")
     _store(conn, "p-2", now - timedelta(days=3), 96, 70, 125, "36.8")  # too old to change a score
-    assert stored_since(conn, before) == {"0101": {"p-1"}}
-    assert stored_since(conn, datetime.now(UTC) + timedelta(seconds=1)) == {}
+    assert patients_stored_since(conn, before, effective_within=CATCH_UP_WINDOW) == {"0101": {"p-1"}}
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert patients_stored_since(conn, later, effective_within=CATCH_UP_WINDOW) == {}
+
+
+def test_a_barrier_is_heard_only_after_the_announcements_committed_before_it(
+    conn: psycopg.Connection[Any], database_url: str
+) -> None:
+    """What the demo and tests wait on (``Gateway.wait_scored``): once the listener has read a barrier,
+    a batch announced before it has been handed to the scorer, so ``wait_idle`` then means scored."""
+    _store(conn, "p-1", T0, spo2=91, pulse=112, sbp=100, temp="38.5")
+    scorer = Scorer(database_url)
+    scorer.start()
+    scorer.listen("t_barrier")
+    try:
+        assert scorer.wait_listening(timeout=10)
+        assert not scorer.wait_heard("never sent", timeout=0.3)
+        with conn.transaction():
+            announce_new_data(conn, "t_barrier", {"0101": {"p-1"}})
+        barrier = send_barrier(database_url, "t_barrier")
+        assert barrier is not None
+        assert scorer.wait_heard(barrier, timeout=10)
+        assert scorer.wait_idle(timeout=10)
+        scored = conn.execute("SELECT count(*) FROM scores WHERE patient_id = 'p-1'").fetchone()
+        assert scored is not None and scored[0] >= 1
+        assert scorer.scored >= 1  # the barrier itself named no one to score
+    finally:
+        scorer.stop()

@@ -49,12 +49,15 @@ def patient(
     name: str,
     conditions: tuple[str, ...] = (),
     birth_date: str | None = "1948-03-14",
+    synthetic: bool = False,
 ) -> str:
     conn.execute(
         "INSERT INTO patients (municipality_id, id, name, birth_date, conditions)"
         " VALUES (%s, %s, %s, %s, %s)",
         (municipality_id, patient_id, name, birth_date, list(conditions)),
     )
+    if synthetic:  # a column of migration 0007: named only when asked for, so older schemas take the rest
+        conn.execute("UPDATE patients SET synthetic = true WHERE id = %s", (patient_id,))
     return patient_id
 
 
@@ -176,22 +179,23 @@ def score(
     as_of: datetime,
     detail: Mapping[str, Any] | None = None,
     synthetic: bool = False,
+    method: str = "news2",
 ) -> int:
-    """Insert one NEWS2 score with its RiskAssessment; return its id."""
+    """Insert one score (NEWS2 unless ``method`` says otherwise) with its RiskAssessment; return its id."""
     resource: dict[str, Any] = {
         "resourceType": "RiskAssessment",
         "status": "final",
         "subject": {"reference": f"Patient/{patient_id}"},
         "occurrenceDateTime": as_of.isoformat(),
-        "method": {"text": "NEWS2"},
-        "prediction": [{"outcome": {"text": f"NEWS2 {value:g} ({band})"}}],
+        "method": {"text": method.upper()},
+        "prediction": [{"outcome": {"text": f"{method.upper()} {value:g} ({band})"}}],
     }
     if synthetic:
         resource["meta"] = {"security": [HTEST]}
     row = conn.execute(
         "INSERT INTO scores (municipality_id, patient_id, as_of, method, score, band, detail, resource)"
-        " VALUES (%s, %s, %s, 'news2', %s, %s, %s, %s) RETURNING id",
-        (municipality_id, patient_id, as_of, value, band, Jsonb(dict(detail or {})), Jsonb(resource)),
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (municipality_id, patient_id, as_of, method, value, band, Jsonb(dict(detail or {})), Jsonb(resource)),
     ).fetchone()
     assert row is not None
     return int(row[0])

@@ -23,17 +23,8 @@ from gateway.api.app import create_app
 from gateway.api.auth import SESSION_COOKIE, create_user, mint_token
 from gateway.api.fhir_model import observation_id
 from gateway.settings import GatewaySettings
-from gateway.store.repository import (
-    Device,
-    Hub,
-    Municipality,
-    Patient,
-    enroll_device,
-    enroll_hub,
-    enroll_municipality,
-    enroll_patient,
-    quarantined,
-)
+from gateway.store.enrolment import Home, HomeDevice, enroll_homes
+from gateway.store.repository import Municipality, Patient, quarantined
 
 FHIR_JSON = "application/fhir+json"
 OWN, OTHER = "0101", "0147"
@@ -44,14 +35,18 @@ AT = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 def enrolled(database_url: str) -> str:
     """Two municipalities, each with one patient, hub and pulse oximeter: hub1 (own) and hub2 (other)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
-        for municipality, patient, hub, oximeter in (
-            (OWN, "p1", "hub1", "OXI1"),
-            (OTHER, "p2", "hub2", "OXI2"),
-        ):
-            enroll_municipality(conn, Municipality(municipality, f"Municipality {municipality}"))
-            enroll_patient(conn, Patient(municipality, patient, f"Patient {patient}"))
-            enroll_hub(conn, Hub(municipality, hub, patient))
-            enroll_device(conn, Device(municipality, oximeter, hub, patient, "pulse-oximeter"))
+        homes = [
+            Home(
+                Patient(municipality, patient, f"Patient {patient}"),
+                hub,
+                (HomeDevice(oximeter, "pulse-oximeter"),),
+            )
+            for municipality, patient, hub, oximeter in (
+                (OWN, "p1", "hub1", "OXI1"),
+                (OTHER, "p2", "hub2", "OXI2"),
+            )
+        ]
+        enroll_homes(conn, [Municipality(m, f"Municipality {m}") for m in (OWN, OTHER)], homes)
         create_user(conn, "anna", OWN, "nurse", "a password of anna's")  # nurse_token's subject
     return database_url
 
@@ -145,7 +140,8 @@ def test_a_reading_repeated_within_one_bundle_is_created_once(post: Any, enrolle
 def test_rejected_entries_get_their_own_outcome_in_order_and_spare_their_neighbours(
     post: Any, enrolled: str
 ) -> None:
-    impossible = spo2(127, AT + timedelta(minutes=1))
+    impossible = spo2(97, AT + timedelta(minutes=1))
+    impossible["valueQuantity"]["value"] = 127  # the hub would send it as dataAbsentReason; another sender
     foreign = spo2(93, AT + timedelta(minutes=2), patient="p2", device="OXI2")
     not_an_observation = {"resourceType": "Patient", "id": "p1"}
     response = post(

@@ -99,8 +99,9 @@ def test_count_is_capped_and_must_be_given_once() -> None:
 def test_risk_assessment_supports_only_patient() -> None:
     parse_search("RiskAssessment", [("patient", "p-1"), ("_count", "3")])
     with pytest.raises(FhirError) as caught:
-        parse_search("RiskAssessment", [("code", "x")])
+        parse_search("RiskAssessment", [("code", "x")], strict=True)
     assert caught.value.code == "not-supported"
+    assert parse_search("RiskAssessment", [("code", "x")]).criteria == ()  # ignored unless strict
 
 
 def test_format_search_round_trips_through_parse() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from gateway.api.presenters import age, band, completeness, measured, missing_reasons, reading, top_reasons
-from gateway.api.queries import Measured, ReadingRow
+from gateway.store.patient_views import ReadingRow
+from gateway.store.worklist import Measured
 from models.news2 import Measured as VitalMeasured
 from models.news2 import VitalSigns, score_news2
 

@@ -87,7 +87,7 @@ def test_data_marked_as_test_data_shows_banner_and_label(
     now = datetime.now(UTC)
     municipality(db, "0461", "Odense")
     user(db, "cleo", "0461", "demo password")
-    patient(db, "0461", "syn-1", "Synthetic patient 1", ("copd",))
+    patient(db, "0461", "syn-1", "Synthetic patient 1", ("copd",), synthetic=True)
     patient(db, "0461", "tagged", "Tagged Person", ())
     observation(db, "0461", "tagged", "spo2", now, 95, synthetic=True)
     score(db, "0461", "tagged", 0, "low", now, synthetic=True)
@@ -109,6 +109,20 @@ def test_patient_page_shows_readings_scores_alerts_and_is_audited(
     assert "NEWS2 8" in page.text and "Pulse 125 /min: 2 points" in page.text
     assert "Acknowledge" in page.text
     assert audit_rows(db, "view-patient") == [(world.nurse, world.own, "view-patient", "p-high")]
+
+
+def test_patient_page_shows_the_latest_news2_not_a_newer_score_of_another_method(
+    client: TestClient, world: World, db: psycopg.Connection[Any]
+) -> None:
+    # Issue 16: scores[0] was shown as "Latest NEWS2" whatever its method, so a disease rule that fired
+    # or a 30-day admission probability stored after the NEWS2 was shown as "NEWS2 1" or "NEWS2 0.1".
+    score(db, world.own, "p-high", 1, "medium", world.now, method="hf-weight-gain-3d")
+    score(db, world.own, "p-high", 0.1, "unbanded", world.now, method="admission-risk-30d")
+    login(client, world.nurse)
+    page = client.get("/patients/p-high").text
+    latest = page[page.index('id="score-h"') : page.index('id="readings-h"')]
+    assert "NEWS2 8" in latest and "High" in latest and "Pulse 125 /min: 2 points" in latest
+    assert "NEWS2 0.1" not in latest and "NEWS2 1<" not in latest
 
 
 def test_other_municipalitys_patient_page_is_not_found(

@@ -46,10 +46,10 @@ from reconciliation import reconcile
 from fhir_contract.observation import build_bundle
 from gateway.alerts.scorer import Scorer
 from gateway.broker import BrokerEndpoint
-from gateway.serve import IngestWorkers
 from gateway.settings import GatewaySettings
 from gateway.store.embedded import EmbeddedPostgres
 from gateway.store.migrate import migrate
+from gateway.workers import IngestWorkers
 
 pytestmark = [needs_mosquitto, pytest.mark.faults]
 

@@ -147,7 +147,9 @@ def test_parse_topic_names_the_hub_and_its_errors_topic() -> None:
 
 
 def test_receipt_names_the_bundle_and_counts_its_entries() -> None:
-    payload = orjson.loads(bundle([HOME.spo2(95), HOME.spo2(140), HOME.pulse(72)]))
+    impossible = HOME.spo2(96)
+    impossible["valueQuantity"]["value"] = 140  # the hub would send it as dataAbsentReason; another sender
+    payload = orjson.loads(bundle([HOME.spo2(95), impossible, HOME.pulse(72)]))
     payload["id"] = "batch-17"
     owed = receipt(run(orjson.dumps(payload)))
     assert owed == {"bundle": "batch-17", "accepted": 2, "rejected": 1}

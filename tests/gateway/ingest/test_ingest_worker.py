@@ -26,6 +26,7 @@ import pytest
 from observation_factory import BASE_TIME, Home, bundle, identifier
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from gateway.alerts.scorer import read_new_data_notification
 from gateway.broker import BrokerEndpoint
 from gateway.ingest.mqtt_ingest import IngestWorker
 from gateway.settings import GatewaySettings
@@ -149,15 +150,18 @@ def worker_for(
 def test_bundles_are_stored_with_their_values_and_acknowledged(
     enrolled: str, any_broker: BrokerEndpoint, hub: Hub
 ) -> None:
-    stored_calls: list[tuple[str, set[str]]] = []
-    worker = worker_for(enrolled, any_broker, on_stored=lambda m, p: stored_calls.append((m, p)))
-    try:
-        payloads = [bundle(HOME.readings(10, BASE_TIME.replace(hour=h))) for h in range(3)]
-        payloads.append(bundle([HOME.blood_pressure(150, 95, BASE_TIME.replace(hour=12))]))
-        hub.publish(payloads)
-        assert wait_for(lambda: worker.counters().messages_acked == 4)
-    finally:
-        worker.stop()
+    channel = f"new_data_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(enrolled, autocommit=True) as listener:
+        listener.execute(f"LISTEN {channel}")
+        worker = worker_for(enrolled, any_broker, notify_channel=channel)
+        try:
+            payloads = [bundle(HOME.readings(10, BASE_TIME.replace(hour=h))) for h in range(3)]
+            payloads.append(bundle([HOME.blood_pressure(150, 95, BASE_TIME.replace(hour=12))]))
+            hub.publish(payloads)
+            assert wait_for(lambda: worker.counters().messages_acked == 4)
+        finally:
+            worker.stop()
+        announced = [read_new_data_notification(n.payload) for n in listener.notifies(timeout=1.0)]
     assert count(enrolled) == 31
     with psycopg.connect(enrolled) as conn:
         latest = latest_observations(conn, HOME.municipality_id, HOME.patient_id, ["spo2", "blood-pressure"])
@@ -165,7 +169,8 @@ def test_bundles_are_stored_with_their_values_and_acknowledged(
     assert latest["spo2"].value == 99.0 and latest["spo2"].hub_id == HOME.hub_id
     counters = worker.counters()
     assert (counters.messages_received, counters.observations_stored, counters.duplicates) == (4, 31, 0)
-    assert stored_calls and all(call == (HOME.municipality_id, {HOME.patient_id}) for call in stored_calls)
+    # Each batch that stored rows named the patient to the scorer's channel, from its transaction.
+    assert announced and all(call == (HOME.municipality_id, {HOME.patient_id}) for call in announced)
     assert hub.errors == []
 
 
@@ -305,6 +310,7 @@ def test_worker_stopped_with_messages_unacknowledged_loses_nothing(
 
 WORKER_SCRIPT = """
 import logging, sys, time
+from gateway.alerts.scorer import read_new_data_notification
 from gateway.broker import BrokerEndpoint
 from gateway.ingest.mqtt_ingest import IngestWorker
 from gateway.settings import GatewaySettings

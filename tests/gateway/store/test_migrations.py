@@ -12,8 +12,8 @@ from observation_factory import BASE_TIME, Home
 from psycopg.types.json import Jsonb
 
 from gateway.api.fhir_model import observation_id
-from gateway.api.queries import observation_by_id
 from gateway.store.errors import MigrationError
+from gateway.store.fhir_reads import observation_by_id
 from gateway.store.migrate import MIGRATIONS_DIR, load_migrations, migrate
 
 

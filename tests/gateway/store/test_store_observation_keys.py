@@ -25,7 +25,7 @@ from fhir_contract.observation import build_observation
 from fhir_contract.readings import Quantity, Reading
 from fhir_contract.validate import ValidObservation, validate_observation
 from gateway.api.fhir_model import observation_id
-from gateway.api.queries import observation_by_id
+from gateway.store.fhir_reads import observation_by_id
 from gateway.store.repository import (
     DeliveredObservation,
     count_observations,
@@ -174,7 +174,8 @@ def test_read_by_id_probes_the_key_index_then_one_partition(conn: Conn) -> None:
 
     def explained(query: Any, params: Any = None) -> Any:
         """Record each statement's plan, then run it."""
-        plans.append("\n".join(line for (line,) in execute(f"EXPLAIN (COSTS OFF) {query}", params)))
+        text = query.as_string(conn) if isinstance(query, psycopg.sql.Composable) else query
+        plans.append("\n".join(line for (line,) in execute(f"EXPLAIN (COSTS OFF) {text}", params)))
         return execute(query, params)
 
     with pytest.MonkeyPatch.context() as patch:
