@@ -107,9 +107,7 @@ def summary_table(summary: DemoSummary) -> Table:
     table.add_row("measurements taken by emulated devices", str(summary.measurements_taken))
     table.add_row("readings sent by hubs (confirmed by the gateway)", str(summary.readings_sent))
     table.add_row("readings stored", str(summary.readings_stored))
-    table.add_row(
-        "  of them without a value (impossible number, e.g. SpO2 127 %)", str(summary.readings_device_error)
-    )
+    table.add_row("  of them without a value (device error)", str(summary.readings_device_error))
     table.add_row("readings rejected by the gateway", str(summary.readings_rejected))
     table.add_row("alerts raised", f"{summary.alerts_raised} ({summary.patients_alerted} patients)")
     table.add_row(
