@@ -221,17 +221,12 @@ def gateway_migrate(
     database_url: Annotated[str, typer.Option(envvar="HOMEWATCH_DATABASE_URL", help="PostgreSQL URL.")],
 ) -> None:
     """Bring the database schema up to date (versioned migrations; safe to run again)."""
-    import psycopg
-
-    from gateway.store.errors import MigrationError
-    from gateway.store.migrate import migrate
+    from gateway.store.errors import StoreError
+    from gateway.store.migrate import migrate_database
 
     try:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            applied = migrate(conn)
-    except psycopg.OperationalError as exc:
-        raise _fail(f"cannot connect to the database: {str(exc).strip()}") from None
-    except MigrationError as exc:
+        applied = migrate_database(database_url)
+    except StoreError as exc:  # unreachable, not a PostgreSQL URL, or a failed migration: one line each
         raise _fail(str(exc)) from None
     typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
 

@@ -100,6 +100,11 @@ def test_gateway_migrate_unreachable_database_is_a_clear_error() -> None:
     assert result.exit_code == 2 and "cannot connect" in result.stderr
 
 
+def test_gateway_migrate_with_no_postgresql_url_says_so_in_one_line() -> None:
+    result = runner.invoke(app, ["gateway", "migrate", "--database-url", "no such thing"])
+    assert result.exit_code == 2 and "is not a PostgreSQL URL" in result.stderr
+
+
 def test_demo_rejects_an_unknown_broker() -> None:
     result = runner.invoke(app, ["demo", "--broker", "rabbit"])
     assert result.exit_code == 2 and "--broker" in result.stderr
