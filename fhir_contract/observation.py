@@ -49,8 +49,8 @@ from fhir_contract.terminology import (
     UCUM,
     ReadingType,
     reading_type,
-    to_canonical,
 )
+from fhir_contract.units import to_canonical
 
 _EPOCH_2000 = datetime(2000, 1, 1, tzinfo=UTC)
 

@@ -14,8 +14,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from fhir_contract import units
-
 LOINC = "http://loinc.org"
 MDC = "urn:iso:std:iso:11073:10101"
 UCUM = "http://unitsofmeasure.org"
@@ -207,9 +205,3 @@ def find_reading_type(
             if len(matches) == 1:
                 return matches[0]
     return None
-
-
-def to_canonical(value: float, unit: str) -> tuple[float, str]:
-    """``value`` in ``unit`` converted to the reading type's first unit (identity when it already is);
-    the conversion table is ``fhir_contract.units``."""
-    return units.to_canonical(value, unit)

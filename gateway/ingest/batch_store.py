@@ -27,7 +27,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -74,10 +74,10 @@ class MessageFailure(GatewayFailure):
 
 @dataclass(frozen=True, slots=True)
 class Handled:
-    """What became of a batch: one outcome per message, in order, and the patients with new data."""
+    """What became of a batch: one outcome per message, in order. (The patients with new data are
+    announced inside the batch's transaction, ``gateway.store.new_data``.)"""
 
     outcomes: list[MessageOutcome]
-    patients: dict[str, set[str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -126,7 +126,7 @@ class BatchStore:
         """Store the batch in one transaction; if a message makes that fail for good, store each message
         on its own and set aside the ones that still fail. Every message gets an outcome."""
         try:
-            outcomes, patients = self._retrying(lambda db: self._store(db, self._decide(db, batch), batch))
+            outcomes = self._retrying(lambda db: self._store(db, self._decide(db, batch), batch))
         except MessageFailure as exc:
             log.warning(
                 "ingest %s: a batch of %d message(s) failed (%s); storing each message on its own",
@@ -134,13 +134,8 @@ class BatchStore:
                 len(batch),
                 exc,
             )
-            handled = [self._handle_alone(message) for message in batch]
-            patients = {}
-            for one in handled:
-                for municipality_id, ids in one.patients.items():
-                    patients.setdefault(municipality_id, set()).update(ids)
-            outcomes = [one.outcomes[0] for one in handled]
-        return Handled(outcomes, patients)
+            outcomes = [self._handle_alone(message).outcomes[0] for message in batch]
+        return Handled(outcomes)
 
     def _handle_alone(self, message: Inbound) -> Handled:
         """One message in its own transaction; set aside (quarantined whole, else dead-lettered) when it
@@ -148,8 +143,7 @@ class BatchStore:
         decided: MessageOutcome | None = None
         try:
             decided = self._retrying(lambda db: self._decide(db, [message])[0])
-            outcomes, patients = self._retrying(lambda db: self._store(db, [decided], [message]))
-            return Handled(outcomes, patients)
+            return Handled(self._retrying(lambda db: self._store(db, [decided], [message])))
         except MessageFailure as exc:
             problem = str(exc)
         log.error(
@@ -218,9 +212,9 @@ class BatchStore:
 
     def _store(
         self, db: psycopg.Connection[Any], outcomes: Sequence[MessageOutcome], batch: Sequence[Inbound]
-    ) -> tuple[list[MessageOutcome], dict[str, set[str]]]:
-        """One transaction: accepted rows in, rejections quarantined. Returns the outcomes (with rows
-        the database refused turned into rejections) and the patients with new data per municipality."""
+    ) -> list[MessageOutcome]:
+        """One transaction: accepted rows in, rejections quarantined, the patients with new data
+        announced. Returns the outcomes (with rows the database refused turned into rejections)."""
         with db.transaction():
             result = store_decisions(
                 db,
@@ -231,7 +225,7 @@ class BatchStore:
         with self._lock:
             self._counts.stored += result.inserted
             self._counts.duplicates += result.duplicates
-        return result.outcomes, result.patients
+        return result.outcomes
 
     def _set_aside(
         self, db: psycopg.Connection[Any], message: Inbound, decided: MessageOutcome | None, problem: str

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from edge_agent.gatt import blood_pressure, health_thermometer
 from fhir_contract.observation import build_observation
 from fhir_contract.readings import Component, Quantity, Reading
-from fhir_contract.terminology import DATA_ABSENT_REASON, reading_types, to_canonical
+from fhir_contract.terminology import DATA_ABSENT_REASON, reading_types
+from fhir_contract.units import to_canonical
 from fhir_contract.validate import ContractViolation, ValidObservation, validate_observation
 
 WHEN = datetime(2026, 11, 2, 7, 30, tzinfo=UTC)

@@ -33,8 +33,8 @@ from fhir_contract.terminology import (
     SUPPLEMENTAL_TYPES_CODE,
     find_reading_type,
     reading_types,
-    to_canonical,
 )
+from fhir_contract.units import to_canonical
 from fhir_contract.validate import validate_observation
 
 WHEN = datetime(2026, 11, 2, 7, 30, tzinfo=UTC)
