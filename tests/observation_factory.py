@@ -58,7 +58,7 @@ class Home:
     def enroll(self, conn: psycopg.Connection[Any]) -> None:
         """Enrol the home; on any schema version, since the migration tests enrol before migrating."""
         enroll_municipality(conn, Municipality(self.municipality_id, f"Municipality {self.municipality_id}"))
-        if _has_column(conn, "patients", "synthetic"):  # migration 0007
+        if _has_column(conn, "patients", "care_team_id"):  # migration 0008
             enroll_patient(conn, Patient(self.municipality_id, self.patient_id, f"Patient {self.patient_id}"))
         else:
             conn.execute(

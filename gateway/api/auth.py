@@ -28,10 +28,10 @@ from typing import Any
 import psycopg
 
 from gateway.settings import GatewaySettings
-from gateway.store import users
+from gateway.store import access, users
 
-# Roles of people, who log in with a password.
-ROLES = frozenset({"nurse", "clinician", "admin"})
+# Roles of people, who log in with a password (``gateway.store.access`` says what each may see).
+ROLES = frozenset(access.ROLES)
 # The role of a hub's token: it may post Observations and read nothing.
 HUB_ROLE = "hub"
 TOKEN_ROLES = ROLES | {HUB_ROLE}
@@ -108,9 +108,18 @@ _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
 def create_user(
-    conn: psycopg.Connection[Any], username: str, municipality_id: str, role: str, password: str
+    conn: psycopg.Connection[Any],
+    username: str,
+    municipality_id: str,
+    role: str,
+    password: str,
+    care_teams: tuple[str, ...] | None = None,
 ) -> User:
-    """Insert a user with an scrypt hash of ``password``; the municipality must exist."""
+    """Insert a user with an scrypt hash of ``password``; the municipality must exist.
+
+    A nurse joins ``care_teams`` (default: her municipality's default team, whose id is the
+    municipality's); the other roles belong to no team.
+    """
     for name, value in (("username", username), ("municipality_id", municipality_id), ("role", role)):
         if not value or "|" in value:
             raise ValueError(f"{name} must be non-empty and must not contain '|'")
@@ -118,7 +127,11 @@ def create_user(
         raise ValueError(f"role must be one of {sorted(ROLES)}, not {role!r}")
     if len(password) < 8:
         raise ValueError("password must have at least 8 characters")
-    users.insert_user(conn, username, municipality_id, role, hash_password(password))
+    with conn.transaction():
+        users.insert_user(conn, username, municipality_id, role, hash_password(password))
+        if role == access.NURSE:
+            for team in (municipality_id,) if care_teams is None else care_teams:
+                users.join_care_team(conn, municipality_id, team, username)
     return User(username, municipality_id, role)
 
 

@@ -87,6 +87,12 @@ class Patient:
     spo2_scale2: bool = False
     # Made up (the demo's cohort, a test): what the gateway serves about them is labelled as test data.
     synthetic: bool = False
+    # The care team whose nurses see the patient; None: the municipality's default team (its own id).
+    care_team_id: str | None = None
+    # The patient's GP (a user with role 'gp', of any municipality), who sees them too.
+    gp_username: str | None = None
+    # The number a nurse calls when the patient's data lag.
+    phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +189,7 @@ class QuarantineEntry:
 
 
 def enroll_municipality(conn: psycopg.Connection[Any], municipality: Municipality) -> None:
-    """Create the municipality or update its name."""
+    """Create the municipality or update its name (its default care team, id = its own, comes with it)."""
     conn.execute(
         "INSERT INTO municipalities (id, name) VALUES (%s, %s)"
         " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
@@ -194,11 +200,13 @@ def enroll_municipality(conn: psycopg.Connection[Any], municipality: Municipalit
 def enroll_patient(conn: psycopg.Connection[Any], patient: Patient) -> None:
     """Create or update a patient. A patient id held by another municipality is a conflict, not a move."""
     row = conn.execute(
-        "INSERT INTO patients (municipality_id, id, name, birth_date, conditions, spo2_scale2, synthetic)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        "INSERT INTO patients (municipality_id, id, name, birth_date, conditions, spo2_scale2, synthetic,"
+        " care_team_id, gp_username, phone)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, birth_date = EXCLUDED.birth_date,"
         " conditions = EXCLUDED.conditions, spo2_scale2 = EXCLUDED.spo2_scale2,"
-        " synthetic = EXCLUDED.synthetic"
+        " synthetic = EXCLUDED.synthetic, care_team_id = EXCLUDED.care_team_id,"
+        " gp_username = EXCLUDED.gp_username, phone = EXCLUDED.phone"
         " WHERE patients.municipality_id = EXCLUDED.municipality_id"
         " RETURNING id",
         (
@@ -209,6 +217,9 @@ def enroll_patient(conn: psycopg.Connection[Any], patient: Patient) -> None:
             list(patient.conditions),
             patient.spo2_scale2,
             patient.synthetic,
+            patient.care_team_id,
+            patient.gp_username,
+            patient.phone,
         ),
     ).fetchone()
     if row is None:

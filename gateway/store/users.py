@@ -47,3 +47,32 @@ def user_exists(conn: psycopg.Connection[Any], username: str, municipality_id: s
         (username, municipality_id, role),
     ).fetchone()
     return row is not None
+
+
+def create_care_team(conn: psycopg.Connection[Any], municipality_id: str, team_id: str, name: str) -> None:
+    """Create a care team in ``municipality_id`` or rename it (a team id held elsewhere is an error)."""
+    row = conn.execute(
+        "INSERT INTO care_teams (municipality_id, id, name) VALUES (%s, %s, %s)"
+        " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name"
+        " WHERE care_teams.municipality_id = EXCLUDED.municipality_id RETURNING id",
+        (municipality_id, team_id, name),
+    ).fetchone()
+    if row is None:
+        raise ValueError(f"care team {team_id!r} belongs to another municipality")
+
+
+def join_care_team(conn: psycopg.Connection[Any], municipality_id: str, team_id: str, username: str) -> None:
+    """Make ``username`` a member of the team (both of ``municipality_id``, else a psycopg error)."""
+    conn.execute(
+        "INSERT INTO care_team_members (municipality_id, care_team_id, username) VALUES (%s, %s, %s)"
+        " ON CONFLICT DO NOTHING",
+        (municipality_id, team_id, username),
+    )
+
+
+def care_teams_of(conn: psycopg.Connection[Any], username: str) -> list[str]:
+    """The ids of the care teams ``username`` belongs to."""
+    rows = conn.execute(
+        "SELECT care_team_id FROM care_team_members WHERE username = %s ORDER BY care_team_id", (username,)
+    ).fetchall()
+    return [row[0] for row in rows]

@@ -114,7 +114,7 @@ def test_a_signed_token_with_an_unknown_role_is_refused(
     [
         ("ghost", "0101", "nurse"),  # no such user
         ("anna", "0147", "nurse"),  # a real user, in another municipality than hers
-        ("anna", "0101", "admin"),  # a real user, with a role she does not have
+        ("anna", "0101", "municipality_admin"),  # a real user, with a role she does not have
     ],
 )
 def test_a_signed_token_of_no_registered_user_reads_nothing_and_is_not_audited(
