@@ -176,7 +176,9 @@ def test_minted_token_names_its_subject_municipality_and_role() -> None:
 
 def test_minted_token_lives_the_hours_asked_for() -> None:
     issued = datetime(2025, 1, 1, 8, tzinfo=UTC)
-    token = mint_token(SETTINGS, role="system_admin", municipality_id="0101", subject="ops", hours=2, now=issued)
+    token = mint_token(
+        SETTINGS, role="system_admin", municipality_id="0101", subject="ops", hours=2, now=issued
+    )
     assert verify_token(SETTINGS, token, now=issued + timedelta(hours=1, minutes=59)) is not None
     assert verify_token(SETTINGS, token, now=issued + timedelta(hours=2)) is None
     minted = mint_token(SETTINGS, role="nurse", municipality_id="0101", subject="anna", now=issued)
