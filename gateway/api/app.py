@@ -27,6 +27,7 @@ from gateway.api import fhir_api, health, metrics, web
 from gateway.api.body_limit import BodyLimit
 from gateway.api.errors import FhirError, LoginRequired, answers_operation_outcome
 from gateway.api.fhir_model import operation_outcome
+from gateway.api.i18n import gettext, ngettext
 from gateway.api.presenters import TEMPLATE_GLOBALS
 from gateway.api.security_headers import SecurityHeaders
 from gateway.settings import GatewaySettings
@@ -114,6 +115,7 @@ def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bo
     app.state.demo = demo
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
     templates.env.globals.update(TEMPLATE_GLOBALS)
+    templates.env.globals.update({"_": gettext, "ngettext": ngettext})
     app.state.templates = templates
     _install_error_handlers(app)
     app.include_router(web.router)

@@ -1,0 +1,2 @@
+-- Placeholder of issue 17, filled in by the work that owns it.
+SELECT 1;
