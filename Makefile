@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: demo test faults lint install clean
+.PHONY: demo test faults lint install chromium messages clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "homewatch needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -18,7 +18,28 @@ $(VENV)/.installed: pyproject.toml $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed chromium
+
+# The browser tests (tests/browser/) drive Debian's Chromium, never a downloaded browser: installed here
+# when it is missing and this runs as root with apt-get (CI); otherwise one line says how. Without it the
+# browser tests skip, except under CI (CI set), where they fail.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ -n "$$HOMEWATCH_CHROMIUM" ] || [ -x "$(CHROMIUM)" ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make: installing Chromium for the browser tests (apt-get install chromium)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "make: apt-get could not install chromium; the browser tests will skip (and fail under CI)"; \
+	else echo "make: no Chromium, so the browser tests will skip; install it: sudo apt-get install -y chromium (or set HOMEWATCH_CHROMIUM)"; fi
+
+# The staff's text in Danish and English (docs/web-ui.md): extract every marked string into
+# gateway/locale/messages.pot and merge it into both catalogues; then write the Danish of each new or fuzzy
+# entry in gateway/locale/da/LC_MESSAGES/messages.po (tests/gateway/api/test_i18n.py fails until then).
+LOCALE_DIR := gateway/locale
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg --add-location=file --sort-by-file --project=homewatch \
+		--version=0.1.0 --copyright-holder=homewatch -o $(LOCALE_DIR)/messages.pot .
+	$(BIN)/pybabel update -i $(LOCALE_DIR)/messages.pot -d $(LOCALE_DIR) --ignore-obsolete --no-fuzzy-matching
 
 demo: install
 	$(BIN)/homewatch demo $(ARGS)

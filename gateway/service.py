@@ -13,7 +13,11 @@ new data by PostgreSQL NOTIFY from inside its batch's transaction, and the score
 (``homewatch.demo.runner``) takes the same default as ``gateway serve``: what a newcomer watches is the
 gateway as deployed, worker processes, supervisor, NOTIFY and all, at the cost of a few seconds more to
 start. The demo hands in the PostgreSQL and broker it started itself (it enrols homes before the gateway
-starts), a short admission-risk interval in its settings, and ``demo`` for the synthetic-data banner.
+starts), ``demo`` for the synthetic-data banner, and its simulated ``clock``: the one its homes stamp
+readings with. The scorer and the 30-day risk stamp scores and alerts with that clock, and the web UI
+measures ages from it (``gateway.api.clock``), so mid-demo a reading taken minutes ago in simulated time
+reads "minutes ago" and an alert is raised when its data arrived, not days later. ``gateway serve`` has
+no clock option: the wall clock.
 
 An external broker given by ``mqtt_url`` is probed once for the queue limits the gateway needs
 (``gateway.broker_check``: one log line); a broker handed in as a ``BrokerEndpoint`` was configured by
@@ -31,8 +35,9 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -117,6 +122,9 @@ class GatewayOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     demo: bool = False  # the web UI says its data are SYNTHETIC (homewatch demo)
+    # The gateway's "now" for scores, alerts and the web UI; None: the wall clock. The demo's simulated
+    # clock (homewatch.demo.clock), which never runs ahead of the wall clock.
+    clock: Callable[[], datetime] | None = None
 
 
 class Gateway:
@@ -182,16 +190,18 @@ class Gateway:
             )
             count = 1
         self.pool = open_pool(database_url)
-        self.scorer = Scorer(database_url)
+        self.scorer = Scorer(database_url, clock=opts.clock)
         self.scorer.start()
         self.scorer.listen(settings.scorer_channel)
         if not self.scorer.wait_listening(timeout):
             raise GatewayError("the scorer could not listen for new data on the database in time")
-        self.admission_risk = _admission_risk_schedule(database_url, settings)
+        self.admission_risk = _admission_risk_schedule(database_url, settings, opts.clock)
         self.workers = IngestWorkers(settings, endpoint, count, logging.getLogger().getEffectiveLevel())
         self._counted_at_start = self._ingest_totals()
         self.workers.start(timeout)
         app = create_app(settings, self.pool, demo=opts.demo)
+        if opts.clock is not None:
+            app.state.clock = opts.clock  # read by gateway.api.clock.ui_now
         self._http = start_http(app, opts.host, opts.port, timeout)
         log.info(
             "gateway serving %s with %s (%s)",
@@ -271,14 +281,18 @@ class Gateway:
             return ingest_totals(conn, self.workers.client_ids)
 
 
-def _admission_risk_schedule(database_url: str, settings: GatewaySettings) -> AdmissionRiskSchedule | None:
+def _admission_risk_schedule(
+    database_url: str, settings: GatewaySettings, clock: Callable[[], datetime] | None = None
+) -> AdmissionRiskSchedule | None:
     """The scheduled 30-day risk with the shipped model, or None (logged) when it cannot be loaded."""
     try:
         model = load_risk_model(SHIPPED_MODEL)
     except ModelError as exc:
         log.warning("30-day admission risk off: %s", exc)
         return None
-    schedule = AdmissionRiskSchedule(database_url, model, timedelta(hours=settings.risk_interval_hours))
+    schedule = AdmissionRiskSchedule(
+        database_url, model, timedelta(hours=settings.risk_interval_hours), clock=clock
+    )
     schedule.start()
     return schedule
 

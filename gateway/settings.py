@@ -7,14 +7,21 @@ deployment can sign tokens with a key that anyone else knows.
 
 Development (a laptop, the demo, the tests) may leave the secret out: tokens are then signed with a
 random key made with the settings object, never with a key written down anywhere, and they end with the
-process. Development also leaves ``/metrics`` open when no metrics token is set, and its session cookie
-is not ``Secure`` (plain http on localhost).
+process. Development also leaves ``/metrics`` open when no metrics token is set, and its cookies are not
+``Secure`` (plain http on localhost).
+
+The gateway's own tokens are JWTs (HS256) with ``token_issuer`` as ``iss`` and ``token_audience`` as
+``aud``. In production the FHIR API may also accept the tokens of the region's OpenID Connect provider:
+``oidc_issuer``, ``oidc_audience`` and ``oidc_jwks_url`` together switch it on (docs/security.md, "OpenID
+Connect"); the provider's ``oidc_username_claim`` names a user of ``users``, and ``oidc_role_claim`` with
+``oidc_role_map``, when set, must also grant that user's role.
 """
 
 from __future__ import annotations
 
 import secrets
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +37,8 @@ PUBLISHED_SECRETS = frozenset({"development-only-secret-change-me"})
 SECRET_ADVICE = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 Environment = Literal["development", "production"]
+# The roles ``oidc_role_map`` may map to (``gateway.store.access.ROLES``; settings import no store).
+_PERSON_ROLES = frozenset({"nurse", "gp", "municipality_admin", "system_admin"})
 
 
 class GatewaySettings(BaseSettings):
@@ -57,6 +66,26 @@ class GatewaySettings(BaseSettings):
     # Signs session and bearer tokens (HMAC-SHA256). Required outside development.
     secret_key: SecretStr | None = None
     session_hours: int = 12
+    # ``iss`` and ``aud`` of the gateway's own tokens (sessions, /login/access-token, `gateway token`).
+    token_issuer: str = "urn:homewatch:gateway"
+    token_audience: str = "urn:homewatch:api"
+    # The region's OpenID Connect provider (all three or none): bearer tokens whose ``iss`` is
+    # ``oidc_issuer`` are checked against the keys published at ``oidc_jwks_url`` (RS256 or ES256 only)
+    # and must name ``oidc_audience`` in ``aud``.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    # The claim whose value is a username of ``users`` (role and municipality come from ``users``).
+    oidc_username_claim: str = "preferred_username"
+    # Optional: a claim (a string or a list of strings) that must also grant the user's role, its values
+    # translated by ``oidc_role_map`` (JSON in the environment, e.g. {"sygeplejerske": "nurse"}); a value
+    # the map lacks is taken as it is.
+    oidc_role_claim: str | None = None
+    oidc_role_map: dict[str, str] = Field(default_factory=dict)
+    # The staff's pages: the language of a browser that chose none (gateway.api.language) and the zone
+    # every time is shown in (an IANA name; the machine-readable <time datetime> keeps its offset).
+    default_language: Literal["da", "en"] = "da"
+    time_zone: str = "Europe/Copenhagen"
     # How often `gateway serve` scores every patient's 30-day admission risk (also once at start).
     risk_interval_hours: float = Field(default=24.0, gt=0)
     # Largest MQTT payload ingest accepts; larger ones are quarantined unread.
@@ -66,6 +95,26 @@ class GatewaySettings(BaseSettings):
 
     # Development without a secret: a random key of this settings object (copies and pickles keep it).
     _development_key: str = PrivateAttr(default_factory=lambda: secrets.token_urlsafe(MIN_SECRET_BYTES))
+
+    @model_validator(mode="after")
+    def _a_whole_oidc_provider(self) -> GatewaySettings:
+        given = {
+            "HOMEWATCH_OIDC_ISSUER": self.oidc_issuer,
+            "HOMEWATCH_OIDC_AUDIENCE": self.oidc_audience,
+            "HOMEWATCH_OIDC_JWKS_URL": self.oidc_jwks_url,
+        }
+        missing = [name for name, value in given.items() if not value]
+        if len(missing) not in (0, len(given)):
+            raise ValueError(f"an OpenID Connect provider needs all of {sorted(given)}; missing {missing}")
+        if self.oidc_issuer is not None and self.oidc_issuer == self.token_issuer:
+            raise ValueError("HOMEWATCH_OIDC_ISSUER must differ from HOMEWATCH_TOKEN_ISSUER")
+        jwks_scheme = urlsplit(self.oidc_jwks_url).scheme if self.oidc_jwks_url else None
+        if jwks_scheme not in (None, "https") and not self.development:
+            raise ValueError("HOMEWATCH_OIDC_JWKS_URL must be an https:// URL outside development")
+        unknown = sorted(set(self.oidc_role_map.values()) - _PERSON_ROLES)
+        if unknown:
+            raise ValueError(f"HOMEWATCH_OIDC_ROLE_MAP maps to unknown roles {unknown}")
+        return self
 
     @model_validator(mode="after")
     def _a_real_secret_outside_development(self) -> GatewaySettings:
@@ -90,6 +139,16 @@ class GatewaySettings(BaseSettings):
     def development(self) -> bool:
         """Whether this is an explicit development (or demo) run."""
         return self.environment == "development"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether cookies are ``Secure`` (and ``__Host-`` named): everywhere but development."""
+        return not self.development
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """Whether bearer tokens of a regional OpenID Connect provider are accepted."""
+        return self.oidc_issuer is not None
 
     @property
     def signing_key(self) -> bytes:

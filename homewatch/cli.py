@@ -2,7 +2,7 @@
 
 - ``demo``     everything on one machine: database, broker, gateway and simulated homes (SYNTHETIC data)
 - ``edge``     the hub: run it as a service (``edge run``), decode device bytes
-- ``gateway``  the server: run it (``gateway serve``), database migrations
+- ``gateway``  the server: run it (``gateway serve``), database migrations, users and care teams, tokens
 - ``models``   risk scores: NEWS2 from vital signs
 """
 
@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
+    import psycopg
+
     from gateway.settings import GatewaySettings
     from models.admission_risk import RiskModel
     from models.cohort_reader import Cohort
@@ -37,9 +41,15 @@ models_app = typer.Typer(
     help="Risk models: NEWS2 and the learned 30-day admission risk (train, replay, evaluate).",
     no_args_is_help=True,
 )
+user_app = typer.Typer(
+    help="The people who may log in: add a nurse, GP or administrator.", no_args_is_help=True
+)
+team_app = typer.Typer(help="Care teams: the nurses of a team see the team's patients.", no_args_is_help=True)
 app.add_typer(edge_app, name="edge")
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(models_app, name="models")
+gateway_app.add_typer(user_app, name="user")
+gateway_app.add_typer(team_app, name="team")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -71,7 +81,8 @@ def demo(
         int, typer.Option(min=1, max=200, help="Simulated homes (one hub and patient each).")
     ] = 12,
     days: Annotated[
-        int, typer.Option(min=7, max=365, help="Simulated days of monitoring to play (7 or more).")
+        int,
+        typer.Option(min=7, max=365, help="Whole days of monitoring to play before today (7 or more)."),
     ] = 30,
     speed: Annotated[
         float | None,
@@ -82,7 +93,16 @@ def demo(
         ),
     ] = None,
     duration: Annotated[
-        float | None, typer.Option(min=5.0, help="Stop by itself after SECONDS and print a summary.")
+        float | None,
+        typer.Option(min=5.0, help="Play up to the present in about SECONDS, print a summary and stop."),
+    ] = None,
+    serve_after: Annotated[
+        bool | None,
+        typer.Option(
+            "--serve-after/--no-serve-after",
+            help="After the play, keep serving live (the homes measure in real time) until Ctrl-C.",
+            show_default="serve after, unless --duration is given",
+        ),
     ] = None,
     port: Annotated[int, typer.Option(help="HTTP port of the web UI and FHIR API (127.0.0.1).")] = 8000,
     data_dir: Annotated[
@@ -118,6 +138,7 @@ def demo(
         broker=None if broker == "auto" else broker,  # type: ignore[arg-type]
         seed=seed,
         workers=workers,
+        serve_after=serve_after,
     )
     sys.exit(run_demo(options))
 
@@ -233,7 +254,10 @@ def gateway_migrate(
 
 @gateway_app.command("token")
 def gateway_token(
-    role: Annotated[str, typer.Option(help="nurse, clinician, admin, or hub (may only POST /fhir).")],
+    role: Annotated[
+        str,
+        typer.Option(help="nurse, gp, municipality_admin, system_admin, or hub (may only POST /fhir)."),
+    ],
     municipality: Annotated[
         str, typer.Option(help="Municipality the token may see (or, for a hub, report to).")
     ] = "0101",
@@ -245,8 +269,15 @@ def gateway_token(
         float | None,
         typer.Option(help="Lifetime in hours.", show_default="HOMEWATCH_SESSION_HOURS, else 12"),
     ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A SMART scope the token carries (repeat it); fewer than the role's narrow what it may do.",
+            show_default="the role's scopes",
+        ),
+    ] = None,
 ) -> None:
-    """Print a bearer token for the FHIR API, signed with HOMEWATCH_SECRET_KEY (for local use)."""
+    """Print a bearer token (a JWT) for the FHIR API, signed with HOMEWATCH_SECRET_KEY (for local use)."""
     from gateway.api.auth import HUB_ROLE, mint_token
 
     if subject is None:
@@ -259,10 +290,97 @@ def gateway_token(
     if settings.secret_key is None:
         raise _fail("HOMEWATCH_SECRET_KEY is not set: only a gateway with the same key accepts a token")
     try:
-        token = mint_token(settings, role=role, municipality_id=municipality, subject=subject, hours=hours)
+        token = mint_token(
+            settings,
+            role=role,
+            municipality_id=municipality,
+            subject=subject,
+            hours=hours,
+            scopes=None if scope is None else tuple(scope),
+        )
     except ValueError as exc:
         raise _fail(str(exc)) from None
     typer.echo(token)
+
+
+DatabaseUrl = Annotated[str, typer.Option(envvar="HOMEWATCH_DATABASE_URL", help="PostgreSQL URL.")]
+
+
+@contextmanager
+def _database(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection for one administrative change; an unreachable database or a change the schema
+    refuses (an unknown municipality or team, a name taken) is one line and exit code 2."""
+    import psycopg
+
+    try:
+        with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
+            yield conn
+    except psycopg.ProgrammingError as exc:
+        raise _fail(f"--database-url is not a PostgreSQL URL: {str(exc).strip()}") from None
+    except psycopg.OperationalError as exc:
+        raise _fail(f"cannot connect to the database: {str(exc).strip()}") from None
+    except psycopg.IntegrityError as exc:
+        raise _fail(f"the database refused it: {exc.diag.message_primary or exc}") from None
+
+
+def _new_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    text: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return text
+
+
+@user_app.command("add")
+def user_add(
+    username: Annotated[str, typer.Argument(help="The login name (also what the audit log records).")],
+    municipality: Annotated[str, typer.Option(help="The user's municipality (its id, e.g. 0101).")],
+    role: Annotated[str, typer.Option(help="nurse, gp, municipality_admin or system_admin.")],
+    database_url: DatabaseUrl,
+    team: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A care team of the nurse (repeat it).", show_default="the municipality's default team"
+        ),
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+    sso_only: Annotated[
+        bool,
+        typer.Option("--sso-only", help="No password: the user signs in only through the region's provider."),
+    ] = False,
+) -> None:
+    """Add a user who may log in (asks for the password twice unless told otherwise)."""
+    from gateway.api.auth import create_user
+
+    if password_stdin and sso_only:
+        raise _fail("--password-stdin and --sso-only exclude each other")
+    password = None if sso_only else _new_password(password_stdin)
+    teams = None if not team else tuple(team)
+    with _database(database_url) as conn:
+        try:
+            user = create_user(conn, username, municipality, role, password, teams)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    typer.echo(f"added {user.role} {user.username} of municipality {user.municipality_id}")
+
+
+@team_app.command("add")
+def team_add(
+    team_id: Annotated[str, typer.Argument(help="The team's id (unique across municipalities).")],
+    municipality: Annotated[str, typer.Option(help="The team's municipality (its id, e.g. 0101).")],
+    name: Annotated[str, typer.Option(help="The team's name, as nurses know it.")],
+    database_url: DatabaseUrl,
+) -> None:
+    """Add a care team to a municipality, or rename it."""
+    from gateway.store.users import create_care_team
+
+    with _database(database_url) as conn:
+        try:
+            create_care_team(conn, municipality, team_id, name)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    typer.echo(f"care team {team_id} ({name}) of municipality {municipality}")
 
 
 @gateway_app.command("serve")

@@ -16,6 +16,7 @@ import psycopg
 
 from fhir_contract.observation import build_bundle, build_observation
 from fhir_contract.readings import Component, Quantity, Reading
+from gateway.store import users
 from gateway.store.repository import (
     Device,
     Hub,
@@ -122,3 +123,21 @@ def bundle(observations: list[dict[str, Any]]) -> bytes:
 def identifier(observation: dict[str, Any]) -> str:
     value: str = observation["identifier"][0]["value"]
     return value
+
+
+@dataclass(frozen=True)
+class Nurse:
+    """A viewer (``gateway.store.access.Viewer``) who sees the patients of her municipality's default team."""
+
+    username: str
+    municipality_id: str
+    role: str = "nurse"
+
+
+def nurse_of(conn: psycopg.Connection[Any], home: Home) -> Nurse:
+    """A nurse of the home's municipality, in its default care team (where the home's patient is)."""
+    nurse = Nurse(f"nurse-{home.municipality_id}", home.municipality_id)
+    if not users.user_exists(conn, nurse.username, nurse.municipality_id, nurse.role):
+        users.insert_user(conn, nurse.username, nurse.municipality_id, nurse.role, "!")
+        users.join_care_team(conn, nurse.municipality_id, nurse.municipality_id, nurse.username)
+    return nurse

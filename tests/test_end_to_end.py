@@ -99,9 +99,9 @@ async def _run_homes(
                 *(home.play(schedule(home.patient, start, DAYS, 11), clock, 11) for home in homes)
             )
             await wait_until_delivered(homes, gateway)
-        worklist = await asyncio.to_thread(
-            _worklist_page, gateway.url, logins[0].username, logins[0].password
-        )
+        # The demo puts the two patients in two care teams (one nurse each); their GP sees both.
+        gp = next(login for login in logins if login.role == "gp")
+        worklist = await asyncio.to_thread(_worklist_page, gateway.url, gp.username, gp.password)
         return homes, worklist
     finally:
         for home in homes:
@@ -113,7 +113,11 @@ def _worklist_page(url: str, username: str, password: str) -> str:
     with httpx.Client(base_url=url, follow_redirects=True, timeout=10) as client:
         metadata = client.get("/fhir/metadata")
         assert metadata.status_code == 200 and metadata.json()["resourceType"] == "CapabilityStatement"
-        assert client.post("/login", data={"username": username, "password": password}).status_code == 200
+        form = client.get("/login")  # the login form's anti-forgery token and its cookie, as a browser
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        credentials = {"username": username, "password": password, "csrf": token[1]}
+        assert client.post("/login", data=credentials).status_code == 200
         page = client.get("/")
         assert page.status_code == 200
         return page.text

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -116,12 +117,20 @@ def score_everyone(database_url: str, model: RiskModel, *, now: datetime | None 
 
 class AdmissionRiskSchedule:
     """Scores everyone at start and then every ``interval``, in its own thread; ``start`` / ``stop``;
-    ``run_now`` for a run at once."""
+    ``run_now`` for a run at once. ``clock`` says as of when (the demo's simulated time); None: the wall
+    clock."""
 
-    def __init__(self, database_url: str, model: RiskModel, interval: timedelta) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        model: RiskModel,
+        interval: timedelta,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self._database_url = database_url
         self._model = model
         self._interval = interval
+        self._clock = clock
         self._stopping = threading.Event()
         self._wake = threading.Event()  # run_now: end the wait for the next run
         self._done = threading.Condition()
@@ -159,7 +168,8 @@ class AdmissionRiskSchedule:
                 number = self._started
             ok = False
             try:
-                scored = score_everyone(self._database_url, self._model)
+                now = None if self._clock is None else self._clock()
+                scored = score_everyone(self._database_url, self._model, now=now)
                 self.runs += 1
                 ok = True
                 log.info("30-day admission risk: scored %d patient(s)", scored)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,7 +78,9 @@ def score_patient(
     conn: psycopg.Connection[Any], municipality_id: str, patient_id: str, *, now: datetime | None = None
 ) -> ScoreOutcome | None:
     """Score one patient from stored readings (NEWS2, then the disease rules of their conditions); None
-    when the patient is unknown, or has neither NEWS2 vitals nor a rule that fired."""
+    when the patient is unknown, or has neither NEWS2 vitals nor a rule that fired. ``now`` (the demo's
+    simulated clock) stamps the scores and a new alert; None: the wall clock, and the database's for
+    the alert."""
     computed_at = now or datetime.now(UTC)
     with conn.transaction():
         patient = enrolled_patient(conn, municipality_id, patient_id)
@@ -92,12 +95,12 @@ def score_patient(
         if news2 is not None and news2.decision is not None:
             decision = news2.decision
             raised = _open_or_escalate(
-                conn, municipality_id, patient_id, news2.score_id, news2.as_of, decision
+                conn, municipality_id, patient_id, news2.score_id, news2.as_of, decision, now
             )
         for rule_score_id, at, rule_decision in rule_alerts:
             # A rule's alert opens one when none is open; it never downgrades a NEWS2 alert.
             raised = (
-                _open_or_escalate(conn, municipality_id, patient_id, rule_score_id, at, rule_decision)
+                _open_or_escalate(conn, municipality_id, patient_id, rule_score_id, at, rule_decision, now)
                 or raised
             )
             decision = decision or rule_decision
@@ -205,8 +208,10 @@ def _open_or_escalate(
     score_id: int,
     as_of: datetime,
     decision: AlertDecision,
+    raised_at: datetime | None = None,
 ) -> bool:
-    """Open an alert, or escalate the open one when this is worse; True only for a new alert."""
+    """Open an alert (raised at ``raised_at``, None: the database's now), or escalate the open one when
+    this is worse; True only for a new alert."""
     current = open_alert(conn, municipality_id, patient_id)
     if current is None:
         raise_alert(
@@ -217,6 +222,7 @@ def _open_or_escalate(
             as_of=as_of,
             severity=decision.severity,
             reason=decision.reason,
+            raised_at=raised_at,
         )
         log.warning("ALERT %s patient %s: %s", decision.severity, patient_id, decision.reason)
         return True
@@ -237,10 +243,12 @@ def _open_or_escalate(
 
 
 class Scorer:
-    """A thread that scores patients as ingest reports them. ``notify`` never blocks."""
+    """A thread that scores patients as ingest reports them. ``notify`` never blocks. ``clock`` says
+    when a score is computed (the demo's simulated time); None: the wall clock."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, clock: Callable[[], datetime] | None = None) -> None:
         self._database_url = database_url
+        self._clock = clock
         self._pending: set[tuple[str, str]] = set()
         self._barriers: set[str] = set()
         self._cond = threading.Condition()
@@ -314,7 +322,8 @@ class Scorer:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self._database_url, autocommit=True)
                 for municipality_id, patient_id in sorted(work):
-                    outcome = score_patient(conn, municipality_id, patient_id)
+                    now = None if self._clock is None else self._clock()
+                    outcome = score_patient(conn, municipality_id, patient_id, now=now)
                     if outcome is not None:
                         self.scored += 1
                         self.alerts_raised += int(outcome.alert_raised)

@@ -6,11 +6,14 @@ and closes after the server stops). Errors become responses here, in one place: 
 a browser to /login, a FHIR error is an OperationOutcome with its status, and any other HTTP error is an
 HTML page, or an OperationOutcome under /fhir and at the token endpoint
 (``errors.answers_operation_outcome``); a database that is away is a 503 (with ``Retry-After``).
+Every request runs in its user's language and time zone (``language.LanguageMiddleware``, Danish unless
+chosen otherwise), and the templates translate through ``i18n`` (docs/web-ui.md).
 Serving the app (uvicorn) is left to the caller.
 """
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,12 +26,25 @@ from fastapi.templating import Jinja2Templates
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.api import fhir_api, health, metrics, web
+from gateway.api import (
+    admin_pages,
+    fhir_api,
+    health,
+    language,
+    metrics,
+    patient_pages,
+    review_fhir,
+    review_pages,
+    web,
+)
 from gateway.api.body_limit import BodyLimit
 from gateway.api.errors import FhirError, LoginRequired, answers_operation_outcome
 from gateway.api.fhir_model import operation_outcome
-from gateway.api.i18n import gettext, ngettext
+from gateway.api.i18n import N_, gettext, load_catalogues, localization, ngettext, pgettext
+from gateway.api.language import LanguageMiddleware
+from gateway.api.layout import LAYOUT_GLOBALS
 from gateway.api.presenters import TEMPLATE_GLOBALS
+from gateway.api.review_presenters import REVIEW_GLOBALS
 from gateway.api.security_headers import SecurityHeaders
 from gateway.settings import GatewaySettings
 
@@ -65,6 +81,20 @@ def _error_page(request: Request, status: int, message: str) -> HTMLResponse:
     )
 
 
+# What a person reads for an HTTP error raised with no words of ours (Starlette's bare "Not Found").
+_STATUS_MESSAGES = {
+    404: N_("There is no page at this address. Check it, or go back to the front page."),
+    405: N_("This page cannot be used that way."),
+}
+
+
+def _page_message(exc: StarletteHTTPException) -> str:
+    """The error's own message, or ours in the user's language when it is only the status phrase."""
+    if str(exc.detail) != HTTPStatus(exc.status_code).phrase:
+        return str(exc.detail)
+    return gettext(_STATUS_MESSAGES.get(exc.status_code, N_("The request could not be handled.")))
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     def login_required(request: Request, exc: LoginRequired) -> Response:
@@ -82,7 +112,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _is_fhir(request):
             code = _ISSUE_TYPES.get(exc.status_code, "processing")
             return _outcome(exc.status_code, code, str(exc.detail), dict(exc.headers or {}) or None)
-        return _error_page(request, exc.status_code, str(exc.detail))
+        return _error_page(request, exc.status_code, _page_message(exc))
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(PoolTimeout)
@@ -92,14 +122,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = "the database is unavailable; try again shortly"
         if _is_fhir(request):
             return _outcome(503, "transient", message, {"Retry-After": _RETRY_AFTER_S})
-        return _error_page(request, 503, "The service cannot reach its database; try again shortly.")
+        return _error_page(request, 503, gettext("The service cannot reach its database; try again shortly."))
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         if _is_fhir(request):
             return _outcome(400, "invalid", problems)
-        return _error_page(request, 400, f"The request was not understood ({problems}).")
+        return _error_page(
+            request, 400, gettext("The request was not understood (%(problems)s).", problems=problems)
+        )
 
 
 def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bool = False) -> FastAPI:
@@ -115,13 +147,32 @@ def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bo
     app.state.demo = demo
     templates = Jinja2Templates(directory=TEMPLATES_DIR)
     templates.env.globals.update(TEMPLATE_GLOBALS)
-    templates.env.globals.update({"_": gettext, "ngettext": ngettext})
+    templates.env.globals.update(LAYOUT_GLOBALS)
+    templates.env.globals.update(REVIEW_GLOBALS)
+    # _() / gettext() / ngettext() / pgettext() and {% trans %} through the request's catalogue
+    # (gateway.api.i18n; "newstyle" off: its callables fill placeholders themselves).
+    templates.env.add_extension("jinja2.ext.i18n")
+    templates.env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext, ngettext, newstyle=False, pgettext=pgettext
+    )
+    # A broken catalogue or an unknown time zone stops the start, not a page.
+    load_catalogues()
+    localization(settings.default_language, settings.time_zone)
     app.state.templates = templates
     _install_error_handlers(app)
     app.include_router(web.router)
+    app.include_router(review_pages.router)
+    app.include_router(patient_pages.router)
+    app.include_router(language.router)
+    app.include_router(admin_pages.router)
     app.include_router(fhir_api.router)
+    app.include_router(review_fhir.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    # Innermost: routes, exception handlers and templates all see the request's language and zone.
+    app.add_middleware(
+        LanguageMiddleware, default_language=settings.default_language, time_zone=settings.time_zone
+    )
     app.add_middleware(BodyLimit, max_payload_bytes=settings.max_payload_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: every answer gets the headers, 413s too
     return app

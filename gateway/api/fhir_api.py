@@ -3,10 +3,13 @@
 
 Thin routes: parameters are parsed by ``fhir_search``, rows read by ``gateway.store.fhir_reads``,
 resources and Bundles built by ``fhir_model``, a hub's Bundle decided and stored by ``fhir_batch``.
-Everything but ``/fhir/metadata`` needs a bearer token: a person's to read, a hub's to post. Reads see
-only the user's municipality; another municipality's resource is "not found" (404), never "forbidden",
-so its existence does not leak. Every read of patient data writes a ``fhir-read`` audit row per patient
-seen. Whatever is served for a patient enrolled as synthetic carries FHIR's test-data label.
+Everything but ``/fhir/metadata`` needs a bearer token: a person's to read, a hub's to post. Each read
+asks ``deps.fhir_access`` for its resource type and interaction, so a token without the SMART scope (or
+of a role that sees no clinical data) is 403. Reads see only the patients of the user's assignment
+(``gateway.store.access``: a nurse's care teams, a GP's own patients in any municipality); anyone
+else's resource is "not found" (404), never "forbidden", so its existence does not leak. Every read of
+patient data writes a ``fhir-read`` audit row per patient seen, with the client's address. Whatever is
+served for a patient enrolled as synthetic carries FHIR's test-data label.
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Security
+from fastapi import APIRouter, Depends, Request, Security
 from fastapi.responses import JSONResponse
 
 from gateway.api import fhir_batch, fhir_openapi
 from gateway.api.auth import User
 from gateway.api.capability import capability_statement
-from gateway.api.deps import DbDep, FhirUser, HubUser, PayloadDep, SettingsDep
+from gateway.api.deps import ClientAddress, DbDep, HubUser, PayloadDep, SettingsDep, fhir_access
 from gateway.api.errors import FhirError
 from gateway.api.fhir_model import (
     FHIR_JSON,
@@ -49,6 +52,15 @@ _SEARCH_ERRORS = (400, 401, 403)
 
 _AUDIT_DETAIL_CHARS = 500
 
+# Who may do what, per resource type and interaction (deps.fhir_access: role and SMART scope).
+ObservationSearcher = Annotated[User, Depends(fhir_access("Observation", "search"))]
+ObservationReader = Annotated[User, Depends(fhir_access("Observation", "read"))]
+PatientSearcher = Annotated[User, Depends(fhir_access("Patient", "search"))]
+PatientReader = Annotated[User, Depends(fhir_access("Patient", "read"))]
+DeviceReader = Annotated[User, Depends(fhir_access("Device", "read"))]
+RiskAssessmentSearcher = Annotated[User, Depends(fhir_access("RiskAssessment", "search"))]
+RiskAssessmentReader = Annotated[User, Depends(fhir_access("RiskAssessment", "read"))]
+
 
 class FhirResponse(JSONResponse):
     """A JSON response with FHIR's media type."""
@@ -61,9 +73,9 @@ def fhir_base(request: Request) -> str:
     return f"{str(request.base_url).rstrip('/')}/fhir"
 
 
-def _audit(conn: Conn, user: User, request: Request, patient_ids: Iterable[str]) -> None:
+def _audit(conn: Conn, user: User, request: Request, client: str, patient_ids: Iterable[str]) -> None:
     detail = f"{request.method} {request.url.path}?{request.url.query}".rstrip("?")[:_AUDIT_DETAIL_CHARS]
-    record_audit(conn, user, "fhir-read", list(dict.fromkeys(patient_ids)), detail)
+    record_audit(conn, user, "fhir-read", list(dict.fromkeys(patient_ids)), detail, client=client)
 
 
 def _search(request: Request, resource_type: str) -> Search:
@@ -78,8 +90,8 @@ def _served(row: StoredResource, resource_id: str) -> dict[str, Any]:
     return label_test_data(resource) if row.synthetic else resource
 
 
-def _observation(user: User, row: StoredResource) -> dict[str, Any]:
-    return _served(row, observation_id(user.municipality_id, *fhir_reads.reading_of_key(row.key)))
+def _observation(row: StoredResource) -> dict[str, Any]:
+    return _served(row, observation_id(row.municipality_id, *fhir_reads.reading_of_key(row.key)))
 
 
 def _patient(row: PatientRow) -> dict[str, Any]:
@@ -103,15 +115,17 @@ def metadata(request: Request) -> FhirResponse:
     responses=fhir_openapi.responses(fhir_openapi.SEARCHSET, "A page of matches.", *_SEARCH_ERRORS),
     openapi_extra=fhir_openapi.search("Observation"),
 )
-def search_observations(request: Request, user: FhirUser, conn: DbDep) -> FhirResponse:
-    """Search the municipality's Observations (patient, code, date, _count, _sort); newest first.
+def search_observations(
+    request: Request, user: ObservationSearcher, conn: DbDep, client: ClientAddress
+) -> FhirResponse:
+    """Search the Observations of the user's patients (patient, code, date, _count, _sort); newest first.
 
     Unknown parameters are ignored unless the request sends ``Prefer: handling=strict`` (then a 400).
     """
     search = _search(request, "Observation")
-    page = fhir_reads.search_observations(conn, user.municipality_id, search)
-    entries = [Entry(_observation(user, r), Cursor(r.at, r.key)) for r in page.rows]
-    _audit(conn, user, request, (r.patient_id for r in page.rows))
+    page = fhir_reads.search_observations(conn, user, search)
+    entries = [Entry(_observation(r), Cursor(r.at, r.key)) for r in page.rows]
+    _audit(conn, user, request, client, (r.patient_id for r in page.rows))
     return FhirResponse(searchset(fhir_base(request), search, entries, page.has_more, page.total))
 
 
@@ -124,14 +138,15 @@ def search_observations(request: Request, user: FhirUser, conn: DbDep) -> FhirRe
 def read_observation(
     observation_id: Annotated[str, fhir_openapi.fhir_id("The id a search entry of the Observation carries.")],
     request: Request,
-    user: FhirUser,
+    user: ObservationReader,
     conn: DbDep,
+    client: ClientAddress,
 ) -> FhirResponse:
     """Read one Observation by the id its search entries carry."""
-    row = fhir_reads.observation_by_id(conn, user.municipality_id, parse_id("Observation", observation_id))
+    row = fhir_reads.observation_by_id(conn, user, parse_id("Observation", observation_id))
     if row is None:
         raise FhirError(404, "not-found", f"Observation/{observation_id} is not known")
-    _audit(conn, user, request, [row.patient_id])
+    _audit(conn, user, request, client, [row.patient_id])
     return FhirResponse(_served(row, observation_id.lower()))
 
 
@@ -142,15 +157,17 @@ def read_observation(
     responses=fhir_openapi.responses(fhir_openapi.SEARCHSET, "A page of matches.", *_SEARCH_ERRORS),
     openapi_extra=fhir_openapi.search("Patient"),
 )
-def search_patients(request: Request, user: FhirUser, conn: DbDep) -> FhirResponse:
-    """Search the municipality's Patients (_id, _count); by id.
+def search_patients(
+    request: Request, user: PatientSearcher, conn: DbDep, client: ClientAddress
+) -> FhirResponse:
+    """Search the user's Patients (_id, _count); by id.
 
     Unknown parameters are ignored unless the request sends ``Prefer: handling=strict`` (then a 400).
     """
     search = _search(request, "Patient")
-    page = fhir_reads.search_patients(conn, user.municipality_id, search)
+    page = fhir_reads.search_patients(conn, user, search)
     entries = [Entry(_patient(row), Cursor(None, row.id)) for row in page.rows]
-    _audit(conn, user, request, (row.id for row in page.rows))
+    _audit(conn, user, request, client, (row.id for row in page.rows))
     return FhirResponse(searchset(fhir_base(request), search, entries, page.has_more, page.total))
 
 
@@ -163,14 +180,15 @@ def search_patients(request: Request, user: FhirUser, conn: DbDep) -> FhirRespon
 def read_patient(
     patient_id: Annotated[str, fhir_openapi.fhir_id("The Patient's id.")],
     request: Request,
-    user: FhirUser,
+    user: PatientReader,
     conn: DbDep,
+    client: ClientAddress,
 ) -> FhirResponse:
-    """Read one Patient of the user's municipality."""
-    row = patient(conn, user.municipality_id, parse_id("Patient", patient_id))
+    """Read one Patient of the user's assignment."""
+    row = patient(conn, user, parse_id("Patient", patient_id))
     if row is None:
         raise FhirError(404, "not-found", f"Patient/{patient_id} is not known")
-    _audit(conn, user, request, [row.id])
+    _audit(conn, user, request, client, [row.id])
     return FhirResponse(_patient(row))
 
 
@@ -183,14 +201,15 @@ def read_patient(
 def read_device(
     device_id: Annotated[str, fhir_openapi.fhir_id("The Device's id: a sensor's or a hub's.")],
     request: Request,
-    user: FhirUser,
+    user: DeviceReader,
     conn: DbDep,
+    client: ClientAddress,
 ) -> FhirResponse:
-    """Read one enrolled sensor (PHD IG shape) or hub of the user's municipality."""
-    row = fhir_reads.device(conn, user.municipality_id, parse_id("Device", device_id))
+    """Read one enrolled sensor (PHD IG shape) or hub of a patient of the user's assignment."""
+    row = fhir_reads.device(conn, user, parse_id("Device", device_id))
     if row is None:
         raise FhirError(404, "not-found", f"Device/{device_id} is not known")
-    _audit(conn, user, request, [row.patient_id])
+    _audit(conn, user, request, client, [row.patient_id])
     if row.is_hub or row.kind is None:
         resource = hub_resource(row.id, row.patient_id)
     else:
@@ -224,15 +243,17 @@ def post_batch(hub: HubUser, payload: PayloadDep, conn: DbDep, settings: Setting
     responses=fhir_openapi.responses(fhir_openapi.SEARCHSET, "A page of matches.", *_SEARCH_ERRORS),
     openapi_extra=fhir_openapi.search("RiskAssessment"),
 )
-def search_risk_assessments(request: Request, user: FhirUser, conn: DbDep) -> FhirResponse:
-    """Search the municipality's stored RiskAssessments (patient, _count); newest first.
+def search_risk_assessments(
+    request: Request, user: RiskAssessmentSearcher, conn: DbDep, client: ClientAddress
+) -> FhirResponse:
+    """Search the stored RiskAssessments of the user's patients (patient, _count); newest first.
 
     Unknown parameters are ignored unless the request sends ``Prefer: handling=strict`` (then a 400).
     """
     search = _search(request, "RiskAssessment")
-    page = fhir_reads.search_risk_assessments(conn, user.municipality_id, search)
+    page = fhir_reads.search_risk_assessments(conn, user, search)
     entries = [Entry(_served(r, risk_assessment_id(r.key)), Cursor(r.at, r.key)) for r in page.rows]
-    _audit(conn, user, request, (r.patient_id for r in page.rows))
+    _audit(conn, user, request, client, (r.patient_id for r in page.rows))
     return FhirResponse(searchset(fhir_base(request), search, entries, page.has_more, page.total))
 
 
@@ -247,13 +268,14 @@ def search_risk_assessments(request: Request, user: FhirUser, conn: DbDep) -> Fh
 def read_risk_assessment(
     assessment_id: Annotated[str, fhir_openapi.fhir_id("The id a search entry carries (a uuid).")],
     request: Request,
-    user: FhirUser,
+    user: RiskAssessmentReader,
     conn: DbDep,
+    client: ClientAddress,
 ) -> FhirResponse:
     """Read one stored RiskAssessment by the id its search entries (and their fullUrl) carry."""
     wanted = parse_id("RiskAssessment", assessment_id)
-    row = fhir_reads.risk_assessment_by_id(conn, user.municipality_id, wanted)
+    row = fhir_reads.risk_assessment_by_id(conn, user, wanted)
     if row is None:
         raise FhirError(404, "not-found", f"RiskAssessment/{assessment_id} is not known")
-    _audit(conn, user, request, [row.patient_id])
+    _audit(conn, user, request, client, [row.patient_id])
     return FhirResponse(_served(row, row.key))

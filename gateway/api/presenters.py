@@ -4,16 +4,26 @@ The NEWS2 ``detail`` is ``models.news2.News2Result.to_dict()``: ``parameters`` (
 points), ``missing`` (each with a ``text``), ``notes``, ``complete`` and ``max_total``. Older or other
 shapes fall back to a plain ``reasons`` list. The templates call these functions; nothing here reads the
 database or the clock (``now`` is passed in).
+
+Wording is English in the code and translated through ``gateway.api.i18n`` (tables of names are marked
+with ``N_`` and translated when shown); numbers, times and durations are formatted by Babel with the
+CLDR conventions of the request's language ("36,6 °C", "2. mar. 2025 00.30", "for 2 timer siden") and
+in its time zone (Europe/Copenhagen), so no UTC time reaches the screen. ``iso`` keeps the offset for
+``<time datetime>``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 from urllib.parse import quote
 
+from babel.dates import format_date, format_skeleton, format_timedelta
+from babel.numbers import format_decimal
+
+from gateway.api.i18n import N_, current, gettext, ngettext
 from gateway.store.patient_views import ReadingRow
 from gateway.store.worklist import Measured
 
@@ -27,44 +37,51 @@ class BandView:
     action: str
 
 
+# The English source of each band's words; ``band`` translates them.
 BANDS: Mapping[str, BandView] = {
-    "low": BandView("band-low", "Low", "routine monitoring"),
-    "low-medium": BandView("band-low-medium", "Low-medium", "a single red parameter: review soon"),
-    "medium": BandView("band-medium", "Medium", "urgent review"),
-    "high": BandView("band-high", "High", "emergency assessment"),
+    "low": BandView("band-low", N_("Low"), N_("routine monitoring")),
+    "low-medium": BandView("band-low-medium", N_("Low-medium"), N_("a single red parameter: review soon")),
+    "medium": BandView("band-medium", N_("Medium"), N_("urgent review")),
+    "high": BandView("band-high", N_("High"), N_("emergency assessment")),
 }
-NO_BAND = BandView("band-none", "No score", "no NEWS2 yet")
+NO_BAND = BandView("band-none", N_("No score"), N_("no NEWS2 yet"))
 
 
 def band(name: str | None) -> BandView:
-    """The view of a band name (unknown names are shown as they are)."""
+    """The view of a band name in the current language (unknown names are shown as they are)."""
     if name is None:
-        return NO_BAND
-    return BANDS.get(name, BandView("band-none", name, ""))
+        found = NO_BAND
+    elif name in BANDS:
+        found = BANDS[name]
+    else:
+        return BandView("band-none", name, "")
+    return BandView(found.css, gettext(found.label), gettext(found.action))
 
 
 _PARAMETER_LABELS = {
-    "respiration_rate": ("Respiration rate", " /min"),
+    "respiration_rate": (N_("Respiration rate"), " /min"),
     "spo2": ("SpO₂", " %"),
-    "air_or_oxygen": ("Air or oxygen", ""),
-    "systolic_bp": ("Systolic BP", " mmHg"),
-    "pulse": ("Pulse", " /min"),
-    "consciousness": ("Consciousness", ""),
-    "temperature": ("Temperature", " °C"),
+    "air_or_oxygen": (N_("Air or oxygen"), ""),
+    "systolic_bp": (N_("Systolic BP"), " mmHg"),
+    "pulse": (N_("Pulse"), " /min"),
+    "consciousness": (N_("Consciousness"), ""),
+    "temperature": (N_("Temperature"), " °C"),
 }
 
 
 def _points(points: int) -> str:
-    return "1 point" if points == 1 else f"{points} points"
+    return ngettext("%(num)d point", "%(num)d points", points)
 
 
 def _number(value: float) -> str:
-    return f"{value:.1f}".removesuffix(".0")
+    """At most one decimal, none when it is 0, with the language's decimal sign ("36,6" in Danish)."""
+    return format_decimal(value, "0.#", locale=current().locale)
 
 
 def _parameter_text(parameter: Mapping[str, Any]) -> str:
     name = str(parameter.get("name", "?"))
     label, unit = _PARAMETER_LABELS.get(name, (name, ""))
+    label = gettext(label) if name in _PARAMETER_LABELS else label
     value = parameter.get("charted", parameter.get("value"))
     shown = _number(value) if isinstance(value, int | float) else str(value)
     return f"{label} {shown}{unit}: {_points(int(parameter.get('points', 0)))}"
@@ -83,11 +100,31 @@ def top_reasons(detail: Mapping[str, Any] | None, limit: int = 3) -> list[str]:
     return [str(reason) for reason in reasons[:limit]] if isinstance(reasons, list) else []
 
 
+def _missing_text(missing: Mapping[str, Any]) -> str:
+    """A missing parameter as a sentence, worded here from its name and reason; a reason this code does
+    not know keeps the model's English ``text``."""
+    name = str(missing.get("name", "?"))
+    label = gettext(_PARAMETER_LABELS[name][0]) if name in _PARAMETER_LABELS else name
+    reason, seconds = missing.get("reason"), missing.get("age_seconds")
+    if reason == "not-recorded":
+        return gettext("%(parameter)s not recorded: not scored", parameter=label)
+    if reason == "stale" and isinstance(seconds, int | float):
+        return gettext(
+            "%(parameter)s last measured %(ago)s: too old to score", parameter=label, ago=_ago(seconds)
+        )
+    if reason == "future":
+        return gettext(
+            "%(parameter)s time-stamped in the future (device clock?): not scored", parameter=label
+        )
+    return str(missing.get("text", name))
+
+
 def missing_reasons(detail: Mapping[str, Any] | None) -> list[str]:
-    """What the score does not know: each missing parameter and each note, as sentences."""
+    """What the score does not know: each missing parameter and each note, as sentences (the notes are
+    the model's own English text)."""
     if not detail:
         return []
-    lines = [str(m.get("text", m.get("name"))) for m in detail.get("missing", []) if isinstance(m, Mapping)]
+    lines = [_missing_text(m) for m in detail.get("missing", []) if isinstance(m, Mapping)]
     lines.extend(str(note) for note in detail.get("notes", []))
     return lines
 
@@ -98,8 +135,13 @@ def completeness(detail: Mapping[str, Any] | None) -> str | None:
         return None
     missing = len(detail.get("missing", []))
     worst = detail.get("max_total")
-    could_be = f"; could be up to {_number(worst)}" if isinstance(worst, int | float) else ""
-    return f"Lower bound: {missing} of 7 parameters not measured{could_be}"
+    if isinstance(worst, int | float):
+        return gettext(
+            "Lower bound: %(missing)d of 7 parameters not measured; could be up to %(worst)s",
+            missing=missing,
+            worst=_number(worst),
+        )
+    return gettext("Lower bound: %(missing)d of 7 parameters not measured", missing=missing)
 
 
 def score_text(score: float | None) -> str:
@@ -107,20 +149,35 @@ def score_text(score: float | None) -> str:
     return "—" if score is None else _number(score)
 
 
+# How an age is rounded down to one unit: minutes below an hour, hours below two days (a nurse reads
+# "30 hours ago" as more precise than "1 day ago"), days beyond. Babel words it in the language's way.
+_AGE_UNITS: tuple[tuple[float, Literal["minute", "hour", "day"], int], ...] = (
+    (3600, "minute", 60),
+    (48 * 3600, "hour", 3600),
+    (float("inf"), "day", 86400),
+)
+
+
+def _ago(seconds: float) -> str:
+    """``seconds`` (at least a minute) ago, rounded down to one unit, in the current language."""
+    unit_name, unit_seconds = next((name, size) for below, name, size in _AGE_UNITS if seconds < below)
+    whole = timedelta(seconds=-(seconds // unit_seconds) * unit_seconds)  # negative: "ago"
+    # An infinite threshold keeps Babel at ``granularity`` instead of rounding up to a larger unit.
+    return format_timedelta(
+        whole, granularity=unit_name, threshold=float("inf"), add_direction=True, locale=current().locale
+    )
+
+
 def age(then: datetime | None, now: datetime) -> str:
-    """How long ago, in the largest sensible unit ("12 min ago", "5 h ago", "3 days ago")."""
+    """How long ago, in the largest sensible unit ("for 12 minutter siden", "5 hours ago", "3 days ago")."""
     if then is None:
-        return "no readings"
+        return gettext("no readings")
     seconds = (now - then).total_seconds()
     if seconds < -300:
-        return "in the future (device clock?)"
+        return gettext("in the future (device clock?)")
     if seconds < 60:
-        return "just now"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min ago"
-    if seconds < 48 * 3600:
-        return f"{int(seconds // 3600)} h ago"
-    return f"{int(seconds // 86400)} days ago"
+        return gettext("just now")
+    return _ago(seconds)
 
 
 def stale(then: datetime | None, now: datetime, hours: float = 24) -> bool:
@@ -142,22 +199,23 @@ def measured(value: Measured | None) -> str:
 
 
 _KINDS = {
-    "blood-pressure": "Blood pressure",
-    "pulse-rate-cuff": "Pulse (cuff)",
-    "pulse-rate-oximeter": "Pulse (oximeter)",
-    "heart-rate": "Heart rate",
+    "blood-pressure": N_("Blood pressure"),
+    "pulse-rate-cuff": N_("Pulse (cuff)"),
+    "pulse-rate-oximeter": N_("Pulse (oximeter)"),
+    "heart-rate": N_("Heart rate"),
     "spo2": "SpO₂",
-    "body-temperature": "Temperature",
-    "body-weight": "Weight",
-    "body-height": "Height",
-    "bmi": "BMI",
-    "respiration-rate": "Respiration rate",
+    "body-temperature": N_("Temperature"),
+    "body-weight": N_("Weight"),
+    "body-height": N_("Height"),
+    "bmi": N_("BMI"),
+    "respiration-rate": N_("Respiration rate"),
+    "respiratory-rate": N_("Respiration rate"),
 }
 
 
 def kind(name: str) -> str:
     """A reading type's name for people."""
-    return _KINDS.get(name, name)
+    return gettext(_KINDS[name]) if name in _KINDS else name
 
 
 def reading(row: ReadingRow) -> str:
@@ -172,25 +230,48 @@ def reading(row: ReadingRow) -> str:
     shown = [f"{key} {_number(val)}" for key, val in numbers.items() if isinstance(val, int | float)]
     if shown:
         return ", ".join(shown)
-    return f"no value ({row.absent_reason})" if row.absent_reason else "no value"
+    if row.absent_reason:
+        return gettext("no value (%(reason)s)", reason=row.absent_reason)
+    return gettext("no value")
 
 
-_CONDITIONS = {"copd": "COPD", "heart-failure": "Heart failure", "diabetes": "Diabetes", "frailty": "Frailty"}
+_CONDITIONS = {
+    "copd": N_("COPD"),
+    "heart-failure": N_("Heart failure"),
+    "diabetes": N_("Diabetes"),
+    "frailty": N_("Frailty"),
+}
 
 
 def condition(name: str) -> str:
     """A condition code for people."""
-    return _CONDITIONS.get(name, name.replace("-", " ").capitalize())
+    if name in _CONDITIONS:
+        return gettext(_CONDITIONS[name])
+    return name.replace("-", " ").capitalize()
 
 
 def when(moment: datetime | None) -> str:
-    """A time stamp in UTC, to the minute."""
-    return "—" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    """A date and time to the minute, in the user's zone and language ("2. mar. 2025 00.30")."""
+    if moment is None:
+        return "—"
+    localization = current()
+    zone, locale = localization.time_zone, localization.locale
+    date_part = format_skeleton("yMMMd", moment, tzinfo=zone, locale=locale)
+    time_part = format_skeleton("Hm", moment, tzinfo=zone, locale=locale)  # 24-hour in both languages
+    return str(locale.datetime_formats["medium"]).format(time_part, date_part)
+
+
+def day(moment: datetime | None) -> str:
+    """The date of ``moment`` in the user's zone and language ("2. mar. 2025")."""
+    if moment is None:
+        return "—"
+    localization = current()
+    return format_date(moment.astimezone(localization.time_zone), "medium", locale=localization.locale)
 
 
 def iso(moment: datetime) -> str:
-    """A machine-readable time for ``<time datetime=...>``."""
-    return moment.astimezone(UTC).isoformat()
+    """A machine-readable time for ``<time datetime=...>``, in the user's zone with its offset."""
+    return moment.astimezone(current().time_zone).isoformat()
 
 
 def patient_url(patient_id: str) -> str:
@@ -218,5 +299,6 @@ TEMPLATE_GLOBALS: Mapping[str, Any] = {
     "reading": reading,
     "condition": condition,
     "when": when,
+    "day": day,
     "iso": iso,
 }

@@ -1,17 +1,20 @@
-"""The nurses' web UI: login, logout, the ranked worklist, a patient's page, acknowledging an alert.
+"""The nurses' web UI: login, logout, a patient's page, acknowledging an alert (the ranked worklist
+and the weekly review: ``review_pages``).
 
 Server-rendered Jinja2, no JavaScript, one stylesheet (``static/homewatch.css``: the Content-Security-Policy
 of ``security_headers`` allows no inline style or script). Thin routes: rows come from ``gateway.store``
 (``worklist``, ``patient_views``, ``acknowledgements``, ``audit``),
 wording from ``presenters`` (as template globals), tokens from ``auth``, login throttling from
-``login_throttle``. Every page that shows patient data and every acknowledgement writes audit rows;
-state-changing forms (acknowledge, logout) carry an anti-forgery token bound to the session on top of
-the SameSite=Lax cookie. Logout revokes the session server-side, so a copied cookie dies with it.
+``login_throttle``. Every page that shows patient data, every acknowledgement, login (right or wrong)
+and logout writes audit rows with the client's address. State-changing forms (acknowledge through
+``deps.CheckedForm``, logout) carry an anti-forgery token bound to the session on top of the SameSite=Lax
+cookie; the login form one bound to a random pre-session nonce in a cookie of its own (login CSRF).
+Cookies are ``__Host-`` and ``Secure`` outside development (``auth.cookie_name``). Logout revokes the
+session server-side, so a copied cookie dies with it.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +23,39 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
-from gateway.api.auth import SESSION_COOKIE, User, csrf_ok, csrf_token, issue_token, read_token
-from gateway.api.deps import CurrentUser, DbDep, FormDep, SettingsDep, session_token
+from gateway.api.auth import (
+    LOGIN_COOKIE,
+    LOGIN_COOKIE_SECONDS,
+    SESSION_COOKIE,
+    User,
+    cookie_name,
+    csrf_ok,
+    csrf_token,
+    issue_token,
+    login_csrf_ok,
+    login_csrf_token,
+    login_nonce,
+    read_token,
+)
+from gateway.api.clock import ui_now
+from gateway.api.deps import (
+    FORM_EXPIRED,
+    CheckedForm,
+    ClientAddress,
+    ClinicalUser,
+    DbDep,
+    FormDep,
+    SettingsDep,
+    session_token,
+)
 from gateway.api.errors import ACCESS_TOKEN_PATH, FhirError
-from gateway.api.fhir_search import ID_PATTERN
+from gateway.api.i18n import gettext as _
 from gateway.api.login_throttle import Throttled, client_address, log_in
 from gateway.api.presenters import patient_url
-from gateway.store import patient_views
+from gateway.store import access, users
 from gateway.store.acknowledgements import acknowledge_alert
-from gateway.store.audit import record_audit
+from gateway.store.audit import LOGIN, LOGIN_FAILED, LOGOUT, Attempt, record_audit
 from gateway.store.logins import revoke_session
-from gateway.store.worklist import municipality_name, worklist_rows
 
 router = APIRouter(tags=["web"])
 
@@ -70,7 +95,7 @@ def _page(request: Request, user: User | None, name: str, status: int = 200, **c
         {
             "user": user,
             "demo": bool(request.app.state.demo),
-            "now": datetime.now(UTC),
+            "now": ui_now(request),  # the app's clock: the demo's simulated one (gateway.api.clock)
             "csrf": csrf_token(settings, token) if token else "",
             **context,
         },
@@ -78,37 +103,92 @@ def _page(request: Request, user: User | None, name: str, status: int = 200, **c
     )
 
 
+def _login_page(
+    request: Request, settings: SettingsDep, status: int = 200, *, next: str, error: str | None = None
+) -> HTMLResponse:
+    """The login form, bound to the browser's pre-session nonce (login CSRF: signed double-submit); a
+    browser without one gets a new one in a cookie of its own."""
+    name = cookie_name(settings, LOGIN_COOKIE)
+    nonce = request.cookies.get(name) or login_nonce()
+    page = _page(
+        request, None, "login.html", status, next=next, error=error, csrf=login_csrf_token(settings, nonce)
+    )
+    page.set_cookie(
+        name,
+        nonce,
+        max_age=LOGIN_COOKIE_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=settings.secure_cookies,
+    )
+    return page
+
+
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "/") -> HTMLResponse:
+def login_form(request: Request, settings: SettingsDep, next: str = "/") -> HTMLResponse:
     """The login form."""
-    return _page(request, None, "login.html", next=safe_next(next), error=None)
+    return _login_page(request, settings, next=safe_next(next))
 
 
 def _retry_after(throttled: Throttled) -> dict[str, str]:
     return {"Retry-After": str(throttled.retry_after)}
 
 
+# How much of a typed username the audit log keeps (the throttle's key is cut the same).
+_TYPED_NAME_CHARS = 200
+
+
+def _audit_login(conn: DbDep, typed: str, outcome: User | Throttled | None, client: str, via: str) -> None:
+    """A ``login`` row for a user let in, a ``login-failed`` row (with that user's municipality and role
+    when the name is a user's) for anyone else."""
+    if isinstance(outcome, User):
+        record_audit(conn, outcome, LOGIN, [], via, client=client)
+        return
+    name = typed.replace("\x00", "\ufffd")[:_TYPED_NAME_CHARS]
+    known = users.user_by_name(conn, name) if name == typed else None
+    attempt = Attempt(name, known.municipality_id, known.role) if known else Attempt(name)
+    reason = "throttled" if isinstance(outcome, Throttled) else "wrong username or password"
+    record_audit(conn, attempt, LOGIN_FAILED, [], f"{via}: {reason}", client=client)
+
+
+def _landing(user: User, target: str) -> str:
+    """Where a login goes: where the user was headed, except that the worklist ("/") of an
+    administrator, who sees no patient, is her audit log."""
+    if target == "/" and user.role not in access.CLINICAL_ROLES:
+        return "/admin/audit"
+    return target
+
+
 @router.post("/login", response_class=HTMLResponse, response_model=None)
-def login(request: Request, form: FormDep, conn: DbDep, settings: SettingsDep) -> Response:
-    """Check the password and start a session (cookie), or show the form again (429 while throttled)."""
-    user = log_in(conn, form.get("username", ""), form.get("password", ""), client_address(request))
+def login(
+    request: Request, form: FormDep, conn: DbDep, settings: SettingsDep, client: ClientAddress
+) -> Response:
+    """Check the password and start a session (cookie), or show the form again (429 while throttled,
+    403 when the form was not this browser's)."""
     target = safe_next(form.get("next"))
+    login_cookie = cookie_name(settings, LOGIN_COOKIE)
+    if not login_csrf_ok(settings, request.cookies.get(login_cookie), form.get("csrf", "")):
+        return _login_page(request, settings, 403, next=target, error=_(FORM_EXPIRED))
+    typed = form.get("username", "")
+    user = log_in(conn, typed, form.get("password", ""), client_address(request))
+    _audit_login(conn, typed, user, client, "web")
     if isinstance(user, Throttled):
-        wait = f"Too many failed logins: try again in {user.retry_after} seconds."
-        page = _page(request, None, "login.html", 429, next=target, error=wait)
+        wait = _("Too many failed logins: try again in %(seconds)s seconds.", seconds=user.retry_after)
+        page = _login_page(request, settings, 429, next=target, error=wait)
         page.headers.update(_retry_after(user))
         return page
     if user is None:
-        return _page(request, None, "login.html", 401, next=target, error="Wrong username or password.")
-    response = RedirectResponse(target, status_code=303)
+        return _login_page(request, settings, 401, next=target, error=_("Wrong username or password."))
+    response = RedirectResponse(_landing(user, target), status_code=303)
     response.set_cookie(
-        SESSION_COOKIE,
+        cookie_name(settings, SESSION_COOKIE),
         issue_token(settings, user),
         max_age=settings.session_hours * 3600,
         httponly=True,
         samesite="lax",
-        secure=settings.environment == "production",
+        secure=settings.secure_cookies,
     )
+    response.delete_cookie(login_cookie, httponly=True, samesite="strict", secure=settings.secure_cookies)
     return response
 
 
@@ -120,9 +200,13 @@ def login(request: Request, form: FormDep, conn: DbDep, settings: SettingsDep) -
         429: {"description": "Too many failed logins: wait Retry-After seconds (an OperationOutcome)."},
     },
 )
-def access_token(request: Request, form: FormDep, conn: DbDep, settings: SettingsDep) -> AccessToken:
+def access_token(
+    request: Request, form: FormDep, conn: DbDep, settings: SettingsDep, client: ClientAddress
+) -> AccessToken:
     """A bearer token for the FHIR API, for a username and password; errors are OperationOutcomes."""
-    user = log_in(conn, form.get("username", ""), form.get("password", ""), client_address(request))
+    typed = form.get("username", "")
+    user = log_in(conn, typed, form.get("password", ""), client_address(request))
+    _audit_login(conn, typed, user, client, "access-token")
     if isinstance(user, Throttled):
         wait = f"too many failed logins: try again in {user.retry_after} seconds"
         raise FhirError(429, "throttled", wait, retry_after=user.retry_after)
@@ -132,16 +216,21 @@ def access_token(request: Request, form: FormDep, conn: DbDep, settings: Setting
 
 
 @router.post("/logout")
-def logout(request: Request, form: FormDep, conn: DbDep, settings: SettingsDep) -> RedirectResponse:
+def logout(
+    request: Request, form: FormDep, conn: DbDep, settings: SettingsDep, client: ClientAddress
+) -> RedirectResponse:
     """End the session: revoke it server-side (the form must carry its token) and drop the cookie."""
     token = session_token(request) or ""
     claims = read_token(settings, token)
-    if claims is not None:
+    if claims is not None and claims.session_id is not None:
         if not csrf_ok(settings, token, form.get("csrf", "")):
-            raise HTTPException(403, "The form has expired; reload the page and try again.")
+            raise HTTPException(403, _(FORM_EXPIRED))
         revoke_session(conn, claims.session_id, claims.expires)
+        record_audit(conn, claims.user, LOGOUT, [], None, client=client)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax")
+    response.delete_cookie(
+        cookie_name(settings, SESSION_COOKIE), httponly=True, samesite="lax", secure=settings.secure_cookies
+    )
     return response
 
 
@@ -152,54 +241,13 @@ def stylesheet() -> Response:
     return Response(css, media_type="text/css", headers={"Cache-Control": _STYLESHEET_CACHE})
 
 
-@router.get("/", response_class=HTMLResponse)
-def worklist(request: Request, user: CurrentUser, conn: DbDep) -> HTMLResponse:
-    """The nurse's ranked worklist for their municipality."""
-    rows = worklist_rows(conn, user.municipality_id)
-    seen = [row.patient_id for row in rows]
-    record_audit(conn, user, "view-worklist", seen, f"{len(rows)} patients")
-    return _page(
-        request,
-        user,
-        "worklist.html",
-        rows=rows,
-        synthetic=any(row.synthetic for row in rows),
-        municipality=municipality_name(conn, user.municipality_id),
-    )
-
-
-@router.get("/patients/{patient_id}", response_class=HTMLResponse)
-def patient_page(patient_id: str, request: Request, user: CurrentUser, conn: DbDep) -> HTMLResponse:
-    """One patient's readings, scores and alerts."""
-    # A patient id is a FHIR id (the FHIR API serves the same patient); anything else, a NUL byte that
-    # PostgreSQL refuses among them, names no patient and is not sent to the database.
-    patient = None
-    if ID_PATTERN.fullmatch(patient_id):
-        patient = patient_views.patient(conn, user.municipality_id, patient_id)
-    if patient is None:
-        raise HTTPException(404, "There is no such patient in your municipality.")
-    record_audit(conn, user, "view-patient", [patient.id])
-    return _page(
-        request,
-        user,
-        "patient.html",
-        patient=patient,
-        synthetic=patient.synthetic,
-        readings=patient_views.recent_readings(conn, user.municipality_id, patient.id),
-        news2=patient_views.latest_news2(conn, user.municipality_id, patient.id),
-        scores=patient_views.score_history(conn, user.municipality_id, patient.id),
-        alerts=patient_views.patient_alerts(conn, user.municipality_id, patient.id),
-    )
-
-
 @router.post("/alerts/{alert_id}/acknowledge")
 def acknowledge(
-    alert_id: int, request: Request, form: FormDep, user: CurrentUser, conn: DbDep, settings: SettingsDep
+    alert_id: int, user: ClinicalUser, form: CheckedForm, conn: DbDep, client: ClientAddress
 ) -> RedirectResponse:
-    """Acknowledge an alert (records who and when) and return to the patient's page."""
-    if not csrf_ok(settings, session_token(request) or "", form.get("csrf", "")):
-        raise HTTPException(403, "The form has expired; reload the page and try again.")
-    patient_id = acknowledge_alert(conn, user, alert_id)
+    """Acknowledge an alert of one of the user's patients (records who and when, audited) and return to
+    the patient's page."""
+    patient_id = acknowledge_alert(conn, user, alert_id, client=client)
     if patient_id is None:
-        raise HTTPException(404, "There is no such alert in your municipality.")
+        raise HTTPException(404, _("There is no such alert among your patients."))
     return RedirectResponse(f"{patient_url(patient_id)}#alerts", status_code=303)

@@ -94,12 +94,14 @@ def raise_alert(
     as_of: datetime,
     severity: str,
     reason: str,
+    raised_at: datetime | None = None,
 ) -> None:
-    """Open an alert for the patient (the caller found none open) on the score ``score_id``."""
+    """Open an alert for the patient (the caller found none open) on the score ``score_id``, raised at
+    ``raised_at`` (the scorer's clock; None: the database's now)."""
     conn.execute(
-        "INSERT INTO alerts (municipality_id, patient_id, score_id, as_of, severity, reason)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
-        (municipality_id, patient_id, score_id, as_of, severity, reason),
+        "INSERT INTO alerts (municipality_id, patient_id, score_id, as_of, severity, reason, raised_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, coalesce(%s::timestamptz, now()))",
+        (municipality_id, patient_id, score_id, as_of, severity, reason, raised_at),
     )
 
 

@@ -133,7 +133,8 @@ async def create_homes(
     outbox_dir: Path,
     clock: SimClock,
 ) -> list[SimulatedHome]:
-    """Homes for ``patients``, spread over ``municipalities`` in turn."""
+    """Homes for ``patients``: the i-th in ``municipalities[i % len(municipalities)]`` (one municipality
+    per patient, or a few taken in turn)."""
     return list(
         await asyncio.gather(
             *(

@@ -1,14 +1,26 @@
-"""Runs the demo: starts every part, plays the SYNTHETIC homes in simulated time, prints a summary.
+"""Runs the demo: starts every part, plays the SYNTHETIC homes' past weeks fast up to the present, then
+serves them live; prints the logins, a summary, and how to stop.
 
 Order of start: embedded PostgreSQL -> broker -> homes (emulated devices) -> enrolment -> gateway ->
 hub agents -> simulated time. Stop is the reverse, always, also on Ctrl-C or an error, so no process is
 left behind.
 
+Time. The simulated period is the ``days`` whole days before today and today so far. One clock
+(``SimClock``) plays it ``speed`` times faster than real time until it reaches the present, and from then
+on is the wall clock. The homes stamp their readings with it, and the gateway is handed the same clock
+for its scores, its alerts and the web UI's "now" (``gateway.service``, ``gateway.api.clock``): a nurse
+who looks mid-play sees the simulated present, where the newest reading is minutes old and an alert was
+raised when its data arrived. After the play, the homes keep measuring on their plan in real time (the
+evening readings arrive in the evening) and the demo serves until Ctrl-C (``serve_after``; a run bounded
+by ``--duration`` stops after its summary).
+
 The gateway is the one ``homewatch gateway serve`` runs (``gateway.service.Gateway``), with the same
-default of ingest worker processes; it is handed the database and broker started here, which the homes
-and their enrolment need first. Its 30-day admission risk runs once per simulated day (``gateway serve``:
-once per real day; here at most every few seconds), and once more when the readings have drained, so
-the summary counts assessments made from everything the homes sent.
+default of ingest worker processes and its daily 30-day admission risk; it is handed the database and
+broker started here, which the homes and their enrolment need first. During the play the demo asks for
+a 30-day risk run once per simulated day (at most every few real seconds), and once more when the
+readings have drained. The logins are printed once everyone with readings has a 30-day risk, so the
+first page a nurse sees ranks her patients; they come with a secret file and the command that mints a
+FHIR bearer token with it (``homewatch.demo.logins``).
 """
 
 from __future__ import annotations
@@ -16,13 +28,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import shutil
 import signal
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -34,7 +46,7 @@ from rich.live import Live
 from rich.logging import RichHandler
 from rich.table import Table
 
-from gateway.broker import BrokerEndpoint, BrokerError, EmbeddedBroker
+from gateway.broker import BrokerError, EmbeddedBroker
 from gateway.service import Gateway, GatewayError, GatewayOptions
 from gateway.settings import GatewaySettings
 from gateway.store.embedded import EmbeddedPostgres, create_database
@@ -43,15 +55,16 @@ from gateway.store.ingest_metrics import IngestTotals
 from gateway.store.migrate import migrate_database
 from homewatch.demo.clock import SimClock
 from homewatch.demo.home import SimulatedHome, create_homes, wait_until_delivered
-from homewatch.demo.provision import MUNICIPALITIES, provision
-from homewatch.demo.summary import DemoSummary, collect_summary, summary_table
+from homewatch.demo.logins import print_logins, write_secret
+from homewatch.demo.provision import municipalities_for, provision
+from homewatch.demo.summary import DemoSummary, collect_summary, everyone_risk_scored, summary_table
 from models.cohort.synthetic import CohortError, make_cohort, schedule
 
 log = logging.getLogger(__name__)
 
 ZONE = ZoneInfo("Europe/Copenhagen")
 DATABASE = "homewatch"
-# With --duration, the simulated period ends at this share of it; the rest lets the pipeline drain.
+# With --duration, the play reaches the present at this share of it; the rest lets the pipeline drain.
 PLAY_SHARE = 0.8
 # Without --duration or --speed: one simulated day per 20 real seconds.
 DEFAULT_SPEED = 86_400 / 20
@@ -64,6 +77,9 @@ DRAIN_TIMEOUT_S = 20.0
 RISK_INTERVAL_MIN_S = 5.0
 # The last 30-day admission-risk run, every patient from up to 60 days of readings: a few seconds.
 RISK_TIMEOUT_S = 60.0
+# How often the progress line is redrawn while playing, and while serving (nothing moves fast then).
+PLAY_TICK_S = 0.25
+SERVE_TICK_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,18 +93,19 @@ class DemoOptions:
     broker: Literal["mosquitto", "amqtt"] | None = None
     seed: int = 7
     workers: int | None = None  # the gateway's ingest workers; None: its default, as `gateway serve`
+    serve_after: bool | None = None  # keep serving after the play; None: unless --duration bounds the run
 
-    def effective_speed(self) -> float:
+    def effective_speed(self, period: timedelta) -> float:
+        """Simulated seconds per real second to play ``period`` (from its start to the present)."""
         if self.speed is not None:
             return self.speed
         if self.duration is not None:
-            return self.days * 86_400 / (self.duration * PLAY_SHARE)
+            return max(1.0, period.total_seconds() / (self.duration * PLAY_SHARE))
         return DEFAULT_SPEED
 
-    def risk_interval_hours(self) -> float:
-        """Real hours between two 30-day admission-risk runs: one simulated day, at least
-        ``RISK_INTERVAL_MIN_S``."""
-        return max(86_400 / self.effective_speed(), RISK_INTERVAL_MIN_S) / 3600
+    @property
+    def serves_after(self) -> bool:
+        return self.duration is None if self.serve_after is None else self.serve_after
 
 
 class DemoError(RuntimeError):
@@ -111,6 +128,21 @@ def _prepare_database(admin_url: str) -> str:
     return url
 
 
+def period_start(now: datetime, days: int) -> datetime:
+    """Local midnight ``days`` days before ``now``'s date: the simulated period is those whole days and
+    today so far."""
+    return datetime.combine(now.date() - timedelta(days=days), clock_time(), tzinfo=now.tzinfo)
+
+
+def _duration(td: timedelta) -> str:
+    hours = int(td.total_seconds() // 3600)
+    return (
+        f"{hours // 24} d {hours % 24} h"
+        if hours >= 24
+        else f"{hours} h {int(td.total_seconds() // 60) % 60} min"
+    )
+
+
 class Demo:
     def __init__(self, options: DemoOptions, console: Console) -> None:
         self.options = options
@@ -122,6 +154,11 @@ class Demo:
         self.gateway: Gateway | None = None
         self.database_url: str | None = None
         self.homes: list[SimulatedHome] = []
+        self._playing: list[asyncio.Task[None]] = []
+        self._risk_run: asyncio.Task[bool] | None = None
+        self._risk_day: date | None = None
+        self._risk_at = float("-inf")
+        self.logins_shown = False
 
     async def run(self) -> DemoSummary:
         loop = asyncio.get_running_loop()
@@ -130,7 +167,12 @@ class Demo:
         try:
             await self._start()
             await self._play()
-            return await self._finish()
+            summary = await self._finish()
+            if self.options.serves_after and not self._stop.is_set():
+                await self._serve()
+            elif not self.logins_shown and not self._stop.is_set():
+                await self._show_logins()
+            return summary
         finally:
             await self._shutdown()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -140,7 +182,7 @@ class Demo:
 
     async def _start(self) -> None:
         opts = self.options
-        base = opts.data_dir or Path(tempfile.mkdtemp(prefix="homewatch-demo-"))
+        base = opts.data_dir or Path(tempfile.mkdtemp(prefix="homewatch-demo-"))  # mode 0700
         if opts.data_dir is None:
             self._temp = base
         base.mkdir(parents=True, exist_ok=True)
@@ -155,27 +197,30 @@ class Demo:
             f"[green]✓[/] PostgreSQL (embedded) and MQTT broker: [bold]{endpoint.kind}[/] on {endpoint.url}"
             + ("" if endpoint.mqtt5 else " (MQTT 3.1.1)")
         )
-        end = datetime.now(ZONE).replace(second=0, microsecond=0)
-        start = (end - timedelta(days=opts.days)).replace(hour=0, minute=0)
-        self.clock = SimClock(start, opts.effective_speed())
+        now = datetime.now(ZONE)
+        start = period_start(now, opts.days)
+        self.clock = SimClock(start, opts.effective_speed(now - start))
         self.patients = make_cohort(opts.homes, opts.seed, days=opts.days, start=start)
-        self.plans = {p.id: schedule(p, start, opts.days, opts.seed) for p in self.patients}
+        # The plan runs to the end of today: what lies past the present is measured live, after the play.
+        self.plans = {p.id: schedule(p, start, opts.days + 1, opts.seed) for p in self.patients}
         with self.console.status(f"Creating {opts.homes} homes with 4 emulated Bluetooth devices each ..."):
             self.homes = await create_homes(
-                self.patients, [m.id for m in MUNICIPALITIES], endpoint, base / "outboxes", self.clock
+                self.patients, municipalities_for(self.patients), endpoint, base / "outboxes", self.clock
             )
             with psycopg.connect(database_url, autocommit=True) as conn:
                 self.logins = provision(conn, self.homes)
         # The demo is development, whatever the environment says (synthetic data on localhost: plain
-        # http, /metrics open), with a secret of its own that nobody else knows; simulated days pass in
-        # seconds, so the daily 30-day risk does too.
-        settings = GatewaySettings(
-            environment="development",
-            secret_key=SecretStr(secrets.token_urlsafe(32)),
-            risk_interval_hours=opts.risk_interval_hours(),
-        )
+        # http, /metrics open), with a secret of its own, new on every run, kept in its working folder
+        # for `homewatch gateway token`.
+        secret, self.secret_path = write_secret(base)
+        settings = GatewaySettings(environment="development", secret_key=SecretStr(secret))
         options = GatewayOptions(
-            database_url=database_url, broker=endpoint, workers=opts.workers, port=opts.port, demo=True
+            database_url=database_url,
+            broker=endpoint,
+            workers=opts.workers,
+            port=opts.port,
+            demo=True,
+            clock=self.clock.now,
         )
         with self.console.status(
             "Starting the gateway (ingest workers, scorer, 30-day risk, web UI, FHIR API) ..."
@@ -185,7 +230,7 @@ class Demo:
             for home in self.homes:
                 await home.agent.start()
             await self._wait_for_devices()
-        self._print_banner(endpoint)
+        self._print_banner()
 
     async def _wait_for_devices(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -196,78 +241,91 @@ class Demo:
         down = [s.address for s in states if not s.connected]
         log.warning("%d devices not connected yet (they keep retrying): %s", len(down), ", ".join(down[:5]))
 
-    def _print_banner(self, endpoint: BrokerEndpoint) -> None:
+    def _print_banner(self) -> None:
         assert self.gateway is not None
         url = self.gateway.url
-        opts = self.options
-        table = Table(title="Log in (SYNTHETIC demo data, not for clinical use)", title_justify="left")
-        for column in ("municipality", "username", "password"):
-            table.add_column(column)
-        for login in self.logins:
-            table.add_row(login.municipality, login.username, login.password)
+        behind = datetime.now(ZONE) - self.clock.start  # what the play covers (it starts the clock again)
+        play_s = behind.total_seconds() / self.clock.speed
+        takes = f"{play_s / 60:.0f} min" if play_s >= 90 else f"{play_s:.0f} s"
         self.console.print(
             f"[green]✓[/] {len(self.homes)} homes, {4 * len(self.homes)} emulated devices connected; "
-            f"playing {opts.days} simulated days at {self.clock.speed:,.0f}x"
+            f"playing the last {_duration(behind)} at {self.clock.speed:,.0f}x (about {takes}),"
+            " then following the wall clock"
         )
         self.console.print(f"Web UI:      [bold]{url}/[/]  (log in at {url}/login)")
         self.console.print(f"FHIR API:    {url}/fhir/metadata  (Observation, Patient, RiskAssessment)")
-        self.console.print(table)
-        if opts.duration is None:
-            self.console.print("Press Ctrl-C to stop.")
+        self.console.print(
+            "The logins follow once the first simulated day is played and everyone's 30-day risk is scored."
+        )
+        self.console.print("Press Ctrl-C to stop.")
+
+    async def _show_logins(self) -> None:
+        """Print who can log in, and how to get a FHIR bearer token (``homewatch.demo.logins``)."""
+        assert self.gateway is not None
+        print_logins(self.console, self.logins, self.gateway.url, self.secret_path)
+        self.logins_shown = True
 
     # -- play --------------------------------------------------------------------------------------
 
     async def _play(self) -> None:
+        """Play the past fast until the clock reaches the present (or ``duration`` passes, or Ctrl-C)."""
         opts = self.options
         self.clock.reset()
         started = time.monotonic()
-        counts = IngestTotals()
-        tasks = [
+        self._risk_day = self.clock.start.date()  # the first run after the first day's readings
+        self._playing = [
             asyncio.create_task(
                 home.play(self.plans[home.patient.id], self.clock, opts.seed), name=home.hub_id
             )
             for home in self.homes
         ]
-        sim_end = self.clock.start + timedelta(days=opts.days)
-        try:
-            with Live(
-                self._progress(sim_end, counts), console=self.console, refresh_per_second=4, transient=True
-            ) as live:
-                while not self._stop.is_set():
-                    if opts.duration is not None and time.monotonic() - started >= opts.duration:
-                        break
-                    if (
-                        all(t.done() for t in tasks)
-                        and opts.duration is None
-                        and not getattr(self, "_told", False)
-                    ):
-                        self._told = True
-                        self.console.print(
-                            "[green]✓[/] simulated period complete; still serving (Ctrl-C to stop)"
-                        )
-                        self.console.print(summary_table(await asyncio.to_thread(self._collect)))
-                    counts = await asyncio.to_thread(self._ingest_counts)
-                    live.update(self._progress(sim_end, counts))
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), timeout=0.25)
-        finally:
-            for task in tasks:
-                task.cancel()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception):
-                log.error("a simulated home failed: %r", result)
+        with Live(
+            self._progress(IngestTotals()), console=self.console, refresh_per_second=4, transient=True
+        ) as live:
+            while not self._stop.is_set() and not self.clock.caught_up():
+                if opts.duration is not None and time.monotonic() - started >= opts.duration:
+                    break
+                await self._score_daily()
+                live.update(self._progress(await asyncio.to_thread(self._ingest_counts)))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=PLAY_TICK_S)
+        if self.clock.caught_up():
+            self.console.print("[green]✓[/] played up to the present; the homes now measure in real time")
+
+    async def _score_daily(self) -> None:
+        """A 30-day risk run in the background once per simulated day (at most every
+        ``RISK_INTERVAL_MIN_S``); after one, the logins when everyone with readings has a risk."""
+        assert self.gateway is not None
+        if self._risk_run is not None:
+            if not self._risk_run.done():
+                return
+            run, self._risk_run = self._risk_run, None
+            ran = run.exception() is None and run.result()
+            if ran and not self.logins_shown and await asyncio.to_thread(self._everyone_risk_scored):
+                await self._show_logins()
+        today = self.clock.now().date()
+        due = self._risk_day is None or today > self._risk_day
+        if due and time.monotonic() - self._risk_at >= RISK_INTERVAL_MIN_S:
+            self._risk_day, self._risk_at = today, time.monotonic()
+            self._risk_run = asyncio.create_task(
+                asyncio.to_thread(self.gateway.score_admission_risk_now, RISK_TIMEOUT_S)
+            )
 
     def _ingest_counts(self) -> IngestTotals:
         return self.gateway.ingest_counts() if self.gateway is not None else IngestTotals()
 
-    def _progress(self, sim_end: datetime, counts: IngestTotals) -> Table:
-        now = min(self.clock.now(), sim_end)
-        day = (now - self.clock.start).total_seconds() / 86_400
+    def _progress(self, counts: IngestTotals) -> Table:
+        now = self.clock.now()
+        behind = self.clock.behind()
+        when = (
+            f"live {now:%a %d %b %H:%M}"
+            if behind == timedelta(0)
+            else (f"simulated {now:%a %d %b %H:%M} ({_duration(behind)} before the present)")
+        )
         sent = sum(h.agent.publisher.stats.observations_sent for h in self.homes)
         grid = Table.grid(padding=(0, 2))
         grid.add_row(
-            f"simulated {now:%Y-%m-%d %H:%M} (day {day:4.1f}/{self.options.days})",
+            when,
             f"readings sent {sent}",
             f"stored {counts.observations_stored}",
             f"rejected {counts.rejected}",
@@ -280,6 +338,10 @@ class Demo:
     async def _finish(self) -> DemoSummary:
         await self._drain()
         assert self.gateway is not None
+        if self._risk_run is not None:  # a daily run under way ends first (run_now waits for it anyway)
+            with contextlib.suppress(Exception):
+                await self._risk_run
+            self._risk_run = None
         with self.console.status("Scoring everyone's 30-day admission risk from all their readings ..."):
             if not await asyncio.to_thread(self.gateway.score_admission_risk_now, RISK_TIMEOUT_S):
                 log.warning(
@@ -303,12 +365,42 @@ class Demo:
         with psycopg.connect(self.database_url) as conn:
             return collect_summary(conn, self.homes, self.gateway)
 
+    def _everyone_risk_scored(self) -> bool:
+        assert self.database_url is not None
+        with psycopg.connect(self.database_url) as conn:
+            return everyone_risk_scored(conn)
+
+    # -- serve -------------------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        """Serve live until Ctrl-C: the homes measure on their plan, the gateway scores as it would."""
+        assert self.gateway is not None
+        await self._show_logins()
+        self.console.print(
+            f"[green]✓[/] Serving {self.gateway.url}/login with the simulated homes live."
+            " Press [bold]Ctrl-C[/] to stop (everything started is stopped)."
+        )
+        with Live(
+            self._progress(IngestTotals()), console=self.console, refresh_per_second=1, transient=True
+        ) as live:
+            while not self._stop.is_set():
+                live.update(self._progress(await asyncio.to_thread(self._ingest_counts)))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=SERVE_TICK_S)
+
     async def _shutdown(self) -> None:
+        for task in self._playing:
+            task.cancel()
+        for result in await asyncio.gather(*self._playing, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("a simulated home failed: %r", result)
         steps: list[tuple[str, Any]] = []
         for home in self.homes:
             steps.append((f"home {home.hub_id}", home.close))
         if self.gateway is not None:
             steps.append(("gateway", lambda: asyncio.to_thread(self.gateway.stop)))
+        if self._risk_run is not None:  # ends when the gateway's 30-day risk schedule stops
+            steps.append(("30-day risk run", lambda: asyncio.wait([self._risk_run])))
         if self.broker is not None:
             steps.append(("broker", lambda: asyncio.to_thread(self.broker.stop)))
         if self.pg is not None:

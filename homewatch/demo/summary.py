@@ -56,6 +56,16 @@ ORDER BY s.patient_id, s.as_of DESC, s.id DESC
 """
 
 
+def everyone_risk_scored(conn: psycopg.Connection[Any]) -> bool:
+    """Whether some patient has readings and every patient with readings has a 30-day admission risk."""
+    row = conn.execute(
+        "SELECT (SELECT count(DISTINCT patient_id) FROM observations),"
+        " (SELECT count(DISTINCT patient_id) FROM scores WHERE method = %s)",
+        (ADMISSION_RISK,),
+    ).fetchone()
+    return row is not None and 0 < int(row[0]) <= int(row[1])
+
+
 def collect_summary(
     conn: psycopg.Connection[Any], homes: list[SimulatedHome], gateway: Gateway
 ) -> DemoSummary:

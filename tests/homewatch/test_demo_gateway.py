@@ -1,13 +1,23 @@
 """The demo runs the gateway ``homewatch gateway serve`` runs (``gateway.service.Gateway``), with nothing
 of its own wired in beside it, and that gateway scores the 30-day admission risk: a short demo ends with
 admission-risk RiskAssessments for its patients, counted in the summary and served at
-``GET /fhir/RiskAssessment``."""
+``GET /fhir/RiskAssessment``.
+
+One short demo is run for the module and watched at three moments: when it prints the logins (every
+nurse's patients have a 30-day risk by then), after the play while it keeps serving (a token minted the
+way the demo prints is accepted, one signed with another secret refused), and at its end."""
 
 from __future__ import annotations
 
 import ast
 import asyncio
 import io
+import os
+import re
+import stat
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -16,6 +26,7 @@ from rich.console import Console
 
 from gateway.broker import free_port
 from gateway.service import Gateway
+from homewatch.demo.logins import homewatch_command
 from homewatch.demo.provision import Login
 from homewatch.demo.runner import Demo, DemoOptions
 from homewatch.demo.summary import DemoSummary
@@ -58,45 +69,207 @@ def test_the_demo_wires_no_gateway_part_of_its_own() -> None:
     assert {"Gateway", "GatewayOptions"} <= built_from
 
 
-def _admission_risk_assessments(url: str, logins: list[Login]) -> int:
-    """30-day admission-risk RiskAssessments the FHIR API serves to the demo's nurses (one per
-    municipality), every page."""
-    found = 0
-    with httpx.Client(base_url=url, timeout=10) as client:
-        for login in logins:
-            form = {"username": login.username, "password": login.password}
-            token = client.post("/login/access-token", data=form).json()["access_token"]
-            headers = {"Authorization": f"Bearer {token}"}
-            page: str | None = f"{url}/fhir/RiskAssessment?_count=100"
-            while page is not None:
-                bundle = client.get(page, headers=headers).json()
-                found += sum(e["resource"]["code"]["text"] == ADMISSION_RISK for e in bundle.get("entry", []))
-                page = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
+def test_a_run_bounded_by_duration_stops_after_its_summary_and_one_without_serves_on() -> None:
+    assert not DemoOptions(duration=60).serves_after
+    assert DemoOptions().serves_after
+    assert DemoOptions(duration=60, serve_after=True).serves_after
+
+
+# -- reading the running demo ------------------------------------------------------------------------
+
+
+def _bearer(client: httpx.Client, login: Login) -> dict[str, str]:
+    form = {"username": login.username, "password": login.password}
+    return {"Authorization": f"Bearer {client.post('/login/access-token', data=form).json()['access_token']}"}
+
+
+def _entries(client: httpx.Client, url: str, headers: dict[str, str]) -> list[dict[str, object]]:
+    """Every resource of a FHIR search, all pages."""
+    found: list[dict[str, object]] = []
+    page: str | None = url
+    while page is not None:
+        bundle = client.get(page, headers=headers).json()
+        found += [e["resource"] for e in bundle.get("entry", [])]
+        page = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
     return found
 
 
-class _ObservedDemo(Demo):
-    """The demo, reading the FHIR API after its summary, before it stops."""
+def _admission_risks(client: httpx.Client, headers: dict[str, str]) -> list[dict[str, object]]:
+    return [
+        r
+        for r in _entries(client, f"{client.base_url}/fhir/RiskAssessment?_count=100", headers)
+        if r["code"]["text"] == ADMISSION_RISK  # type: ignore[index]
+    ]
 
-    served = 0
+
+@dataclass(frozen=True)
+class _NurseView:
+    patients: set[str]  # the patients the FHIR API shows her
+    risked: set[str]  # those with a 30-day admission risk (RiskAssessment)
+    risks_on_page: int  # 30-day risks on her worklist page (each has its probability as data-risk)
+
+
+def _worklist_html(url: str, login: Login) -> str:
+    """The worklist page a nurse sees after logging in through the form (its anti-forgery token first)."""
+    with httpx.Client(base_url=url, timeout=10, follow_redirects=True) as browser:
+        form = re.search(
+            r'action="/login".*?name="csrf" value="([^"]+)"', browser.get("/login").text, re.DOTALL
+        )
+        assert form is not None
+        fields = {"username": login.username, "password": login.password, "csrf": form[1]}
+        return browser.post("/login", data=fields).text
+
+
+def _nurses_view(url: str, logins: list[Login]) -> dict[str, _NurseView]:
+    """What each nurse sees: her patients and their 30-day risks over FHIR, and her worklist page."""
+    seen: dict[str, _NurseView] = {}
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for login in (login for login in logins if login.role == "nurse"):
+            headers = _bearer(client, login)
+            patients = {str(p["id"]) for p in _entries(client, f"{url}/fhir/Patient?_count=100", headers)}
+            risks = _admission_risks(client, headers)
+            risked = {str(r["subject"]["reference"]).removeprefix("Patient/") for r in risks}  # type: ignore[index]
+            page = _worklist_html(url, login)
+            seen[login.username] = _NurseView(patients, risked, page.count("data-risk="))
+    return seen
+
+
+def _served_risks(url: str, logins: list[Login]) -> int:
+    """30-day admission-risk RiskAssessments the FHIR API serves to the demo's nurses, summed."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        nurses = [login for login in logins if login.role == "nurse"]
+        return sum(len(_admission_risks(client, _bearer(client, nurse))) for nurse in nurses)
+
+
+def _mint(command_line: str, environment: dict[str, str]) -> str:
+    """Run a printed ``TOKEN=$(...)`` line in a shell; the token it put in $TOKEN."""
+    done = subprocess.run(
+        ["bash", "-c", f'{command_line} && printf %s "$TOKEN"'],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+@dataclass
+class _Seen:
+    first_view: dict[str, _NurseView] = field(default_factory=dict)
+    served_after_play: bool = False
+    caught_up_when_serving: bool = False
+    printed_status: int = 0
+    printed_patients: int = 0
+    foreign_status: int = 0
+    secret_mode: int = 0
+    served_risks: int = 0
+
+
+class _ObservedDemo(Demo):
+    """The demo, read through its own web server at the moments the tests ask about."""
+
+    def __init__(self, options: DemoOptions, console: Console) -> None:
+        super().__init__(options, console)
+        self.seen = _Seen()
+
+    async def _show_logins(self) -> None:
+        if not self.logins_shown:
+            assert self.gateway is not None
+            self.seen.first_view = await asyncio.to_thread(_nurses_view, self.gateway.url, self.logins)
+        await super()._show_logins()
 
     async def _finish(self) -> DemoSummary:
         summary = await super()._finish()
         assert self.gateway is not None
-        self.served = await asyncio.to_thread(_admission_risk_assessments, self.gateway.url, self.logins)
+        self.seen.served_risks = await asyncio.to_thread(_served_risks, self.gateway.url, self.logins)
         return summary
+
+    async def _serve(self) -> None:
+        serving = asyncio.create_task(super()._serve())
+        await asyncio.sleep(1.0)
+        self.seen.caught_up_when_serving = self.clock.caught_up()
+        await asyncio.to_thread(self._use_printed_token)
+        self.seen.served_after_play = not serving.done()
+        self._stop.set()  # what Ctrl-C does
+        await serving
+
+    def _use_printed_token(self) -> None:
+        assert self.gateway is not None and isinstance(self.console.file, io.StringIO)
+        printed = self.console.file.getvalue().splitlines()
+        (command_line,) = {line.strip() for line in printed if "gateway token" in line}
+        self.seen.secret_mode = stat.S_IMODE(self.secret_path.stat().st_mode)
+        token = _mint(command_line, dict(os.environ))
+        nurse = next(login for login in self.logins if login.role == "nurse")
+        mint = ["gateway", "token", "--role", nurse.role, "--municipality", nurse.municipality_id]
+        foreign = subprocess.run(
+            [homewatch_command(), *mint, "--subject", nurse.username],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "HOMEWATCH_SECRET_KEY": "another-secret-" + "x7Kq2Lm9Pz4Rt8Vw" * 3},
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+        with httpx.Client(base_url=self.gateway.url, timeout=10) as client:
+            answer = client.get("/fhir/Patient", headers={"Authorization": f"Bearer {token}"})
+            self.seen.printed_status = answer.status_code
+            self.seen.printed_patients = len(answer.json().get("entry", []))
+            refused = client.get("/fhir/Patient", headers={"Authorization": f"Bearer {foreign}"})
+            self.seen.foreign_status = refused.status_code
+
+
+@dataclass(frozen=True)
+class _Run:
+    demo: _ObservedDemo
+    summary: DemoSummary
+    output: str
+
+
+@pytest.fixture(scope="module")
+def played() -> Iterator[_Run]:
+    options = DemoOptions(homes=3, days=7, duration=15, port=free_port(), seed=11, serve_after=True)
+    console = Console(file=io.StringIO(), width=160)
+    demo = _ObservedDemo(options, console)
+    summary = asyncio.run(demo.run())
+    assert isinstance(console.file, io.StringIO)
+    yield _Run(demo, summary, console.file.getvalue())
 
 
 @pytest.mark.e2e
-def test_a_short_demo_ends_with_admission_risk_assessments_from_the_readings() -> None:
-    options = DemoOptions(homes=2, days=7, duration=15, port=free_port(), seed=11)
-    demo = _ObservedDemo(options, Console(file=io.StringIO(), width=160))
-    summary = asyncio.run(demo.run())
-    assert type(demo.gateway) is Gateway
+def test_a_short_demo_ends_with_admission_risk_assessments_from_the_readings(played: _Run) -> None:
+    summary = played.summary
+    assert type(played.demo.gateway) is Gateway
     assert summary.readings_stored > 0
-    # Only a patient with readings gets a 30-day risk: both were scored from what arrived.
-    assert summary.patients_risk_assessed == 2
-    assert summary.admission_risk_assessments >= 2
+    # Only a patient with readings gets a 30-day risk: all were scored from what arrived.
+    assert summary.patients_risk_assessed == 3
+    assert summary.admission_risk_assessments >= 3
     assert all(p.admission_risk is not None for p in summary.top)
-    # Served as FHIR, as `gateway serve` serves them (the schedule may have run once more meanwhile).
-    assert demo.served >= summary.admission_risk_assessments
+    # Served as FHIR to the nurses, as `gateway serve` serves them (the schedule may have run again).
+    assert played.demo.seen.served_risks >= summary.admission_risk_assessments
+
+
+@pytest.mark.e2e
+def test_the_logins_are_printed_once_every_nurse_s_patients_have_a_30_day_risk(played: _Run) -> None:
+    first = played.demo.seen.first_view
+    assert set(first) == {"nurse.nord", "nurse.frederiksberg", "nurse.syd"}
+    for nurse, view in first.items():
+        assert view.patients, f"{nurse} sees no patient"
+        assert view.patients <= view.risked, f"{nurse}'s patients are not all assessed for 30-day risk yet"
+        assert view.risks_on_page == len(view.patients), f"{nurse}'s first page lacks 30-day risks"
+    # Printed once mid-play and again when the demo goes on serving after it; with the URL to open.
+    assert played.output.count("gp.hansen") == 2 and "admin.kobenhavn" in played.output
+    assert f"{played.demo.gateway.url}/login" in played.output  # type: ignore[union-attr]
+
+
+@pytest.mark.e2e
+def test_after_the_play_the_demo_serves_live_until_stopped(played: _Run) -> None:
+    assert played.demo.seen.served_after_play and played.demo.seen.caught_up_when_serving
+    assert "Ctrl-C" in played.output
+
+
+@pytest.mark.e2e
+def test_a_token_minted_the_printed_way_is_accepted_and_one_from_another_secret_refused(played: _Run) -> None:
+    seen = played.demo.seen
+    assert seen.secret_mode == 0o600
+    assert seen.printed_status == 200 and seen.printed_patients > 0
+    assert seen.foreign_status == 401

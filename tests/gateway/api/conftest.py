@@ -19,7 +19,11 @@ from gateway.settings import GatewaySettings
 
 @pytest.fixture
 def settings(database_url: str) -> GatewaySettings:
-    return GatewaySettings(database_url=database_url, secret_key="test-secret-of-the-api-tests")
+    # The API tests read the pages in the source language (English); the Danish default is proven by
+    # test_i18n.py and the browser tests.
+    return GatewaySettings(
+        database_url=database_url, secret_key="test-secret-of-the-api-tests", default_language="en"
+    )
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ Each function inserts one row and returns its key. Observations are valid FHIR R
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from typing import Any
 
 import psycopg
 from fastapi.testclient import TestClient
+from httpx import Response
 from psycopg.types.json import Jsonb
 
 from gateway.api.auth import create_user
@@ -336,11 +338,25 @@ def seed_world(conn: Conn, now: datetime) -> World:
     )
 
 
+def login_form_token(client: TestClient) -> str:
+    """The anti-forgery token of the login form, as a browser gets it (with the form's cookie)."""
+    form = client.get("/login")
+    found = re.search(
+        r'<form method="post" action="/login".*?name="csrf" value="([^"]+)"', form.text, re.DOTALL
+    )
+    assert found is not None, form.text
+    return found[1]
+
+
+def post_login(client: TestClient, username: str, password: str, **fields: str) -> Response:
+    """Post the login form as a browser does: first fetch it (its token and cookie), then post it."""
+    data = {"username": username, "password": password, "csrf": login_form_token(client), **fields}
+    return client.post("/login", data=data, follow_redirects=False)
+
+
 def login(client: TestClient, username: str, password: str = PASSWORD) -> None:
     """Log ``client`` in through the form; its cookie jar then holds the session."""
-    response = client.post(
-        "/login", data={"username": username, "password": password}, follow_redirects=False
-    )
+    response = post_login(client, username, password)
     assert response.status_code == 303, response.text
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.operationoutcome import OperationOutcome
-from seed import World
+from seed import World, post_login
 
 from gateway.api.login_throttle import ACCOUNT
 
@@ -46,7 +46,7 @@ def test_a_get_of_the_token_endpoint_is_an_operation_outcome(client: TestClient)
 
 
 def test_the_html_login_form_still_answers_a_page(client: TestClient, world: World) -> None:
-    response = client.post("/login", data={"username": world.nurse, "password": "guess"})
+    response = post_login(client, world.nurse, "guess")
     assert response.status_code == 401
     assert response.headers["content-type"].startswith("text/html")
     assert "Wrong username or password." in response.text

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from seed import PASSWORD, World, login
+from seed import PASSWORD, World, login, post_login
 
 from gateway.api.auth import (
     SESSION_COOKIE,
@@ -51,10 +51,10 @@ def test_token_round_trips_the_user() -> None:
 
 
 def test_tampered_token_is_refused() -> None:
-    payload, signature = issue_token(SETTINGS, ANNA).split(".")
-    forged_payload = issue_token(SETTINGS, User("anna", "0147", "nurse")).split(".")[0]
-    assert verify_token(SETTINGS, f"{forged_payload}.{signature}") is None
-    assert verify_token(SETTINGS, f"{payload}.{signature[:-2]}AA") is None
+    header, payload, signature = issue_token(SETTINGS, ANNA).split(".")
+    forged_payload = issue_token(SETTINGS, User("anna", "0147", "nurse")).split(".")[1]
+    assert verify_token(SETTINGS, f"{header}.{forged_payload}.{signature}") is None
+    assert verify_token(SETTINGS, f"{header}.{payload}.{signature[:-2]}AA") is None
     assert verify_token(SETTINGS, "not-a-token") is None
 
 
@@ -88,11 +88,7 @@ def test_create_user_refuses_separator_unknown_role_and_short_password(database_
 
 
 def test_login_sets_an_httponly_lax_cookie_and_returns_to_next(client: TestClient, world: World) -> None:
-    response = client.post(
-        "/login",
-        data={"username": world.nurse, "password": PASSWORD, "next": "/patients/p-high"},
-        follow_redirects=False,
-    )
+    response = post_login(client, world.nurse, PASSWORD, next="/patients/p-high")
     assert response.status_code == 303
     assert response.headers["location"] == "/patients/p-high"
     cookie = response.headers["set-cookie"]
@@ -102,19 +98,15 @@ def test_login_sets_an_httponly_lax_cookie_and_returns_to_next(client: TestClien
 
 
 def test_login_with_wrong_password_fails_without_a_session(client: TestClient, world: World) -> None:
-    response = client.post(
-        "/login", data={"username": world.nurse, "password": "guess"}, follow_redirects=False
-    )
+    response = post_login(client, world.nurse, "guess")
     assert response.status_code == 401
     assert "Wrong username or password" in response.text
-    assert "set-cookie" not in response.headers
+    assert not any(c.startswith(f"{SESSION_COOKIE}=") for c in response.headers.get_list("set-cookie"))
     assert client.get("/", follow_redirects=False).status_code == 303
 
 
 def test_unknown_user_gets_the_same_answer_as_a_wrong_password(client: TestClient, world: World) -> None:
-    response = client.post(
-        "/login", data={"username": "mallory", "password": PASSWORD}, follow_redirects=False
-    )
+    response = post_login(client, "mallory", PASSWORD)
     assert response.status_code == 401
     assert "Wrong username or password" in response.text
 

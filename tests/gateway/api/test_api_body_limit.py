@@ -25,6 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from psycopg_pool import ConnectionPool
+from seed import login_form_token
 
 from gateway.api.app import create_app
 from gateway.api.auth import mint_token
@@ -116,7 +117,8 @@ def test_a_body_over_the_form_limit_is_413_on_every_other_route(
 
 def test_a_form_of_exactly_the_limit_is_read(limited: tuple[TestClient, GatewaySettings]) -> None:
     client, _ = limited
-    form = b"username=nobody&password=" + b"x" * (FORM_LIMIT_BYTES - len(b"username=nobody&password="))
+    fields = f"csrf={login_form_token(client)}&username=nobody&password=".encode()
+    form = fields + b"x" * (FORM_LIMIT_BYTES - len(fields))
     response = client.post("/login", content=form, headers={"Content-Type": FORM})
     assert response.status_code == 401  # read, and the password is wrong
 

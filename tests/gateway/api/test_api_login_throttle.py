@@ -19,10 +19,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg_pool import ConnectionPool
-from seed import PASSWORD, World
+from seed import PASSWORD, World, login_form_token, post_login
 from starlette.requests import Request
 
 from gateway.api.app import create_app
+from gateway.api.auth import SESSION_COOKIE
 from gateway.api.login_throttle import ACCOUNT, ADDRESS, Policy, client_address
 from gateway.broker import free_port
 from gateway.http_server import start_http
@@ -34,7 +35,11 @@ T0 = datetime(2026, 1, 1, 8, tzinfo=UTC)
 
 
 def _login(client: TestClient, username: str, password: str) -> httpx.Response:
-    return client.post("/login", data={"username": username, "password": password}, follow_redirects=False)
+    return post_login(client, username, password)
+
+
+def _no_session(response: httpx.Response) -> bool:
+    return not any(c.startswith(f"{SESSION_COOKIE}=") for c in response.headers.get_list("set-cookie"))
 
 
 def _retry_after(response: httpx.Response) -> int:
@@ -104,7 +109,7 @@ def test_thirty_wrong_passwords_are_checked_six_times_then_refused_with_retry_af
     assert statuses.count(401) <= checked + int(elapsed) + 1, (statuses, elapsed)
     refused = [r for r in responses if r.status_code == 429]
     assert refused and all(1 <= _retry_after(r) <= ACCOUNT.max_delay.total_seconds() for r in refused)
-    assert "Too many failed logins" in refused[0].text and "set-cookie" not in refused[0].headers
+    assert "Too many failed logins" in refused[0].text and _no_session(refused[0])
     row = db.execute(
         "SELECT failures, blocked_until > now() FROM login_throttle WHERE scope = 'account' AND key = %s",
         (world.nurse,),
@@ -189,9 +194,13 @@ def served(app: FastAPI) -> Iterator[str]:
 
 
 def test_concurrent_wrong_passwords_cannot_slip_past_the_block(served: str, world: World) -> None:
+    with httpx.Client(base_url=served) as browser:  # one browser's login form, posted 24 times at once
+        token = login_form_token(browser)  # type: ignore[arg-type]
+        cookies = dict(browser.cookies)
+
     def attempt(_: int) -> int:
-        form = {"username": world.nurse, "password": WRONG}
-        return httpx.post(f"{served}/login", data=form, timeout=30).status_code
+        form = {"username": world.nurse, "password": WRONG, "csrf": token}
+        return httpx.post(f"{served}/login", data=form, cookies=cookies, timeout=30).status_code
 
     with ThreadPoolExecutor(max_workers=12) as executor:
         statuses = list(executor.map(attempt, range(24)))

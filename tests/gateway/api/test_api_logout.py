@@ -25,7 +25,7 @@ from gateway.settings import GatewaySettings
 def _csrf(client: TestClient) -> str:
     """The anti-forgery token of the logout form on the worklist page (base.html)."""
     page = client.get("/").text
-    form = re.search(r'<form method="post" action="/logout">(.*?)</form>', page, re.DOTALL)
+    form = re.search(r'<form[^>]*method="post" action="/logout">(.*?)</form>', page, re.DOTALL)
     assert form is not None
     token = re.search(r'name="csrf" value="([^"]+)"', form[1])
     assert token is not None

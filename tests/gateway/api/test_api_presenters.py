@@ -50,8 +50,9 @@ def test_band_is_shown_with_text() -> None:
 def test_age_in_the_largest_sensible_unit() -> None:
     assert age(None, NOW) == "no readings"
     assert age(NOW - timedelta(seconds=20), NOW) == "just now"
-    assert age(NOW - timedelta(minutes=12), NOW) == "12 min ago"
-    assert age(NOW - timedelta(hours=5, minutes=59), NOW) == "5 h ago"
+    assert age(NOW - timedelta(minutes=12), NOW) == "12 minutes ago"
+    assert age(NOW - timedelta(hours=5, minutes=59), NOW) == "5 hours ago"
+    assert age(NOW - timedelta(hours=47), NOW) == "47 hours ago"
     assert age(NOW - timedelta(days=3, hours=1), NOW) == "3 days ago"
     assert "future" in age(NOW + timedelta(hours=1), NOW)
 

@@ -101,10 +101,11 @@ def test_a_token_forged_with_the_published_secret_reads_no_other_municipalitys_p
 def test_a_signed_token_with_an_unknown_role_is_refused(
     client: TestClient, settings: GatewaySettings, world: World
 ) -> None:
-    expires = datetime.now(UTC) + timedelta(hours=1)
+    issued = datetime.now(UTC)
     # Signed with the server's own key, as a bug or a careless script holding the key could.
     for role in ("root", "Nurse", ""):
-        token = auth._signed(settings, User(world.nurse, world.own, role), expires)
+        user = User(world.nurse, world.own, role)
+        token = auth._signed(settings, user, issued, issued + timedelta(hours=1), ("user/*.read",))
         assert verify_token(settings, token) is None, role
         assert client.get("/fhir/Patient/p-high", headers=_bearer(token)).status_code == 401
 

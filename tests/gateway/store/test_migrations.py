@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from observation_factory import BASE_TIME, Home
+from observation_factory import BASE_TIME, Home, nurse_of
 from psycopg.types.json import Jsonb
 
 from gateway.api.fhir_model import observation_id
@@ -93,7 +93,7 @@ def test_observation_keys_are_back_filled_and_second_copies_quarantined(
         quarantined = conn.execute("SELECT topic, reason FROM quarantine").fetchall()
         found = observation_by_id(
             conn,
-            home.municipality_id,
+            nurse_of(conn, home),
             observation_id(home.municipality_id, home.oximeter_id, str(keys[0][0])),
         )
     identifiers = [resource["identifier"][0]["value"] for resource, _, _ in stored[:2]]
@@ -136,7 +136,8 @@ def test_migration_0004_scopes_stored_readings_by_device_and_keeps_every_row(
             "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
             " WHERE conrelid = 'observations'::regclass AND contype = 'p'"
         ).fetchone()
-        found = [observation_by_id(conn, home.municipality_id, key[0]) for key in keys]
+        nurse = nurse_of(conn, home)
+        found = [observation_by_id(conn, nurse, key[0]) for key in keys]
         # The same identifier from another device is another reading now; before, it was refused.
         other = Home(municipality_id="9101", patient_id="p9", hub_id="hub9", oximeter_id="OXI9", cuff_id="B9")
         other.enroll(conn)

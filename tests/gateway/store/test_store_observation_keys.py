@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from observation_factory import BASE_TIME, Home
+from observation_factory import BASE_TIME, Home, nurse_of
 from psycopg.types.json import Jsonb
 
 from fhir_contract.observation import build_observation
@@ -155,13 +155,13 @@ def test_rolled_back_batch_leaves_neither_keys_nor_rows(conn: Conn) -> None:
 def test_observation_is_read_by_id_and_only_in_its_municipality(conn: Conn) -> None:
     reading = spo2(95, BASE_TIME)
     insert_observations(conn, HOME.municipality_id, HOME.hub_id, [reading])
-    found = observation_by_id(conn, HOME.municipality_id, key_of(HOME, reading))
+    found = observation_by_id(conn, nurse_of(conn, HOME), key_of(HOME, reading))
     assert found is not None
     assert (found.patient_id, found.at, found.key) == (HOME.patient_id, BASE_TIME, reading.identifier)
     assert found.resource == reading.resource
-    assert observation_by_id(conn, HOME.municipality_id, key_of(HOME, reading).upper()) == found
-    assert observation_by_id(conn, OTHER.municipality_id, key_of(HOME, reading)) is None
-    assert observation_by_id(conn, HOME.municipality_id, "0" * 64) is None
+    assert observation_by_id(conn, nurse_of(conn, HOME), key_of(HOME, reading).upper()) == found
+    assert observation_by_id(conn, nurse_of(conn, OTHER), key_of(HOME, reading)) is None
+    assert observation_by_id(conn, nurse_of(conn, HOME), "0" * 64) is None
 
 
 def test_read_by_id_probes_the_key_index_then_one_partition(conn: Conn) -> None:
@@ -178,9 +178,10 @@ def test_read_by_id_probes_the_key_index_then_one_partition(conn: Conn) -> None:
         plans.append("\n".join(line for (line,) in execute(f"EXPLAIN (COSTS OFF) {text}", params)))
         return execute(query, params)
 
+    nurse = nurse_of(conn, HOME)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(conn, "execute", explained)
-        found = observation_by_id(conn, HOME.municipality_id, key_of(HOME, rows[-1]))
+        found = observation_by_id(conn, nurse, key_of(HOME, rows[-1]))
     assert found is not None and found.key == rows[-1].identifier
     keys_plan, row_plan = plans
     assert "Index Scan using observation_keys_pkey on observation_keys" in keys_plan
@@ -197,7 +198,7 @@ def test_writers_outside_the_repository_get_keys_and_cannot_store_a_second_copy(
     )
     params = (HOME.municipality_id, reading.identifier, HOME.patient_id, HOME.hub_id, HOME.oximeter_id)
     conn.execute(sql, (*params, BASE_TIME, Jsonb(reading.resource)))
-    assert observation_by_id(conn, HOME.municipality_id, key_of(HOME, reading)) is not None
+    assert observation_by_id(conn, nurse_of(conn, HOME), key_of(HOME, reading)) is not None
     with pytest.raises(psycopg.errors.UniqueViolation):
         conn.execute(sql, (*params, BASE_TIME + timedelta(seconds=41), Jsonb(reading.resource)))
     assert insert_observations(conn, HOME.municipality_id, HOME.hub_id, [reading]).duplicates == 1
@@ -249,7 +250,7 @@ def test_another_devices_reading_under_the_same_identifier_is_another_reading(co
     assert insert_observations(conn, OTHER.municipality_id, OTHER.hub_id, [squatter]).inserted == 1
     result = insert_observations(conn, HOME.municipality_id, HOME.hub_id, [genuine])
     assert (result.inserted, result.duplicates) == (1, 0)  # before migration 0004: (0, 1), and lost
-    found = observation_by_id(conn, HOME.municipality_id, key_of(HOME, genuine))
+    found = observation_by_id(conn, nurse_of(conn, HOME), key_of(HOME, genuine))
     assert found is not None and found.resource == genuine.resource
     assert key_of(HOME, genuine) != key_of(OTHER, squatter)
     consistent(conn)

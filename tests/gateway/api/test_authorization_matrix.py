@@ -1,0 +1,591 @@
+"""Issue 17: the authorisation matrix. Every route of the app (UI and API) x every kind of caller (nurse,
+GP, municipality administrator, system administrator, a hub's token, nobody) x every patient relation
+(the nurse's own care team, another team of her municipality, another municipality; the GP's own patient
+in her municipality and in another one), with the status each must get, and no data of a patient outside
+the caller's assignment in any answer.
+
+``MATRIX`` classifies each route by what it is (a clinical page, a clinical form, a FHIR read, ...); the
+kind decides the expected status of every caller and patient. A route the app has and the table lacks
+fails ``test_every_route_of_the_app_is_classified``, naming it: adding a route is one line here.
+Path parameters are filled from the target patient by name (``PATH_VALUES``).
+
+The world (``matrix_world``): municipality 0101 with care teams Nord and Syd, municipality 0147 with its
+default team; a nurse of Nord, a GP of 0101 whose patients live in both municipalities, one
+administrator of each kind; per patient a hub, a device, an Observation, a NEWS2 score (RiskAssessment),
+an open alert and a review (ClinicalImpression).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+import seed
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from fhir_contract.observation import build_bundle, build_observation
+from fhir_contract.readings import Quantity, Reading
+from gateway.api.auth import SESSION_COOKIE, User, create_user, csrf_token, issue_token, mint_token
+from gateway.api.fhir_model import observation_id
+from gateway.settings import GatewaySettings
+from gateway.store.reviews import record_review
+
+# --- who asks --------------------------------------------------------------------------------------
+
+NURSE, GP, MUNICIPALITY_ADMIN, SYSTEM_ADMIN, HUB, ANONYMOUS = (
+    "nurse",
+    "gp",
+    "municipality_admin",
+    "system_admin",
+    "hub",
+    "anonymous",
+)
+CALLERS = (NURSE, GP, MUNICIPALITY_ADMIN, SYSTEM_ADMIN, HUB, ANONYMOUS)
+CLINICAL = frozenset({NURSE, GP})
+ADMINS = frozenset({MUNICIPALITY_ADMIN, SYSTEM_ADMIN})
+PEOPLE = CLINICAL | ADMINS
+
+OWN, OTHER = "0101", "0147"
+USERS: Mapping[str, User] = {
+    NURSE: User("nurse-nord", OWN, NURSE),
+    GP: User("gp-hansen", OWN, GP),
+    MUNICIPALITY_ADMIN: User("admin-kbh", OWN, MUNICIPALITY_ADMIN),
+    SYSTEM_ADMIN: User("ops", OWN, SYSTEM_ADMIN),
+}
+
+# --- about whom ------------------------------------------------------------------------------------
+
+OWN_TEAM = "pt-nord"  # the nurse's team; the GP's patient in her own municipality
+OTHER_TEAM = "pt-syd"  # the nurse's municipality, another team; not the GP's
+GP_ELSEWHERE = "pt-frb"  # another municipality; the GP's patient there
+OTHER_MUNICIPALITY = "pt-valby"  # another municipality; nobody's here
+
+
+@dataclass(frozen=True, slots=True)
+class Patient:
+    municipality: str
+    team: str
+    name: str
+    gp: str | None
+
+
+PATIENTS: Mapping[str, Patient] = {
+    OWN_TEAM: Patient(OWN, "0101-nord", "Astrid Nordlys", USERS[GP].username),
+    OTHER_TEAM: Patient(OWN, "0101-syd", "Bent Sydhavn", None),
+    GP_ELSEWHERE: Patient(OTHER, OTHER, "Cecilie Frederiks", USERS[GP].username),
+    OTHER_MUNICIPALITY: Patient(OTHER, OTHER, "Dorte Valbyparken", None),
+}
+# Whose data each caller may see (gateway.store.access): the rule the matrix holds every route to.
+VISIBLE: Mapping[str, frozenset[str]] = {
+    NURSE: frozenset({OWN_TEAM}),
+    GP: frozenset({OWN_TEAM, GP_ELSEWHERE}),
+    # A hub posts for its own patient (hub-pt-nord) and reads nothing.
+    HUB: frozenset(),
+}
+HUB_ID = f"hub-{OWN_TEAM}"
+
+
+def sees(caller: str, patient: str) -> bool:
+    return patient in VISIBLE.get(caller, frozenset())
+
+
+# --- the world ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixWorld:
+    """Per patient: the ids its routes take."""
+
+    alerts: Mapping[str, int]
+    observations: Mapping[str, str]
+    devices: Mapping[str, str]
+    assessments: Mapping[str, str]
+    impressions: Mapping[str, str]
+
+
+def _seed(conn: psycopg.Connection[Any], now: datetime) -> MatrixWorld:
+    seed.municipality(conn, OWN, "København")
+    seed.municipality(conn, OTHER, "Frederiksberg")
+    conn.execute(
+        "INSERT INTO care_teams (municipality_id, id, name) VALUES (%s, '0101-nord', 'Team Nord'),"
+        " (%s, '0101-syd', 'Team Syd')",
+        (OWN, OWN),
+    )
+    for user in USERS.values():
+        teams = ("0101-nord",) if user.role == NURSE else None
+        create_user(conn, user.username, user.municipality_id, user.role, seed.PASSWORD, teams)
+    # The nurses who review the patients nobody above may see.
+    create_user(conn, "nurse-syd", OWN, NURSE, seed.PASSWORD, ("0101-syd",))
+    create_user(conn, "nurse-frb", OTHER, NURSE, seed.PASSWORD)
+    reviewers = {OWN_TEAM: "nurse-nord", OTHER_TEAM: "nurse-syd"}
+    alerts, observations, devices, assessments, impressions = {}, {}, {}, {}, {}
+    for pid, p in PATIENTS.items():
+        seed.patient(conn, p.municipality, pid, p.name, ("copd",))
+        conn.execute(
+            "UPDATE patients SET care_team_id = %s, gp_username = %s WHERE id = %s", (p.team, p.gp, pid)
+        )
+        devices[pid] = seed.device(conn, p.municipality, pid, f"dev-{pid}-spo2", "pulse-oximeter")
+        identifier = seed.observation(conn, p.municipality, pid, "spo2", now - timedelta(hours=2), 91)
+        observations[pid] = observation_id(p.municipality, devices[pid], identifier)
+        score_id = seed.score(conn, p.municipality, pid, 7, "high", now - timedelta(hours=1))
+        alerts[pid] = seed.alert(conn, p.municipality, pid, score_id, now - timedelta(hours=1))
+        row = conn.execute("SELECT public_id::text FROM scores WHERE id = %s", (score_id,)).fetchone()
+        assert row is not None
+        assessments[pid] = row[0]
+        reviewer = User(reviewers.get(pid, "nurse-frb"), p.municipality, NURSE)
+        review = record_review(conn, reviewer, pid, "phone-call", "", "yellow", client="seed")
+        impressions[pid] = review.public_id
+    return MatrixWorld(alerts, observations, devices, assessments, impressions)
+
+
+@pytest.fixture
+def matrix_world(database_url: str) -> MatrixWorld:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return _seed(conn, datetime.now(UTC))
+
+
+# Path parameters by name -> their value for a patient. A route with a parameter missing here fails,
+# naming it.
+PATH_VALUES: Mapping[str, Callable[[MatrixWorld, str], str]] = {
+    "patient_id": lambda world, pid: pid,
+    "alert_id": lambda world, pid: str(world.alerts[pid]),
+    "observation_id": lambda world, pid: world.observations[pid],
+    "device_id": lambda world, pid: world.devices[pid],
+    "assessment_id": lambda world, pid: world.assessments[pid],
+    "impression_id": lambda world, pid: world.impressions[pid],
+}
+
+
+# --- what a route is ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request and what it must answer."""
+
+    caller: str
+    patient: str | None
+    method: str
+    url: str
+    expected: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] | None = None
+    content: bytes | None = None
+    check: Callable[[Response], str | None] | None = None  # a further check: None when it holds
+    # The markers of patients outside the assignment that the answer must not hold (names, ids).
+    forbidden: tuple[str, ...] = ()
+
+
+class Kind:
+    """What a route is; it says what each caller gets for each patient."""
+
+    def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: GatewaySettings
+    world: MatrixWorld
+
+    def token(self, caller: str, scopes: tuple[str, ...] | None = None) -> str | None:
+        if caller == ANONYMOUS:
+            return None
+        if caller == HUB:
+            return mint_token(self.settings, role="hub", municipality_id=OWN, subject=HUB_ID, scopes=scopes)
+        user = USERS[caller]
+        if scopes is not None:
+            return mint_token(
+                self.settings,
+                role=user.role,
+                municipality_id=user.municipality_id,
+                subject=user.username,
+                scopes=scopes,
+            )
+        return issue_token(self.settings, user)
+
+    def url(self, path: str, patient: str | None) -> str:
+        def value(match: re.Match[str]) -> str:
+            name = match[1]
+            assert name in PATH_VALUES, (
+                f"{path}: no value for path parameter {{{name}}}: add it to PATH_VALUES"
+            )
+            assert patient is not None
+            return PATH_VALUES[name](self.world, patient)
+
+        return re.sub(r"\{(\w+)\}", value, path)
+
+
+def _targets(path: str) -> tuple[str | None, ...]:
+    return tuple(PATIENTS) if "{" in path else (None,)
+
+
+def _forbidden(caller: str, names_only: bool = False) -> tuple[str, ...]:
+    hidden = [pid for pid in PATIENTS if not sees(caller, pid)]
+    markers = [PATIENTS[pid].name for pid in hidden]
+    return tuple(markers if names_only else markers + hidden)
+
+
+def _ui(ctx: Context, caller: str) -> dict[str, str]:
+    token = ctx.token(caller)
+    return {} if token is None else {SESSION_COOKIE: token}
+
+
+def _api(ctx: Context, caller: str, scopes: tuple[str, ...] | None = None) -> dict[str, str]:
+    token = ctx.token(caller, scopes)
+    return {} if token is None else {"Authorization": f"Bearer {token}"}
+
+
+def _ui_status(caller: str, may: bool, ok: int) -> int:
+    """A page or form of clinical data: nobody (or a hub's token as a cookie) is sent to log in; an
+    administrator is 403; a clinician gets it for her patients and 404 for anyone else's."""
+    if caller in (ANONYMOUS, HUB):
+        return 303
+    if caller in ADMINS:
+        return 403
+    return ok if may else 404
+
+
+def _to_login(response: Response) -> str | None:
+    """For a caller without a session: the redirect goes to the login page."""
+    if response.status_code == 303 and not response.headers["location"].startswith("/login"):
+        return f"redirected to {response.headers['location']}, not to /login"
+    return None
+
+
+@dataclass(frozen=True)
+class Public(Kind):
+    """Anyone, with or without a token, gets ``status`` (no patient data)."""
+
+    status: int = 200
+
+    def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
+        for caller in CALLERS:
+            yield Call(
+                caller,
+                None,
+                method,
+                path,
+                self.status,
+                headers=_api(ctx, caller),
+                forbidden=_forbidden(caller),
+            )
+
+
+@dataclass(frozen=True)
+class Covered(Kind):
+    """Classified, and its behaviour for every caller is proved by the tests named in ``by``."""
+
+    by: str
+
+    def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
+        return iter(())
+
+
+@dataclass(frozen=True)
+class ClinicalPage(Kind):
+    """A page of the web UI with clinical data: of one patient (a path parameter), or a list of the
+    user's patients (none)."""
+
+    def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
+        for caller in CALLERS:
+            for patient in _targets(path):
+                may = patient is None or sees(caller, patient)
+                yield Call(
+                    caller,
+                    patient,
+                    method,
+                    ctx.url(path, patient),
+                    _ui_status(caller, may, 200),
+                    cookies=_ui(ctx, caller),
+                    check=_to_login if caller in (ANONYMOUS, HUB) else None,
+                    forbidden=_forbidden(caller),
+                )
+
+
+@dataclass(frozen=True)
+class ClinicalForm(Kind):
+    """A state-changing form of the web UI about one patient: a session and its anti-forgery token."""
+
+    fields: Mapping[str, str] = field(default_factory=dict)
+    ok: int = 303
+
+    def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
+        for caller in CALLERS:
+            cookies = _ui(ctx, caller)
+            csrf = csrf_token(ctx.settings, cookies[SESSION_COOKIE]) if cookies else ""
+            for patient in _targets(path):
+                yield Call(
+                    caller,
+                    patient,
+                    method,
+                    ctx.url(path, patient),
+                    _ui_status(caller, patient is None or sees(caller, patient), self.ok),
+                    cookies=cookies,
+                    data={**self.fields, "csrf": csrf},
+                    check=_to_login if caller in (ANONYMOUS, HUB) else None,
+                    forbidden=_forbidden(caller),
+                )
+        # Without the session's anti-forgery token even the nurse's own patient's form is refused.
+        for forged in ("", "forged"):
+            yield Call(
+                NURSE,
+                OWN_TEAM,
+                method,
+                ctx.url(path, OWN_TEAM),
+                403,
+                cookies=_ui(ctx, NURSE),
+                data={**self.fields, "csrf": forged},
+            )
+
+
+@dataclass(frozen=True)
+class AdminPage(Kind):
+    """A page of the administrators (no clinical data; patient ids may appear in the audit log)."""
+
+    def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
+        for caller in CALLERS:
+            expected = 303 if caller in (ANONYMOUS, HUB) else 200 if caller in ADMINS else 403
+            forbidden = _forbidden(caller, names_only=True)
+            yield Call(
+                caller,
+                None,
+                method,
+                path,
+                expected,
+                cookies=_ui(ctx, caller),
+                check=_to_login if caller in (ANONYMOUS, HUB) else None,
+                forbidden=forbidden,
+            )
+
+
+def _fhir_status(caller: str, ok: int) -> int:
+    """A FHIR read of clinical data: no token 401; a hub's or an administrator's 403."""
+    if caller == ANONYMOUS:
+        return 401
+    return ok if caller in CLINICAL else 403
+
+
+@dataclass(frozen=True)
+class FhirRead(Kind):
+    """``GET /fhir/{type}/{id}``: the clinician's own patients' resources, 404 for anyone else's."""
+
+    def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
+        for caller in CALLERS:
+            for patient in _targets(path):
+                assert patient is not None, f"{path}: a FHIR read has an id"
+                expected = _fhir_status(caller, 200 if sees(caller, patient) else 404)
+                url = ctx.url(path, patient)
+                yield Call(
+                    caller,
+                    patient,
+                    method,
+                    url,
+                    expected,
+                    headers=_api(ctx, caller),
+                    forbidden=_forbidden(caller),
+                )
+        yield Call(NURSE, OWN_TEAM, method, ctx.url(path, OWN_TEAM), 403, headers=_api(ctx, NURSE, scopes=()))
+
+
+def _total(expected: int) -> Callable[[Response], str | None]:
+    def check(response: Response) -> str | None:
+        total = response.json().get("total")
+        return None if total == expected else f"total {total}, expected {expected}"
+
+    return check
+
+
+@dataclass(frozen=True)
+class FhirSearch(Kind):
+    """``GET /fhir/{type}?{param}=...``: only the clinician's own patients' resources match; without
+    criteria, only theirs are listed."""
+
+    param: str = "patient"
+
+    def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
+        for caller in CALLERS:
+            headers = _api(ctx, caller)
+            forbidden = _forbidden(caller)
+            for patient in PATIENTS:
+                may = sees(caller, patient)
+                check = _total(1 if may else 0) if caller in CLINICAL else None
+                url = f"{path}?{self.param}={patient}"
+                yield Call(
+                    caller,
+                    patient,
+                    method,
+                    url,
+                    _fhir_status(caller, 200),
+                    headers,
+                    check=check,
+                    forbidden=forbidden,
+                )
+            everyone = _total(len(VISIBLE[caller])) if caller in CLINICAL else None
+            yield Call(
+                caller,
+                None,
+                method,
+                path,
+                _fhir_status(caller, 200),
+                headers,
+                check=everyone,
+                forbidden=forbidden,
+            )
+        yield Call(NURSE, None, method, path, 403, headers=_api(ctx, NURSE, scopes=()))
+
+
+def _entry_status(expected: str) -> Callable[[Response], str | None]:
+    def check(response: Response) -> str | None:
+        status = response.json()["entry"][0]["response"]["status"]
+        return None if status.startswith(expected) else f"entry status {status}, expected {expected}"
+
+    return check
+
+
+@dataclass(frozen=True)
+class HubPost(Kind):
+    """``POST /fhir``: a hub's batch Bundle; its own patient's reading is stored, anyone else's refused."""
+
+    def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
+        for caller in CALLERS:
+            for patient in PATIENTS:
+                reading = build_observation(
+                    Reading("spo2", Quantity(Decimal("93"), "%")),
+                    patient_id=patient,
+                    device_id=ctx.world.devices[patient],
+                    hub_id=HUB_ID,
+                    effective=datetime.now(UTC) - timedelta(minutes=5),
+                )
+                body = orjson.dumps(build_bundle([reading]))
+                headers = {**_api(ctx, caller), "Content-Type": "application/fhir+json"}
+                expected = 401 if caller == ANONYMOUS else 200 if caller == HUB else 403
+                own = patient == OWN_TEAM
+                check = _entry_status("201" if own else "403") if caller == HUB else None
+                yield Call(caller, patient, method, path, expected, headers, content=body, check=check)
+        yield Call(HUB, OWN_TEAM, method, path, 403, headers=_api(ctx, HUB, scopes=()), content=b"{}")
+
+
+# --- the table -----------------------------------------------------------------------------------------
+
+REVIEW_FORM = {"outcome": "phone-call", "triage": "green", "note": "Called; she is well."}
+
+MATRIX: Mapping[tuple[str, str], Kind] = {
+    # Public: no patient data.
+    ("GET", "/openapi.json"): Public(),
+    ("GET", "/login"): Public(),
+    ("GET", "/static/homewatch.css"): Public(),
+    ("GET", "/fhir/metadata"): Public(),
+    ("GET", "/healthz"): Public(),
+    (
+        "GET",
+        "/metrics",
+    ): Public(),  # open in development; production asks for its token (test_api_metrics_token)
+    # Logging in and out, and the language: every caller's answer is proved elsewhere.
+    ("POST", "/login"): Covered("test_sessions.py, test_api_auth.py, test_api_login_throttle.py"),
+    ("POST", "/login/access-token"): Covered("test_api_auth.py, test_api_access_token_errors.py"),
+    ("POST", "/logout"): Covered("test_api_logout.py"),
+    ("POST", "/language"): Covered("test_i18n.py (no session, no patient data)"),
+    # The web UI's clinical pages and forms.
+    ("GET", "/"): ClinicalPage(),
+    ("GET", "/review"): ClinicalPage(),
+    ("GET", "/patients/{patient_id}"): ClinicalPage(),
+    ("GET", "/patients/{patient_id}/readings"): ClinicalPage(),
+    ("GET", "/patients/{patient_id}/reviews"): ClinicalPage(),
+    ("GET", "/patients/{patient_id}/thresholds"): ClinicalPage(),
+    ("POST", "/patients/{patient_id}/reviews"): ClinicalForm(REVIEW_FORM),
+    ("POST", "/patients/{patient_id}/notes"): ClinicalForm({"text": "Rang; alt vel."}),
+    ("POST", "/patients/{patient_id}/thresholds"): ClinicalForm(),
+    ("POST", "/alerts/{alert_id}/acknowledge"): ClinicalForm(),
+    # The administrators' pages.
+    ("GET", "/admin/audit"): AdminPage(),
+    # The FHIR API.
+    ("GET", "/fhir/Patient"): FhirSearch("_id"),
+    ("GET", "/fhir/Patient/{patient_id}"): FhirRead(),
+    ("GET", "/fhir/Observation"): FhirSearch(),
+    ("GET", "/fhir/Observation/{observation_id}"): FhirRead(),
+    ("GET", "/fhir/Device/{device_id}"): FhirRead(),
+    ("GET", "/fhir/RiskAssessment"): FhirSearch(),
+    ("GET", "/fhir/RiskAssessment/{assessment_id}"): FhirRead(),
+    ("GET", "/fhir/ClinicalImpression"): FhirSearch(),
+    ("GET", "/fhir/ClinicalImpression/{impression_id}"): FhirRead(),
+    ("POST", "/fhir"): HubPost(),
+}
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of every route the app answers (HEAD, which Starlette adds to GET, left out)."""
+
+    def walk(routes: Any) -> Iterator[Any]:
+        for route in routes:
+            if hasattr(route, "effective_route_contexts"):  # FastAPI 0.16x: an included router
+                yield from walk(route.effective_route_contexts())
+            else:
+                yield route
+
+    found = set()
+    for route in walk(app.routes):
+        path = getattr(route, "path", None)
+        if path is None:
+            continue
+        for method in getattr(route, "methods", None) or ():
+            if method != "HEAD":
+                found.add((method, path))
+    return found
+
+
+def test_every_route_of_the_app_is_classified(app: FastAPI) -> None:
+    routes = app_routes(app)
+    unclassified = sorted(routes - set(MATRIX))
+    assert not unclassified, (
+        f"routes the authorisation matrix does not know (add a line to MATRIX): {unclassified}"
+    )
+    gone = sorted(set(MATRIX) - routes)
+    assert not gone, f"MATRIX lines of routes the app no longer has: {gone}"
+
+
+def _run(client: TestClient, call: Call) -> list[str]:
+    client.cookies.clear()
+    client.cookies.update(dict(call.cookies))
+    response = client.request(
+        call.method,
+        call.url,
+        headers=dict(call.headers),
+        data=dict(call.data) if call.data is not None else None,
+        content=call.content,
+        follow_redirects=False,
+    )
+    who = f"{call.caller:<18} {call.patient or '-':<10} {call.method} {call.url}"
+    problems = []
+    if response.status_code != call.expected:
+        problems.append(f"{who}: {response.status_code}, expected {call.expected}")
+    elif call.check is not None and (problem := call.check(response)) is not None:
+        problems.append(f"{who}: {problem}")
+    leaked = [marker for marker in call.forbidden if marker in response.text and marker not in call.url]
+    if leaked:
+        problems.append(f"{who}: the answer holds data of patients outside the assignment: {leaked}")
+    return problems
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(MATRIX), ids=lambda value: str(value))
+def test_route_x_caller_x_patient(
+    method: str, path: str, client: TestClient, settings: GatewaySettings, matrix_world: MatrixWorld
+) -> None:
+    kind = MATRIX[(method, path)]
+    if isinstance(kind, Covered):
+        pytest.skip(f"every caller's answer is proved by {kind.by}")
+    calls = list(kind.calls(Context(settings, matrix_world), method, path))
+    problems = [problem for call in calls for problem in _run(client, call)]
+    assert not problems, f"{len(problems)} of {len(calls)} calls of {method} {path} are wrong:\n" + "\n".join(
+        problems
+    )
