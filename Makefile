@@ -18,10 +18,10 @@ $(VENV)/.installed: pyproject.toml $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $@
 
-install: $(VENV)/.installed chromium
+install: $(VENV)/.installed
 
-# The browser tests (tests/browser/) drive Debian's Chromium, never a downloaded browser: installed here
-# when it is missing and this runs as root with apt-get (CI); otherwise one line says how. Without it the
+# The browser tests (tests/browser/) drive Debian's Chromium, never a downloaded browser: `make test`
+# installs it (the demo does not need it) when it is missing and this runs as root with apt-get (CI); otherwise one line says how. Without it the
 # browser tests skip, except under CI (CI set), where they fail.
 CHROMIUM ?= /usr/bin/chromium
 chromium:
@@ -44,7 +44,7 @@ messages: install
 demo: install
 	$(BIN)/homewatch demo $(ARGS)
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest $(ARGS)
 
 # The fault tests (each ends with a reconciliation from PostgreSQL, printed as one table at the end) and

@@ -73,12 +73,17 @@ def _outcome(status: int, code: str, diagnostics: str, headers: dict[str, str] |
 
 
 def _error_page(request: Request, status: int, message: str) -> HTMLResponse:
-    return web.templates(request).TemplateResponse(
+    # The header's language form carries this browser's token, as on every page (web.form_token).
+    csrf, nonce = web.form_token(request)
+    page = web.templates(request).TemplateResponse(
         request,
         "error.html",
-        {"status": status, "message": message, "user": None, "demo": False},
+        {"status": status, "message": message, "user": None, "demo": False, "csrf": csrf},
         status_code=status,
     )
+    if nonce is not None:
+        web.keep_login_nonce(page, request.app.state.settings, nonce)
+    return page
 
 
 # What a person reads for an HTTP error raised with no words of ours (Starlette's bare "Not Found").
@@ -129,8 +134,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         if _is_fhir(request):
             return _outcome(400, "invalid", problems)
+        # A page names the fields only: the validator's explanations are English.
+        fields = ", ".join(dict.fromkeys(str(e["loc"][-1]) for e in exc.errors()))
         return _error_page(
-            request, 400, gettext("The request was not understood (%(problems)s).", problems=problems)
+            request, 400, gettext("The request was not understood (%(problems)s).", problems=fields)
         )
 
 

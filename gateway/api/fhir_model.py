@@ -41,6 +41,11 @@ _CONTRACT_KINDS = {
 }
 
 
+def contract_kind(kind: str) -> str:
+    """The contract's name (``fhir/devices.json``) of a device kind enrolled under either vocabulary."""
+    return _CONTRACT_KINDS.get(kind, kind)
+
+
 def observation_id(municipality_id: str, device_id: str, identifier: str) -> str:
     """The stable, URL-safe FHIR id of a stored Observation: the SHA-256, in hex, of the reading's key
     (its identifier scoped by municipality and device: migration 0004's ``observation_key_id``).
@@ -117,10 +122,10 @@ def device_resource(device_id: str, kind: str, address: str | None, patient_id: 
     (well-formed) address, or of a kind the contract does not know, is served without the profile but
     with the same type, its homewatch id and its patient.
     """
-    contract_kind = _CONTRACT_KINDS.get(kind, kind)
+    contract = contract_kind(kind)
     eui48 = _eui48(address)
-    if contract_kind in device_kinds() and eui48 is not None:
-        device = build_sensor_device(device_id, contract_kind, bluetooth_address=eui48, patient_id=patient_id)
+    if contract in device_kinds() and eui48 is not None:
+        device = build_sensor_device(device_id, contract, bluetooth_address=eui48, patient_id=patient_id)
     else:
         device = {
             "resourceType": "Device",

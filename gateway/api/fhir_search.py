@@ -199,6 +199,8 @@ SEARCH_PARAMS: Mapping[str, Mapping[str, SearchParam]] = {
         ),
     },
     "RiskAssessment": {"patient": _PATIENT},
+    # The weekly reviews (gateway.api.review_fhir).
+    "ClinicalImpression": {"patient": _PATIENT},
     "Patient": {
         "_id": SearchParam(
             "_id",
@@ -211,8 +213,13 @@ SEARCH_PARAMS: Mapping[str, Mapping[str, SearchParam]] = {
 }
 
 # The ``_sort`` keys each resource type supports (each orders by the time its ``date`` parameter searches).
-# Without ``_sort``: Observation and RiskAssessment newest first, Patient by id.
-SORT_KEYS: Mapping[str, tuple[str, ...]] = {"Observation": ("date",), "RiskAssessment": (), "Patient": ()}
+# Without ``_sort``: Observation, RiskAssessment and ClinicalImpression newest first, Patient by id.
+SORT_KEYS: Mapping[str, tuple[str, ...]] = {
+    "Observation": ("date",),
+    "RiskAssessment": (),
+    "ClinicalImpression": (),
+    "Patient": (),
+}
 
 
 def encode_cursor(cursor: Cursor) -> str:
@@ -247,10 +254,14 @@ def decode_cursor(text: str) -> Cursor:
 
 
 # What a cursor must hold, per resource type: an Observation's an instant and its key (any text
-# decode_cursor lets through), a RiskAssessment's an instant and its public id, a Patient's its id alone.
+# decode_cursor lets through), a RiskAssessment's and a ClinicalImpression's an instant and its public id
+# (scores.public_id, reviews.public_id), a Patient's its id alone.
 _CURSOR_OK: Mapping[str, Callable[[Cursor], bool]] = {
     "Observation": lambda cursor: cursor.at is not None,
     "RiskAssessment": lambda cursor: cursor.at is not None and _PUBLIC_ID.fullmatch(cursor.key) is not None,
+    "ClinicalImpression": lambda cursor: (
+        cursor.at is not None and _PUBLIC_ID.fullmatch(cursor.key) is not None
+    ),
     "Patient": lambda cursor: cursor.at is None and ID_PATTERN.fullmatch(cursor.key) is not None,
 }
 

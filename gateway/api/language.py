@@ -7,24 +7,25 @@ speaks (a browser set up in English gets English from the first page), then the 
 settings' time zone, so routes, exception handlers and templates all translate the same way, and says
 the language of an HTML page in ``Content-Language``.
 
-Changing the language needs no session (the login page has the button too) and no anti-forgery token:
-the cookie only picks the wording of this browser's pages, which a forged post could change and the
-user change back, and it reveals nothing.
+Changing the language needs no session (the login page has the button too), but like every form it
+carries this browser's anti-forgery token (``web.form_token``): the session's, or without one the login
+token bound to the pre-session nonce cookie. Another site cannot switch a nurse's pages to a language she
+may not read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.deps import FormDep, SettingsDep
-from gateway.api.i18n import DEFAULT_LANGUAGE, DEFAULT_TIME_ZONE, LANGUAGES, use_language
-from gateway.api.web import safe_next
+from gateway.api.deps import FORM_EXPIRED, FormDep, SettingsDep
+from gateway.api.i18n import DEFAULT_LANGUAGE, DEFAULT_TIME_ZONE, LANGUAGES, gettext, use_language
+from gateway.api.web import form_token_ok, safe_next
 
 LANGUAGE_COOKIE = "homewatch_language"
 # A language is a lasting preference of a person at a workstation: a year, renewed by each change.
@@ -109,7 +110,10 @@ router = APIRouter(tags=["web"])
 
 @router.post("/language", include_in_schema=False)
 def change_language(request: Request, form: FormDep, settings: SettingsDep) -> RedirectResponse:
-    """Remember the chosen language in a cookie and return to the page the form was on."""
+    """Remember the chosen language in a cookie and return to the page the form was on (403 when the
+    form's token is not this browser's)."""
+    if not form_token_ok(request, settings, form.get("csrf", "")):
+        raise HTTPException(403, gettext(FORM_EXPIRED))
     response = RedirectResponse(safe_next(form.get("next")), status_code=303)
     language = form.get("language", "")
     if language in LANGUAGES:

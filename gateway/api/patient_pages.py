@@ -34,6 +34,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from gateway.api.auth import User
 from gateway.api.clock import ui_now
 from gateway.api.deps import CheckedForm, ClientAddress, ClinicalUser, DbDep
+from gateway.api.fhir_model import contract_kind
 from gateway.api.fhir_search import ID_PATTERN
 from gateway.api.i18n import N_, current
 from gateway.api.i18n import gettext as _
@@ -81,12 +82,16 @@ def _patient_or_404(conn: psycopg.Connection[Any], user: User, patient_id: str) 
     return found
 
 
+# Every device kind of the contract (``fhir/devices.json``); a hub's own names for them
+# (``edge_agent.config.DeviceKind``) are read through ``contract_kind``.
 _DEVICE_KINDS = {
-    "blood-pressure-cuff": N_("Blood pressure cuff"),
+    "blood-pressure-monitor": N_("Blood pressure cuff"),
     "pulse-oximeter": N_("Pulse oximeter"),
-    "scale": N_("Scale"),
+    "weight-scale": N_("Scale"),
     "thermometer": N_("Thermometer"),
     "glucose-meter": N_("Glucose meter"),
+    "continuous-glucose-monitor": N_("Continuous glucose monitor"),
+    "body-composition-analyzer": N_("Body composition scale"),
     "heart-rate-monitor": N_("Heart rate monitor"),
 }
 
@@ -95,7 +100,8 @@ def device_kind(kind: str | None) -> str:
     """A device kind in words; a device the hub reports but that was never registered says so."""
     if kind is None:
         return _("not registered")
-    return _(_DEVICE_KINDS[kind]) if kind in _DEVICE_KINDS else kind
+    label = _DEVICE_KINDS.get(contract_kind(kind))
+    return _(label) if label else kind
 
 
 def _born(patient: PatientRow) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.alerts.home_rules import RULE_TITLES
 from gateway.api.i18n import gettext
+from gateway.api.model_words import model_text, rule_title
 from gateway.api.presenters import score_text, top_reasons
 from gateway.api.review_presenters import risk_percent
 from gateway.store.patient_views import NEWS2, ScoreRow
@@ -44,9 +45,7 @@ def method_title(method: str) -> str:
         return "NEWS2"
     if method == ADMISSION_RISK:
         return gettext("30-day admission risk")
-    if method in RULE_TITLES:
-        return gettext(RULE_TITLES[method])
-    return method
+    return rule_title(method)
 
 
 def score_value(score: ScoreRow) -> str:
@@ -59,10 +58,11 @@ def score_value(score: ScoreRow) -> str:
 
 
 def score_reasons(detail: Mapping[str, Any] | None, limit: int = _REASONS) -> list[str]:
-    """Why a score is what it is: the scoring NEWS2 parameters, a rule's reason, the risk's factors."""
+    """Why a score is what it is: the scoring NEWS2 parameters, a rule's reason, the risk's factors (the
+    models' sentences in the current language)."""
     if detail and isinstance(detail.get("reason"), str):
-        return [detail["reason"]]
-    return top_reasons(detail, limit)
+        return [model_text(detail["reason"])]
+    return [model_text(reason) for reason in top_reasons(detail, limit)]
 
 
 def _trend(scores: Sequence[ScoreRow]) -> str:

@@ -24,6 +24,7 @@ from babel.dates import format_date, format_skeleton, format_timedelta
 from babel.numbers import format_decimal
 
 from gateway.api.i18n import N_, current, gettext, ngettext
+from gateway.api.model_words import model_text
 from gateway.store.patient_views import ReadingRow
 from gateway.store.worklist import Measured
 
@@ -60,7 +61,7 @@ def band(name: str | None) -> BandView:
 
 _PARAMETER_LABELS = {
     "respiration_rate": (N_("Respiration rate"), " /min"),
-    "spo2": ("SpO₂", " %"),
+    "spo2": (N_("SpO₂"), " %"),
     "air_or_oxygen": (N_("Air or oxygen"), ""),
     "systolic_bp": (N_("Systolic BP"), " mmHg"),
     "pulse": (N_("Pulse"), " /min"),
@@ -78,13 +79,25 @@ def _number(value: float) -> str:
     return format_decimal(value, "0.#", locale=current().locale)
 
 
+# Air or oxygen is said in words, not as a label and a value.
+_AIR_OR_OXYGEN = {"air": N_("On air"), "oxygen": N_("On oxygen")}
+
+
 def _parameter_text(parameter: Mapping[str, Any]) -> str:
     name = str(parameter.get("name", "?"))
+    value = parameter.get("charted", parameter.get("value"))
+    points = _points(int(parameter.get("points", 0)))
+    if name == "air_or_oxygen" and value in _AIR_OR_OXYGEN:
+        return f"{gettext(_AIR_OR_OXYGEN[str(value)])}: {points}"
     label, unit = _PARAMETER_LABELS.get(name, (name, ""))
     label = gettext(label) if name in _PARAMETER_LABELS else label
-    value = parameter.get("charted", parameter.get("value"))
     shown = _number(value) if isinstance(value, int | float) else str(value)
-    return f"{label} {shown}{unit}: {_points(int(parameter.get('points', 0)))}"
+    return f"{label} {shown}{unit}: {points}"
+
+
+def parameter_label(name: str) -> str:
+    """A NEWS2 parameter's name for people ("Respiration rate"); an unknown name as it is."""
+    return gettext(_PARAMETER_LABELS[name][0]) if name in _PARAMETER_LABELS else name
 
 
 def top_reasons(detail: Mapping[str, Any] | None, limit: int = 3) -> list[str]:
@@ -104,7 +117,7 @@ def _missing_text(missing: Mapping[str, Any]) -> str:
     """A missing parameter as a sentence, worded here from its name and reason; a reason this code does
     not know keeps the model's English ``text``."""
     name = str(missing.get("name", "?"))
-    label = gettext(_PARAMETER_LABELS[name][0]) if name in _PARAMETER_LABELS else name
+    label = parameter_label(name)
     reason, seconds = missing.get("reason"), missing.get("age_seconds")
     if reason == "not-recorded":
         return gettext("%(parameter)s not recorded: not scored", parameter=label)
@@ -116,16 +129,16 @@ def _missing_text(missing: Mapping[str, Any]) -> str:
         return gettext(
             "%(parameter)s time-stamped in the future (device clock?): not scored", parameter=label
         )
-    return str(missing.get("text", name))
+    return model_text(str(missing.get("text", name)))
 
 
 def missing_reasons(detail: Mapping[str, Any] | None) -> list[str]:
     """What the score does not know: each missing parameter and each note, as sentences (the notes are
-    the model's own English text)."""
+    the model's, reworded by ``model_words``)."""
     if not detail:
         return []
     lines = [_missing_text(m) for m in detail.get("missing", []) if isinstance(m, Mapping)]
-    lines.extend(str(note) for note in detail.get("notes", []))
+    lines.extend(model_text(str(note)) for note in detail.get("notes", []))
     return lines
 
 
@@ -198,18 +211,63 @@ def measured(value: Measured | None) -> str:
     return "—" if value is None else f"{_number(value.value)} {unit(value.unit)}".strip()
 
 
+# Every reading kind of the contract (``fhir/terminology.json``), as the readings table names it.
 _KINDS = {
     "blood-pressure": N_("Blood pressure"),
     "pulse-rate-cuff": N_("Pulse (cuff)"),
     "pulse-rate-oximeter": N_("Pulse (oximeter)"),
+    "pulse-rate-oximeter-fast": N_("Pulse (oximeter, fast response)"),
+    "pulse-rate-oximeter-slow": N_("Pulse (oximeter, slow response)"),
     "heart-rate": N_("Heart rate"),
-    "spo2": "SpO₂",
+    "rr-interval": N_("RR interval"),
+    "spo2": N_("SpO₂"),
+    "spo2-fast": N_("SpO₂ (fast response)"),
+    "spo2-slow": N_("SpO₂ (slow response)"),
+    "respiratory-rate": N_("Respiration rate"),
     "body-temperature": N_("Temperature"),
     "body-weight": N_("Weight"),
     "body-height": N_("Height"),
     "bmi": N_("BMI"),
-    "respiration-rate": N_("Respiration rate"),
-    "respiratory-rate": N_("Respiration rate"),
+    "body-fat-percentage": N_("Body fat percentage"),
+    "fat-free-mass": N_("Fat-free mass"),
+    "soft-lean-mass": N_("Soft lean mass"),
+    "body-water-mass": N_("Body water"),
+    "body-impedance": N_("Body impedance"),
+    "basal-metabolism": N_("Basal metabolism"),
+    "muscle-percentage": N_("Muscle percentage"),
+    "muscle-mass": N_("Muscle mass"),
+    "energy-expended": N_("Energy expended"),
+    "glucose-capillary-whole-blood": N_("Glucose, capillary whole blood"),
+    "glucose-capillary-plasma": N_("Glucose, capillary plasma"),
+    "glucose-venous-whole-blood": N_("Glucose, venous whole blood"),
+    "glucose-venous-plasma": N_("Glucose, venous plasma"),
+    "glucose-arterial-whole-blood": N_("Glucose, arterial whole blood"),
+    "glucose-arterial-plasma": N_("Glucose, arterial plasma"),
+    "glucose-undetermined-whole-blood": N_("Glucose, whole blood (sample type unknown)"),
+    "glucose-undetermined-plasma": N_("Glucose, plasma (sample type unknown)"),
+    "cgm-glucose": N_("Glucose (continuous monitor)"),
+    "battery-level": N_("Battery level"),
+}
+# The parts of a blood-pressure panel, when a panel lacks systolic or diastolic.
+_COMPONENTS = {"systolic": N_("systolic"), "diastolic": N_("diastolic"), "mean": N_("mean")}
+# Why a reading has no number (http://terminology.hl7.org/CodeSystem/data-absent-reason: the codes the hub
+# gives a device's special values, ``edge_agent.gatt.ieee11073``, and the implausible-value code).
+_ABSENT_REASONS = {
+    "not-a-number": N_("not a number"),
+    "error": N_("device error"),
+    "positive-infinity": N_("above the measuring range"),
+    "negative-infinity": N_("below the measuring range"),
+    "unknown": N_("unknown"),
+}
+# An Observation's status (FHIR R4 ObservationStatus) beside a reading that is not final.
+_STATUSES = {
+    "registered": N_("registered"),
+    "preliminary": N_("preliminary"),
+    "amended": N_("amended"),
+    "corrected": N_("corrected"),
+    "cancelled": N_("cancelled"),
+    "entered-in-error": N_("entered in error"),
+    "unknown": N_("unknown"),
 }
 
 
@@ -227,12 +285,22 @@ def reading(row: ReadingRow) -> str:
     systolic, diastolic = numbers.get("systolic"), numbers.get("diastolic")
     if isinstance(systolic, int | float) and isinstance(diastolic, int | float):
         return f"{_number(systolic)}/{_number(diastolic)} mmHg"
-    shown = [f"{key} {_number(val)}" for key, val in numbers.items() if isinstance(val, int | float)]
+    shown = [
+        f"{gettext(_COMPONENTS[key]) if key in _COMPONENTS else key} {_number(val)}"
+        for key, val in numbers.items()
+        if isinstance(val, int | float)
+    ]
     if shown:
         return ", ".join(shown)
     if row.absent_reason:
-        return gettext("no value (%(reason)s)", reason=row.absent_reason)
+        reason = _ABSENT_REASONS.get(row.absent_reason)
+        return gettext("no value (%(reason)s)", reason=gettext(reason) if reason else row.absent_reason)
     return gettext("no value")
+
+
+def reading_status(code: str) -> str:
+    """An Observation's status in words ("preliminary"); an unknown code as it is."""
+    return gettext(_STATUSES[code]) if code in _STATUSES else code
 
 
 _CONDITIONS = {
@@ -296,6 +364,8 @@ TEMPLATE_GLOBALS: Mapping[str, Any] = {
     "stale": stale,
     "measured": measured,
     "kind": kind,
+    "model_text": model_text,
+    "reading_status": reading_status,
     "reading": reading,
     "condition": condition,
     "when": when,

@@ -3,16 +3,17 @@
 A person's bearer token whose SMART scopes grant ``user/ClinicalImpression.read`` (``deps.fhir_access``)
 reads the reviews of the patients she may see (``gateway.store.access``); any other review is "not
 found". Search parameters: ``patient`` (a reference; commas OR, repeats AND), ``_count`` and ``_cursor``
-(keyset paging, newest first, the cursor being the last review's time and id), with the same rules as
-the rest of the FHIR API (``fhir_search``: unknown parameters ignored unless ``Prefer: handling=strict``,
-anything malformed a 400 OperationOutcome). The answer is a searchset Bundle built by ``fhir_model``;
-each review is shaped by ``clinical_impression``. Every export writes a ``fhir-read`` audit row per patient.
+(keyset paging, newest first, the cursor being the last review's time and id), declared and parsed by
+``fhir_search`` as every FHIR search is (unknown parameters ignored unless ``Prefer: handling=strict``,
+anything malformed a 400 OperationOutcome) and listed in the CapabilityStatement. The answer is a
+searchset Bundle built by ``fhir_model``; each review is shaped by ``clinical_impression``. Every export
+writes a ``fhir-read`` audit row per patient.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Security
 
@@ -23,102 +24,20 @@ from gateway.api.deps import ClientAddress, DbDep, fhir_access
 from gateway.api.errors import FhirError
 from gateway.api.fhir_api import FhirResponse, fhir_base
 from gateway.api.fhir_model import Entry, searchset
-from gateway.api.fhir_search import (
-    COUNT_PARAM,
-    CURSOR_PARAM,
-    DEFAULT_COUNT,
-    MAX_COUNT,
-    decode_cursor,
-    handling_is_strict,
-    parse_id,
-    parse_reference,
-)
+from gateway.api.fhir_search import handling_is_strict, parse_id, parse_search
 from gateway.store.audit import record_audit
-from gateway.store.fhir_query import Criterion, Cursor, Search
+from gateway.store.fhir_query import Cursor, Search
 from gateway.store.reviews import review_by_public_id, search_reviews
 
 RESOURCE = "ClinicalImpression"
-PATIENT_PARAM = "patient"
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 _BEARER = [Security(fhir_openapi.BEARER)]
 _AUDIT_DETAIL_CHARS = 500
-# A count is plain ASCII digits; 18 of them always fit int().
-_COUNT = re.compile(r"[0-9]{1,18}")
 # A review's FHIR id (reviews.public_id): a uuid as PostgreSQL writes it.
 _PUBLIC_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_ID = r"[A-Za-z0-9\-.]{1,64}"
-_REFERENCE = f"(Patient/)?{_ID}"
 
 Searcher = Annotated[User, Depends(fhir_access(RESOURCE, "search"))]
 Reader = Annotated[User, Depends(fhir_access(RESOURCE, "read"))]
-
-# What /openapi.json says of the search (the routes read the query string themselves, as FHIR's do).
-_SEARCH_PARAMETERS: dict[str, Any] = {
-    "parameters": [
-        {
-            "name": PATIENT_PARAM,
-            "in": "query",
-            "description": "The patient: 'Patient/<id>' or '<id>'. Repeat it for AND; commas mean OR.",
-            "schema": {
-                "type": "array",
-                "items": {"type": "string", "pattern": f"^{_REFERENCE}(,{_REFERENCE})*$"},
-            },
-            "style": "form",
-            "explode": True,
-        },
-        {
-            "name": COUNT_PARAM,
-            "in": "query",
-            "description": "Entries per page; more than the server's maximum is cut to it.",
-            "schema": {"type": "integer", "minimum": 1},
-        },
-        {
-            "name": CURSOR_PARAM,
-            "in": "query",
-            "description": "Where a page starts: copied, never written, from a 'next' link.",
-            "schema": {"type": "string"},
-        },
-    ]
-}
-
-
-def _count(value: str) -> int:
-    if not _COUNT.fullmatch(value) or int(value) < 1:
-        raise FhirError(400, "invalid", f"{COUNT_PARAM} must be a whole number of at least 1")
-    return min(int(value), MAX_COUNT)
-
-
-def _cursor(value: str) -> Cursor:
-    cursor = decode_cursor(value)
-    if cursor.at is None or not _PUBLIC_ID.fullmatch(cursor.key):
-        raise FhirError(400, "invalid", f"{CURSOR_PARAM} is not one this server issued")
-    return cursor
-
-
-def parse_review_search(items: list[tuple[str, str]], *, strict: bool) -> Search:
-    """The query string of a ClinicalImpression search as a ``Search`` (what the links repeat)."""
-    criteria: list[Criterion] = []
-    given: list[tuple[str, str]] = []
-    count: int | None = None
-    cursor: Cursor | None = None
-    for name, value in items:
-        if name in (COUNT_PARAM, CURSOR_PARAM):
-            if (count if name == COUNT_PARAM else cursor) is not None:
-                raise FhirError(400, "invalid", f"{name} may be given only once")
-            if name == COUNT_PARAM:
-                count = _count(value)
-            else:
-                cursor = _cursor(value)
-        elif name == PATIENT_PARAM:
-            if not value:
-                raise FhirError(400, "invalid", f"search parameter {name!r} has no value")
-            criteria.append(Criterion(name, tuple(parse_reference(part) for part in value.split(","))))
-            given.append((name, value))
-        elif strict:
-            supported = ", ".join((PATIENT_PARAM, COUNT_PARAM))
-            message = f"unknown search parameter {name!r} for {RESOURCE}; supported: {supported}"
-            raise FhirError(400, "not-supported", message)
-    return Search(RESOURCE, tuple(criteria), count or DEFAULT_COUNT, cursor, tuple(given))
 
 
 def _patients(search: Search) -> frozenset[str] | None:
@@ -140,7 +59,7 @@ def _audit(conn: DbDep, user: User, request: Request, client: str, patient_ids: 
     response_class=FhirResponse,
     dependencies=_BEARER,
     responses=fhir_openapi.responses(fhir_openapi.SEARCHSET, "A page of matches.", 400, 401, 403),
-    openapi_extra=_SEARCH_PARAMETERS,
+    openapi_extra=fhir_openapi.search(RESOURCE),
 )
 def search_clinical_impressions(
     request: Request, user: Searcher, conn: DbDep, client: ClientAddress
@@ -150,7 +69,7 @@ def search_clinical_impressions(
     Unknown parameters are ignored unless the request sends ``Prefer: handling=strict`` (then a 400).
     """
     strict = handling_is_strict(request.headers.get("prefer"))
-    search = parse_review_search(request.query_params.multi_items(), strict=strict)
+    search = parse_search(RESOURCE, request.query_params.multi_items(), strict=strict)
     patients = _patients(search)
     after = (
         None if search.cursor is None or search.cursor.at is None else (search.cursor.at, search.cursor.key)

@@ -112,7 +112,7 @@ def worklist_page(
         limit=limit,
     )
     _audit_rows(
-        request, conn, user, "view-worklist", found.rows, f"{len(found.rows)} patients, page {page_number}"
+        request, conn, user, "view-worklist", found.rows, f"patients: {len(found.rows)}; page: {page_number}"
     )
     to_review = worklist.count_patients(
         conn, user, replace(filters.wanted(), reviewed=False), found.week_start
@@ -218,7 +218,7 @@ def _history(
         raise HTTPException(404, _("There is no such patient among yours."))
     row = found.rows[0]
     history = reviews_of(conn, user, patient_id)
-    _audit_rows(request, conn, user, "view-reviews", found.rows, f"{len(history)} reviews")
+    _audit_rows(request, conn, user, "view-reviews", found.rows, f"reviews: {len(history)}")
     return page(
         request,
         user,

@@ -8,7 +8,9 @@ wording from ``presenters`` (as template globals), tokens from ``auth``, login t
 ``login_throttle``. Every page that shows patient data, every acknowledgement, login (right or wrong)
 and logout writes audit rows with the client's address. State-changing forms (acknowledge through
 ``deps.CheckedForm``, logout) carry an anti-forgery token bound to the session on top of the SameSite=Lax
-cookie; the login form one bound to a random pre-session nonce in a cookie of its own (login CSRF).
+cookie; the login form one bound to a random pre-session nonce in a cookie of its own (login CSRF). The
+header's language form carries whichever of the two the page has (``form_token``), so it works on the
+login and error pages too and is still refused from another site.
 Cookies are ``__Host-`` and ``Secure`` outside development (``auth.cookie_name``). Logout revokes the
 session server-side, so a copied cookie dies with it.
 """
@@ -52,6 +54,7 @@ from gateway.api.errors import ACCESS_TOKEN_PATH, FhirError
 from gateway.api.i18n import gettext as _
 from gateway.api.login_throttle import Throttled, client_address, log_in
 from gateway.api.presenters import patient_url
+from gateway.settings import GatewaySettings
 from gateway.store import access, users
 from gateway.store.acknowledgements import acknowledge_alert
 from gateway.store.audit import LOGIN, LOGIN_FAILED, LOGOUT, Attempt, record_audit
@@ -85,43 +88,71 @@ def safe_next(path: str | None) -> str:
     return path
 
 
-def _page(request: Request, user: User | None, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """Render a page with what every page needs: the user, the demo flag, the clock, the form token."""
+def form_token(request: Request, *, login: bool = False) -> tuple[str, str | None]:
+    """The anti-forgery token a page's forms carry, and the pre-session nonce to (re)set in its cookie
+    (None with a session).
+
+    With a session (and not the login form), the session's token: the logout, the language and every
+    clinical form carry it. Without one, the login token bound to the browser's pre-session nonce
+    (login CSRF: signed double-submit); a browser without a nonce cookie gets a new nonce to keep.
+    """
     settings = request.app.state.settings
     token = session_token(request)
-    return templates(request).TemplateResponse(
-        request,
-        name,
-        {
-            "user": user,
-            "demo": bool(request.app.state.demo),
-            "now": ui_now(request),  # the app's clock: the demo's simulated one (gateway.api.clock)
-            "csrf": csrf_token(settings, token) if token else "",
-            **context,
-        },
-        status_code=status,
-    )
+    if token and not login:
+        return csrf_token(settings, token), None
+    nonce = request.cookies.get(cookie_name(settings, LOGIN_COOKIE)) or login_nonce()
+    return login_csrf_token(settings, nonce), nonce
 
 
-def _login_page(
-    request: Request, settings: SettingsDep, status: int = 200, *, next: str, error: str | None = None
-) -> HTMLResponse:
-    """The login form, bound to the browser's pre-session nonce (login CSRF: signed double-submit); a
-    browser without one gets a new one in a cookie of its own."""
-    name = cookie_name(settings, LOGIN_COOKIE)
-    nonce = request.cookies.get(name) or login_nonce()
-    page = _page(
-        request, None, "login.html", status, next=next, error=error, csrf=login_csrf_token(settings, nonce)
-    )
-    page.set_cookie(
-        name,
+def keep_login_nonce(response: Response, settings: GatewaySettings, nonce: str) -> None:
+    """Set (or renew) the browser's pre-session nonce cookie, which the login token is bound to."""
+    response.set_cookie(
+        cookie_name(settings, LOGIN_COOKIE),
         nonce,
         max_age=LOGIN_COOKIE_SECONDS,
         httponly=True,
         samesite="strict",
         secure=settings.secure_cookies,
     )
+
+
+def form_token_ok(request: Request, settings: GatewaySettings, submitted: str) -> bool:
+    """Whether a form's token is this browser's: its session's, or the login token of its nonce."""
+    token = session_token(request)
+    if token and csrf_ok(settings, token, submitted):
+        return True
+    return login_csrf_ok(settings, request.cookies.get(cookie_name(settings, LOGIN_COOKIE)), submitted)
+
+
+def _page(
+    request: Request, user: User | None, name: str, status: int = 200, *, login: bool = False, **context: Any
+) -> HTMLResponse:
+    """Render a page with what every page needs: the user, the demo flag, the clock, the form token
+    (``form_token``; ``login``: the login form's)."""
+    csrf, nonce = form_token(request, login=login)
+    page = templates(request).TemplateResponse(
+        request,
+        name,
+        {
+            "user": user,
+            "demo": bool(request.app.state.demo),
+            "now": ui_now(request),  # the app's clock: the demo's simulated one (gateway.api.clock)
+            "csrf": csrf,
+            **context,
+        },
+        status_code=status,
+    )
+    if nonce is not None:
+        keep_login_nonce(page, request.app.state.settings, nonce)
     return page
+
+
+def _login_page(
+    request: Request, settings: SettingsDep, status: int = 200, *, next: str, error: str | None = None
+) -> HTMLResponse:
+    """The login form, bound to the browser's pre-session nonce (login CSRF: signed double-submit); a
+    browser without one gets a new one in a cookie of its own, which each showing of the form renews."""
+    return _page(request, None, "login.html", status, login=True, next=next, error=error)
 
 
 @router.get("/login", response_class=HTMLResponse)

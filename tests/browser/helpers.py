@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
+import psycopg
 import pytest
 from playwright.sync_api import Locator, Page, expect
+from psycopg_pool import ConnectionPool
+from pydantic import SecretStr
 
-from browser.world import BrowserWorld
+from gateway.api.app import create_app
+from gateway.http_server import start_http, stop_http
+from gateway.settings import GatewaySettings
+from gateway.store.migrate import migrate
 
 SYSTEM_CHROMIUM = "/usr/bin/chromium"
 # Headless in a container as root: no sandbox (it needs user namespaces), no GPU, and nothing that
@@ -49,13 +61,61 @@ def require_chromium() -> str:
     return executable
 
 
+# Seconds a server has to start on a loaded 2-core machine.
+SERVER_START_S = 30.0
+World = TypeVar("World")
+
+
 @dataclass(frozen=True, slots=True)
-class LiveGateway:
-    """A running gateway: its base URL, what its database holds, and the database's URL."""
+class LiveGateway(Generic[World]):
+    """A running gateway: its base URL, what its database holds (``world``), and the database's URL."""
 
     url: str
-    world: BrowserWorld
+    world: World
     database_url: str
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _database(admin_url: str, name: str) -> str:
+    # The embedded server listens on a Unix socket: its URL ends in '/postgres?host=...'.
+    base, _, query = admin_url.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+
+
+@contextmanager
+def serve_world(
+    pg_admin_url: str, seed: Callable[[psycopg.Connection[Any], datetime], World]
+) -> Iterator[LiveGateway[World]]:
+    """A new database in the embedded PostgreSQL, migrated and filled by ``seed(conn, now)``, served by
+    ``create_app`` (default settings: Danish, Europe/Copenhagen) through uvicorn on a free port; the
+    database is dropped afterwards."""
+    name = f"browser_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    database_url = _database(pg_admin_url, name)
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            migrate(conn)
+            world = seed(conn, datetime.now(UTC))
+        secret = SecretStr(f"browser-tests-{uuid.uuid4().hex}")
+        settings = GatewaySettings(database_url=database_url, secret_key=secret)
+        pool: ConnectionPool[Any]
+        with ConnectionPool(database_url, min_size=1, max_size=4, open=True) as pool:
+            port = _free_port()
+            server, thread = start_http(create_app(settings, pool), "127.0.0.1", port, SERVER_START_S)
+            try:
+                yield LiveGateway(f"http://127.0.0.1:{port}", world, database_url)
+            finally:
+                stop_http(server, thread)
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class Screenshots:

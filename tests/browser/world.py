@@ -136,7 +136,7 @@ def seed(conn: Conn, now: datetime) -> BrowserWorld:
         care_team_id=NORD,
         gp_username=gp.username,
         synthetic=True,
-        phone="+45 33 12 34 56",
+        phone="+45 00 00 01 01",
     )
     ole = Patient(
         KOBENHAVN, "p-ole", "Ole Madsen", conditions=("heart-failure",), care_team_id=NORD, synthetic=True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -78,6 +79,7 @@ def test_metadata_lists_exactly_the_implemented_interactions_and_parameters(clie
         "Patient": {"read", "search-type"},
         "Device": {"read"},
         "RiskAssessment": {"read", "search-type"},
+        "ClinicalImpression": {"read", "search-type"},
     }
     assert [i["code"] for i in rest[0]["interaction"]] == ["batch"]
     params = {
@@ -92,21 +94,25 @@ def test_metadata_lists_exactly_the_implemented_interactions_and_parameters(clie
     assert not any("operation" in r for r in rest[0]["resource"])
 
 
-def test_every_declared_interaction_has_a_route_and_no_route_is_undeclared(app: FastAPI) -> None:
+def test_every_declared_interaction_has_a_route_and_no_route_is_undeclared(
+    app: FastAPI, client: TestClient
+) -> None:
     paths: dict[str, dict[str, Any]] = app.openapi()["paths"]
     routes = {(path, method.upper()) for path, methods in paths.items() for method in methods}
-    fhir_routes = {route for route in routes if route[0] == "/fhir" or route[0].startswith("/fhir/")}
-    assert fhir_routes == {
-        ("/fhir", "POST"),
-        ("/fhir/metadata", "GET"),
-        ("/fhir/Device/{device_id}", "GET"),
-        ("/fhir/Observation", "GET"),
-        ("/fhir/Observation/{observation_id}", "GET"),
-        ("/fhir/Patient", "GET"),
-        ("/fhir/Patient/{patient_id}", "GET"),
-        ("/fhir/RiskAssessment", "GET"),
-        ("/fhir/RiskAssessment/{assessment_id}", "GET"),
+    fhir_routes = {
+        (re.sub(r"\{\w+\}", "{id}", path), method)
+        for path, method in routes
+        if path == "/fhir" or path.startswith("/fhir/")
     }
+    (rest,) = client.get("/fhir/metadata").json()["rest"]
+    declared = {("/fhir/metadata", "GET")}
+    declared |= {("/fhir", "POST") for i in rest["interaction"] if i["code"] == "batch"}
+    for resource in rest["resource"]:
+        for interaction in resource["interaction"]:
+            suffix = {"read": "/{id}", "search-type": ""}[interaction["code"]]
+            declared.add((f"/fhir/{resource['type']}{suffix}", "GET"))
+    assert fhir_routes == declared
+    assert ("/fhir/ClinicalImpression", "GET") in declared  # the weekly reviews (review_fhir.py)
 
 
 # --- authentication ------------------------------------------------------------------------------

@@ -223,7 +223,7 @@ def test_the_patient_page_of_an_id_that_cannot_exist_is_a_404_page(
     response = hostile.get(f"/patients/{ident}")
     assert response.status_code == 404, response.text
     assert response.headers["content-type"].startswith("text/html")
-    assert "no such patient" in response.text
+    assert "Borgeren findes ikke blandt dine borgere." in response.text  # the app speaks Danish by default
 
 
 # --- the parser itself, without a server: any text is a value or a 400 -----------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from gateway.api.i18n import use_language
 from gateway.api.presenters import age, band, completeness, measured, missing_reasons, reading, top_reasons
 from gateway.store.patient_views import ReadingRow
 from gateway.store.worklist import Measured
@@ -64,4 +65,9 @@ def test_values_with_units_people_read() -> None:
     panel = ReadingRow(NOW, "blood-pressure", None, None, {"systolic": 128, "diastolic": 84}, None, False)
     assert reading(panel) == "128/84 mmHg"
     absent = ReadingRow(NOW, "spo2", None, "%", None, "not-a-number", False)
-    assert reading(absent) == "no value (not-a-number)"
+    # The data-absent-reason code in words, in the reader's language; an unknown code as it is.
+    assert reading(absent) == "no value (not a number)"
+    with use_language("da"):
+        assert reading(absent) == "ingen værdi (ikke et tal)"
+    unknown = ReadingRow(NOW, "spo2", None, "%", None, "masked", False)
+    assert reading(unknown) == "no value (masked)"

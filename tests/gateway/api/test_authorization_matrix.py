@@ -34,7 +34,17 @@ from httpx import Response
 
 from fhir_contract.observation import build_bundle, build_observation
 from fhir_contract.readings import Quantity, Reading
-from gateway.api.auth import SESSION_COOKIE, User, create_user, csrf_token, issue_token, mint_token
+from gateway.api.auth import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    User,
+    cookie_name,
+    create_user,
+    csrf_token,
+    issue_token,
+    login_csrf_token,
+    mint_token,
+)
 from gateway.api.fhir_model import observation_id
 from gateway.settings import GatewaySettings
 from gateway.store.reviews import record_review
@@ -350,6 +360,53 @@ class ClinicalForm(Kind):
 
 
 @dataclass(frozen=True)
+class BrowserForm(Kind):
+    """A form that sets only this browser's wording (``POST /language``): anyone may post it, with the
+    token of a page this browser was shown (its session's; without a session, the login token of its
+    pre-session nonce cookie); without that token it is 403. No patient data either way."""
+
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+    def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
+        nonce_cookie = cookie_name(ctx.settings, LOGIN_COOKIE)
+        for caller in CALLERS:
+            session = _ui(ctx, caller)
+            cookies = session or {nonce_cookie: "nonce-of-this-browser"}
+            token = (
+                csrf_token(ctx.settings, session[SESSION_COOKIE])
+                if session
+                else login_csrf_token(ctx.settings, cookies[nonce_cookie])
+            )
+            for csrf, expected in ((token, 303), ("", 403), ("forged", 403)):
+                yield Call(
+                    caller,
+                    None,
+                    method,
+                    path,
+                    expected,
+                    cookies=cookies,
+                    data={**self.fields, "csrf": csrf},
+                    check=_changed_language if expected == 303 else None,
+                    forbidden=_forbidden(caller),
+                )
+        # Another browser's login token (its nonce is not this one's) is refused, with or without a session.
+        stranger = login_csrf_token(ctx.settings, "nonce-of-another-browser")
+        for caller, cookies in (
+            (ANONYMOUS, {nonce_cookie: "nonce-of-this-browser"}),
+            (NURSE, _ui(ctx, NURSE)),
+        ):
+            yield Call(
+                caller, None, method, path, 403, cookies=cookies, data={**self.fields, "csrf": stranger}
+            )
+
+
+def _changed_language(response: Response) -> str | None:
+    if "homewatch_language=en" not in response.headers.get("set-cookie", ""):
+        return f"no language cookie set: {response.headers.get('set-cookie')}"
+    return None
+
+
+@dataclass(frozen=True)
 class AdminPage(Kind):
     """A page of the administrators (no clinical data; patient ids may appear in the audit log)."""
 
@@ -491,11 +548,12 @@ MATRIX: Mapping[tuple[str, str], Kind] = {
         "GET",
         "/metrics",
     ): Public(),  # open in development; production asks for its token (test_api_metrics_token)
-    # Logging in and out, and the language: every caller's answer is proved elsewhere.
+    # Logging in and out: every caller's answer is proved elsewhere.
     ("POST", "/login"): Covered("test_sessions.py, test_api_auth.py, test_api_login_throttle.py"),
     ("POST", "/login/access-token"): Covered("test_api_auth.py, test_api_access_token_errors.py"),
     ("POST", "/logout"): Covered("test_api_logout.py"),
-    ("POST", "/language"): Covered("test_i18n.py (no session, no patient data)"),
+    # The language: anyone, with this browser's token.
+    ("POST", "/language"): BrowserForm({"language": "en", "next": "/"}),
     # The web UI's clinical pages and forms.
     ("GET", "/"): ClinicalPage(),
     ("GET", "/review"): ClinicalPage(),

@@ -124,9 +124,22 @@ def test_accept_language_english_gets_english(danish_client: TestClient) -> None
     assert ">Dansk</button>" in response.text
 
 
+def _language_token(client: TestClient, path: str) -> str:
+    """The anti-forgery token of the header's language form on ``path``, as a browser gets it."""
+    page = client.get(path)
+    found = re.search(
+        r'<form class="language-switch"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"', page.text
+    )
+    assert found is not None, page.text
+    return found[1]
+
+
 def test_language_form_sets_a_cookie_that_wins_over_the_browser(danish_client: TestClient) -> None:
+    token = _language_token(danish_client, "/login")
     response = danish_client.post(
-        "/language", data={"language": "en", "next": "/login?next=%2F"}, follow_redirects=False
+        "/language",
+        data={"language": "en", "next": "/login?next=%2F", "csrf": token},
+        follow_redirects=False,
     )
     assert response.status_code == 303 and response.headers["location"] == "/login?next=%2F"
     cookie = response.headers["set-cookie"]
@@ -136,10 +149,58 @@ def test_language_form_sets_a_cookie_that_wins_over_the_browser(danish_client: T
 
 
 def test_language_form_refuses_other_sites_and_unknown_languages(danish_client: TestClient) -> None:
+    token = _language_token(danish_client, "/login")
     response = danish_client.post(
-        "/language", data={"language": "xx", "next": "https://evil.example/"}, follow_redirects=False
+        "/language",
+        data={"language": "xx", "next": "https://evil.example/", "csrf": token},
+        follow_redirects=False,
     )
     assert response.headers["location"] == "/" and "set-cookie" not in response.headers
+
+
+@pytest.mark.parametrize("token", ["", "forged"])
+def test_language_form_without_this_browsers_token_is_refused(danish_client: TestClient, token: str) -> None:
+    danish_client.get("/login")  # the browser has a pre-session nonce; the form below is not its own
+    response = danish_client.post(
+        "/language", data={"language": "en", "next": "/", "csrf": token}, follow_redirects=False
+    )
+    assert response.status_code == 403 and LANGUAGE_COOKIE not in response.headers.get("set-cookie", "")
+    assert "Formularen er udløbet" in response.text
+
+
+def test_another_sites_language_form_cannot_change_this_browsers_language(
+    danish_client: TestClient, database_url: str, pool: ConnectionPool[Any]
+) -> None:
+    # The attacker copies the token of a page he was shown himself; the victim's browser posts it with its
+    # own nonce cookie, which another site can neither read nor set.
+    settings = GatewaySettings(database_url=database_url, secret_key=SECRET)
+    with TestClient(create_app(settings, pool)) as attacker:
+        token = _language_token(attacker, "/login")
+    danish_client.get("/login")
+    response = danish_client.post(
+        "/language", data={"language": "en", "next": "/", "csrf": token}, follow_redirects=False
+    )
+    assert response.status_code == 403
+
+
+def test_a_session_changes_its_language_with_the_sessions_token(
+    danish_client: TestClient, world: World
+) -> None:
+    login(danish_client, world.nurse)
+    token = _language_token(danish_client, "/")
+    response = danish_client.post(
+        "/language", data={"language": "en", "next": "/", "csrf": token}, follow_redirects=False
+    )
+    assert response.status_code == 303 and response.headers["set-cookie"].startswith(f"{LANGUAGE_COOKIE}=en;")
+    assert '<html lang="en">' in danish_client.get("/").text
+
+
+def test_the_error_pages_language_form_works_without_a_session(danish_client: TestClient) -> None:
+    token = _language_token(danish_client, "/no-such-page")  # a 404 page sets the pre-session nonce
+    response = danish_client.post(
+        "/language", data={"language": "en", "next": "/login", "csrf": token}, follow_redirects=False
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/login"
 
 
 def test_header_shows_the_roles_navigation_and_role_in_danish(
