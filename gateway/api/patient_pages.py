@@ -68,6 +68,9 @@ router = APIRouter(tags=["web"])
 WINDOWS = (7, 30, 90)
 DEFAULT_WINDOW = 30
 READINGS_PER_PAGE = 50
+# Below this battery level (%) the devices table warns: at ~20 % a cuff or an oximeter has days left,
+# time for a visit to change batteries before readings stop.
+LOW_BATTERY_PERCENT = 20
 # The few newest scores of each method the overview shows (the trend needs at least two).
 SCORES_PER_METHOD = 5
 
@@ -165,6 +168,7 @@ def _overview(
         devices=patient_views.patient_devices(conn, user, patient.id),
         hubs=patient_views.patient_hubs(conn, user, patient.id),
         device_kind=device_kind,
+        low_battery=LOW_BATTERY_PERCENT,
         level_name=level_name,
         # The review module's wording (its template globals too; named here so this page never
         # depends on which globals another module registered).

@@ -34,7 +34,9 @@ from typing import Any, Protocol, TypeVar
 import psycopg
 
 from gateway.errors import GatewayFailure
+from gateway.ingest.hub_status import StatusDecision
 from gateway.ingest.processing import MessageOutcome, parse_topic, process_message
+from gateway.ingest.status_ingest import StatusMessage, store_statuses
 from gateway.ingest.storing import Decided, keep_whole, store_decisions
 from gateway.settings import GatewaySettings
 from gateway.store.errors import describe, is_transient
@@ -136,6 +138,18 @@ class BatchStore:
             )
             outcomes = [self._handle_alone(message).outcomes[0] for message in batch]
         return Handled(outcomes)
+
+    def handle_statuses(self, batch: Sequence[StatusMessage]) -> list[StatusDecision]:
+        """Store hubs' status messages (``status_ingest``: one transaction, each refused one
+        quarantined), retried while the database is away. Should that fail for good, the statuses are
+        dropped with a log line: each hub sends a newer one soon, and observations never wait for them."""
+        if not batch:
+            return []
+        try:
+            return self._retrying(lambda db: store_statuses(db, batch, received_at=datetime.now(UTC)))
+        except MessageFailure as exc:
+            log.error("ingest %s: %d status message(s) dropped: %s", self._worker, len(batch), exc)
+            return []
 
     def _handle_alone(self, message: Inbound) -> Handled:
         """One message in its own transaction; set aside (quarantined whole, else dead-lettered) when it

@@ -34,6 +34,10 @@ holds everything else: its in-flight window stops it sending more), and a crash 
 same reason. A message that can never be stored is set aside by the ``BatchStore`` and acknowledged
 like any other, so it cannot block the messages behind it.
 
+Hubs' retained ``status`` messages come in on a second subscription (QoS 0, never shared) and are taken
+out of each batch before the Observations: ``BatchStore.handle_statuses`` stores or quarantines them
+(``gateway.ingest.status_ingest``) and they owe the hub nothing, so they can never hold up a reading.
+
 With MQTT 5 the worker subscribes through the shared subscription ``$share/{group}/...``, so adding
 workers (each with its own client id) scales ingest; with MQTT 3.1.1 (amqtt) one worker takes all.
 
@@ -71,12 +75,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.broker import BrokerEndpoint
 from gateway.ingest.batch_store import DB_CONNECT_TIMEOUT_S, Abandoned, BatchStore
+from gateway.ingest.hub_status import STATUS_SUBSCRIPTION
 from gateway.ingest.processing import (
     OBSERVATIONS_SUBSCRIPTION,
     MessageOutcome,
     error_report,
     receipt,
 )
+from gateway.ingest.status_ingest import is_status_topic
 from gateway.settings import GatewaySettings
 from gateway.store.errors import describe
 from gateway.store.ingest_metrics import record_heartbeat
@@ -132,6 +138,7 @@ class _Inbound:
     qos: int
     connection: int  # which broker connection delivered it (acks are valid only on that one)
     arrived: float  # time.monotonic() when paho handed it over (the start of the ingest lag)
+    retained: bool = False  # a retained copy handed over on subscribing (hub statuses: not a live contact)
 
 
 @dataclass(slots=True)
@@ -300,7 +307,9 @@ class IngestWorker:
             log.error("ingest %s: reconnected but the broker kept no session for us", self._client_id)
         else:
             log.info("ingest %s: connected (session present: %s)", self._client_id, flags.session_present)
-        client.subscribe(self.subscription, qos=1)
+        # Hubs' retained statuses at QoS 0 and not shared: the broker queues none for an offline session
+        # (an old status must not pass for a recent contact), and each worker gets the retained ones.
+        client.subscribe([(self.subscription, 1), (STATUS_SUBSCRIPTION, 0)])
 
     def _on_subscribe(
         self, _c: mqtt.Client, _u: object, _mid: int, reasons: list[ReasonCode], _p: object
@@ -328,7 +337,9 @@ class IngestWorker:
             connection = self._connection
         payload = bytes(message.payload)
         self._inbox.put(
-            _Inbound(message.topic, payload, message.mid, message.qos, connection, time.monotonic())
+            _Inbound(
+                message.topic, payload, message.mid, message.qos, connection, time.monotonic(), message.retain
+            )
         )
 
     # -- worker thread ---------------------------------------------------------------------------
@@ -338,8 +349,10 @@ class IngestWorker:
             while True:
                 batch = self._take_batch()
                 if batch:
+                    observations = [m for m in batch if not is_status_topic(m.topic)]
                     try:
-                        handled = self._store.handle(batch)
+                        self._store.handle_statuses([m for m in batch if is_status_topic(m.topic)])
+                        handled = self._store.handle(observations) if observations else None
                     except Abandoned:
                         with self._lock:
                             self._tally.left += self._tally.in_hand
@@ -351,7 +364,7 @@ class IngestWorker:
                             len(batch) + self._inbox.qsize(),
                         )
                         return
-                    self._after_commit(batch, handled.outcomes)
+                    self._after_commit(batch, handled.outcomes if handled else [])
                 elif self._stopping.is_set():
                     return
         finally:

@@ -288,7 +288,9 @@ class DeviceRow:
     """A device of the patient: registered (``kind`` known) or only seen in readings (``kind`` None).
 
     ``last_reading`` is the measurement time of its newest reading; ``battery`` its newest Battery Level
-    reading in % (None when it never reported one) and ``battery_at`` when that was measured."""
+    in % (None when it never reported one) and ``battery_at`` when it was known: the newer of the hub's
+    status (migration 0012; the time the gateway took it) and a ``battery-level`` reading (measured).
+    ``connected``: whether its hub's newest status says the hub holds a link to it (None: no status)."""
 
     id: str
     kind: str | None
@@ -297,6 +299,16 @@ class DeviceRow:
     last_reading: datetime | None
     battery: float | None
     battery_at: datetime | None
+    connected: bool | None = None
+
+
+def _device_row(row: tuple[Any, ...]) -> DeviceRow:
+    """A ``DeviceRow`` from ``patient_devices``' columns: the battery of the newer of reading and status."""
+    battery, battery_at = row[5], row[6]
+    status_battery, status_at = row[7], row[8]
+    if status_battery is not None and (battery_at is None or status_at >= battery_at):
+        battery, battery_at = float(status_battery), status_at
+    return DeviceRow(row[0], row[1], row[2], row[3], row[4], battery, battery_at, row[9])
 
 
 def patient_devices(conn: psycopg.Connection[Any], viewer: access.Viewer, patient_id: str) -> list[DeviceRow]:
@@ -309,20 +321,25 @@ def patient_devices(conn: psycopg.Connection[Any], viewer: access.Viewer, patien
         " registered AS (SELECT d.id, d.kind, d.hub_id, d.address"
         "  FROM pt JOIN devices d ON d.municipality_id = pt.municipality_id AND d.patient_id = pt.id)"
         " SELECT coalesce(r.id, s.device_id) AS id, r.kind, coalesce(r.hub_id, s.hub_id), r.address,"
-        " s.last_reading, b.value, b.effective"
+        " s.last_reading, b.value, b.effective, st.battery, st.received_at, st.connected"
         " FROM registered r FULL JOIN seen s ON s.device_id = r.id CROSS JOIN pt"
         " LEFT JOIN LATERAL (SELECT coalesce(o.canonical_value, o.value) AS value, o.effective"
         "  FROM observations o WHERE o.municipality_id = pt.municipality_id AND o.patient_id = pt.id"
         "  AND o.kind = %s AND o.device_id = coalesce(r.id, s.device_id) AND o.value IS NOT NULL"
         "  ORDER BY o.effective DESC LIMIT 1) b ON true"
+        " LEFT JOIN LATERAL (SELECT sd.battery, hs.received_at, sd.connected AND hs.online AS connected"
+        "  FROM hub_status_devices sd JOIN hub_status hs ON hs.hub_id = sd.hub_id"
+        "  WHERE hs.municipality_id = pt.municipality_id AND sd.device_id = r.id AND sd.hub_id = r.hub_id) st"
+        "  ON true"
         " ORDER BY r.kind NULLS LAST, 1"
     ).format(pt=_scoped_patient(viewer))
-    return [DeviceRow(*row) for row in conn.execute(query, (patient_id, BATTERY_LEVEL)).fetchall()]
+    return [_device_row(row) for row in conn.execute(query, (patient_id, BATTERY_LEVEL)).fetchall()]
 
 
 @dataclass(frozen=True, slots=True)
 class HubRow:
-    """A hub of the patient and when the gateway last stored data from it (None: never)."""
+    """A hub of the patient and its last contact (None: never): the newer of the newest reading it
+    delivered and its newest live online status (migration 0012)."""
 
     id: str
     enrolled_at: datetime | None
@@ -330,15 +347,16 @@ class HubRow:
 
 
 def patient_hubs(conn: psycopg.Connection[Any], viewer: access.Viewer, patient_id: str) -> list[HubRow]:
-    """The patient's hubs (enrolled, or named by their readings), with the newest time data arrived."""
+    """The patient's hubs (enrolled, or named by their readings), with their last contact."""
     query = sql.SQL(
         "WITH {pt},"
         " seen AS (SELECT o.hub_id, max(o.received_at) AS last_contact"
         "  FROM pt JOIN observations o ON o.municipality_id = pt.municipality_id AND o.patient_id = pt.id"
         "  GROUP BY o.hub_id),"
-        " enrolled AS (SELECT h.id, h.enrolled_at"
-        "  FROM pt JOIN hubs h ON h.municipality_id = pt.municipality_id AND h.patient_id = pt.id)"
-        " SELECT coalesce(e.id, s.hub_id), e.enrolled_at, s.last_contact"
+        " enrolled AS (SELECT h.id, h.enrolled_at, hs.online_at"
+        "  FROM pt JOIN hubs h ON h.municipality_id = pt.municipality_id AND h.patient_id = pt.id"
+        "  LEFT JOIN hub_status hs ON hs.hub_id = h.id AND hs.municipality_id = h.municipality_id)"
+        " SELECT coalesce(e.id, s.hub_id), e.enrolled_at, greatest(s.last_contact, e.online_at)"
         " FROM enrolled e FULL JOIN seen s ON s.hub_id = e.id ORDER BY 1"
     ).format(pt=_scoped_patient(viewer))
     return [HubRow(*row) for row in conn.execute(query, (patient_id,)).fetchall()]
