@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from edge_agent.ble.connection import LinkPolicy
 from edge_agent.config import DeviceConfig, DeviceKind, HubConfig, MqttConfig
 from edge_agent.emulation.peripheral import EmulatedPeripheral, create_peripheral
 from edge_agent.emulation.radio import HomeRadio
+from edge_agent.service import device_status
 from gateway.broker import BrokerEndpoint
 from gateway.service import Gateway
 from homewatch.demo.clock import SimClock
@@ -36,6 +38,14 @@ DEVICE_KINDS: tuple[DeviceKind, ...] = ("blood-pressure-cuff", "pulse-oximeter",
 ARTEFACT_RATE = 0.01
 # The demo's links retry quickly: simulated days pass in seconds.
 DEMO_LINK_POLICY = LinkPolicy(scan_timeout=3.0, connect_timeout=5.0, idle_retry=1.0, drain_timeout=2.0)
+# A home sends its retained status (each device's battery and connection, as a hub's service does) at
+# most this often while it plays: often enough for the patient page, a handful of messages per home.
+STATUS_EVERY_S = 5.0
+
+
+def battery_level(number: int, index: int) -> int:
+    """The emulated battery of a home's ``index``-th device: spread over 11-100 %, a few of them low."""
+    return 100 - (number * 37 + index * 23) % 90
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +76,7 @@ class SimulatedHome:
     zone: ZoneInfo
     stats: HomeStats = field(default_factory=HomeStats)
     artefact_rate: float = ARTEFACT_RATE
+    _last_status: float = float("-inf")
 
     @classmethod
     async def create(
@@ -81,7 +92,10 @@ class SimulatedHome:
         number = patient.id.removeprefix("p-")
         hub_id = f"hub-{number}"
         radio = await HomeRadio(hub_id).start()
-        devices = {kind: await create_peripheral(radio, kind) for kind in DEVICE_KINDS}
+        devices = {
+            kind: await create_peripheral(radio, kind, battery=battery_level(int(number), index))
+            for index, kind in enumerate(DEVICE_KINDS)
+        }
         device_ids = {kind: f"dev-{number}-{kind}" for kind in DEVICE_KINDS}
         config = HubConfig(
             municipality=municipality,
@@ -104,6 +118,11 @@ class SimulatedHome:
             link_policy=DEMO_LINK_POLICY,
             correct_device_clocks=False,
         )
+        # The status carries the devices, as the hub's service sends it (edge_agent.service.device_status).
+        agent.publisher.status_extra = lambda: {
+            "patientId": patient.id,
+            "devices": [device_status(d, agent.device_states().get(d.id)) for d in config.devices],
+        }
         return cls(municipality, hub_id, patient, radio, devices, device_ids, agent, ZoneInfo(timezone))
 
     async def play(self, plan: list[ScheduledMeasurement], clock: SimClock, seed: int) -> None:
@@ -120,6 +139,17 @@ class SimulatedHome:
             self.stats.measurements_taken += 1
             self.stats.artefacts += int(artefact)
             self.stats.taken.append(TakenMeasurement(reading, device_time, artefact))
+            if (
+                time.monotonic() - self._last_status >= STATUS_EVERY_S
+                and self.agent.publisher.publish_status()
+            ):
+                self._last_status = time.monotonic()
+
+    def _send_status_when_due(self) -> None:
+        """Send the home's status (its devices' battery and connection) when the last is old enough."""
+        now = time.monotonic()
+        if now - self._last_status >= STATUS_EVERY_S and self.agent.publisher.publish_status():
+            self._last_status = now
 
     async def close(self) -> None:
         await self.agent.stop()

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from rich.console import Console
 
 from gateway.broker import free_port
 from gateway.service import Gateway
+from homewatch.demo.home import DEVICE_KINDS, battery_level
 from homewatch.demo.logins import homewatch_command
 from homewatch.demo.provision import Login
 from homewatch.demo.runner import Demo, DemoOptions
@@ -164,6 +166,7 @@ class _Seen:
     foreign_status: int = 0
     secret_mode: int = 0
     served_risks: int = 0
+    batteries: dict[str, int | None] = field(default_factory=dict)  # device id -> % the gateway stored
 
 
 class _ObservedDemo(Demo):
@@ -183,6 +186,10 @@ class _ObservedDemo(Demo):
         summary = await super()._finish()
         assert self.gateway is not None
         self.seen.served_risks = await asyncio.to_thread(_served_risks, self.gateway.url, self.logins)
+        assert self.database_url is not None
+        with psycopg.connect(self.database_url) as conn:
+            rows = conn.execute("SELECT device_id, battery FROM hub_status_devices").fetchall()
+        self.seen.batteries = dict(rows)
         return summary
 
     async def _serve(self) -> None:
@@ -273,3 +280,19 @@ def test_a_token_minted_the_printed_way_is_accepted_and_one_from_another_secret_
     assert seen.secret_mode == 0o600
     assert seen.printed_status == 200 and seen.printed_patients > 0
     assert seen.foreign_status == 401
+
+
+@pytest.mark.e2e
+def test_each_home_reports_its_devices_batteries_through_its_status(played: _Run) -> None:
+    # The homes' retained status (as a hub's service sends it) reaches the gateway: the battery each
+    # emulated device serves is what the gateway stored for it, for every home.
+    expected = {
+        f"dev-{home.hub_id.removeprefix('hub-')}-{kind}": battery_level(int(home.hub_id[4:]), index)
+        for home in played.demo.homes
+        for index, kind in enumerate(DEVICE_KINDS)
+    }
+    reported = {device: level for device, level in played.demo.seen.batteries.items() if level is not None}
+    assert reported, "no home reported a battery"
+    assert {device: expected[device] for device in reported} == reported
+    homes = {device.split("-")[1] for device in reported}
+    assert len(homes) == len(played.demo.homes)

@@ -163,7 +163,7 @@ def test_devices_show_last_contact_and_battery_when_reported(
     scale = devices[devices.index("dev-p-dev-body-weight") :].split("</tr>")[0]
     assert "Pulse oximeter" in oximeter and "80 %" in oximeter
     assert "Scale" in scale and "not reported" in scale and "none yet" in scale
-    assert "Hub hub-p-dev: last data received" in devices
+    assert "Hub hub-p-dev: last contact" in devices
 
 
 def test_reviews_of_the_patient_are_listed(client: TestClient, world: World, db: Conn) -> None:

@@ -117,7 +117,7 @@ async def test_hub_status_battery_and_contact_reach_the_patient_page(
             row = oximeter_row()
             assert "low battery" not in row and ">connected<" in row.replace("<td>", ">")
             section = _devices_section(client)
-            assert f"Hub {HUB}: last data received" in section
+            assert f"Hub {HUB}: last contact" in section
         finally:
             stop.set()
             await asyncio.wait_for(task, 15)
