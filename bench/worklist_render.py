@@ -40,8 +40,8 @@ from psycopg_pool import ConnectionPool
 from fhir_contract.observation import build_observation
 from fhir_contract.readings import Component, Quantity, Reading
 from fhir_contract.validate import validate_observation
-from gateway.alerts.admission_risk import METHOD
-from gateway.alerts.risk_assessment import admission_risk_assessment, news2_risk_assessment
+from gateway.alerts.admission_risk import record_admission_risk
+from gateway.alerts.risk_assessment import news2_risk_assessment
 from gateway.api.app import create_app
 from gateway.api.auth import User, create_user
 from gateway.settings import GatewaySettings
@@ -170,27 +170,8 @@ def seed(conn: psycopg.Connection[Any], patients: int, days: int, now: datetime)
                     )
                     stored["news2"] += 1
                 probability = min(0.95, 0.02 + (n % 50) / 100 + rng.random() * 0.05 + (days - day) * 0.002)
-                record_score(
-                    conn,
-                    NewScore(
-                        MUNICIPALITY,
-                        f"p{n}",
-                        METHOD,
-                        probability,
-                        "unbanded",
-                        morning + timedelta(hours=1),
-                        morning + timedelta(hours=1),
-                        {"model": MODEL, "reasons": list(REASONS), "synthetic_training": True},
-                        admission_risk_assessment(
-                            probability=probability,
-                            reasons=list(REASONS),
-                            patient_id=f"p{n}",
-                            model_version=MODEL,
-                            as_of=morning,
-                            computed_at=morning,
-                        ),
-                    ),
-                )
+                at = morning + timedelta(hours=1)
+                record_admission_risk(conn, MUNICIPALITY, f"p{n}", probability, list(REASONS), MODEL, at)
                 stored["risk"] += 1
             if n % 20 == 0:  # an open alert on the patient's newest NEWS2
                 raise_alert(

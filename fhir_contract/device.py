@@ -39,6 +39,22 @@ class DeviceVersions:
     firmware: str | None = None
 
 
+# The kinds a hub enrols devices as (``edge_agent.config.DeviceKind``) that the contract names otherwise
+# (``fhir/devices.json``); the other kinds have the same name in both.
+_CONTRACT_KINDS = {
+    "blood-pressure-cuff": "blood-pressure-monitor",
+    "scale": "weight-scale",
+    "body-composition-scale": "body-composition-analyzer",
+    "continuous-oximeter": "pulse-oximeter",
+    "cgm": "continuous-glucose-monitor",
+}
+
+
+def contract_kind(kind: str) -> str:
+    """The contract's name (``fhir/devices.json``) of a device kind enrolled under either vocabulary."""
+    return _CONTRACT_KINDS.get(kind, kind)
+
+
 @cache
 def _devices() -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads((contract_dir() / "devices.json").read_text(encoding="utf-8"))

@@ -79,15 +79,33 @@ def score_admission_risk(
     probability = float(model.predict(row[None, :])[0])
     reasons = explain(model, row)
     version = str(model.metadata.get("model", "unknown"))
+    record_admission_risk(conn, municipality_id, patient_id, probability, reasons, version, computed_at)
+    return probability
+
+
+def record_admission_risk(
+    conn: psycopg.Connection[Any],
+    municipality_id: str,
+    patient_id: str,
+    probability: float,
+    reasons: list[str],
+    model_version: str,
+    computed_at: datetime,
+) -> int:
+    """Store one 30-day admission risk (a score row with its RiskAssessment); the score's id.
+
+    The one shape the worklist, the patient page and the FHIR API read: the job writes it, and so do the
+    tests and the benchmark that need a chosen probability.
+    """
     resource = admission_risk_assessment(
         probability=probability,
         reasons=reasons,
         patient_id=patient_id,
-        model_version=version,
+        model_version=model_version,
         as_of=computed_at,
         computed_at=computed_at,
     )
-    record_score(
+    return record_score(
         conn,
         NewScore(
             municipality_id=municipality_id,
@@ -97,11 +115,10 @@ def score_admission_risk(
             band="unbanded",
             computed_at=computed_at,
             as_of=computed_at,
-            detail={"model": version, "reasons": reasons, "synthetic_training": True},
+            detail={"model": model_version, "reasons": reasons, "synthetic_training": True},
             resource=resource,
         ),
     )
-    return probability
 
 
 def score_everyone(database_url: str, model: RiskModel, *, now: datetime | None = None) -> int:

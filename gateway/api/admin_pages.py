@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 from gateway.api.deps import AdminUser, DbDep
 from gateway.api.i18n import current
 from gateway.api.i18n import gettext as _
-from gateway.api.web import _page
+from gateway.api.web import render_page
 from gateway.store import access
 from gateway.store.audit import AuditFilter, audit_page
 
@@ -92,7 +92,7 @@ def audit_log(
     )
     municipality = None if user.role == access.SYSTEM_ADMIN else user.municipality_id
     found = audit_page(conn, municipality, wanted, before_id=before, size=PAGE_SIZE)
-    return _page(
+    return render_page(
         request,
         user,
         "audit.html",

@@ -21,7 +21,7 @@ from typing import Any
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
-from fhir_contract.device import build_sensor_device, device_kinds, format_eui
+from fhir_contract.device import build_sensor_device, contract_kind, device_kinds, format_eui
 from fhir_contract.status import ACT_REASON, TEST_DATA, TEST_DATA_SECURITY
 from fhir_contract.terminology import contract_dir
 from gateway.api.fhir_search import format_search
@@ -30,20 +30,6 @@ from gateway.store.fhir_query import Cursor, Search
 FHIR_JSON = "application/fhir+json"
 # Every Device also carries the id homewatch enrolled it under (what Observation.device references).
 DEVICE_ID_SYSTEM = "urn:homewatch:device"
-# The kinds a hub enrols devices as (``edge_agent.config.DeviceKind``) that the contract names otherwise
-# (``fhir/devices.json``); the other kinds have the same name in both.
-_CONTRACT_KINDS = {
-    "blood-pressure-cuff": "blood-pressure-monitor",
-    "scale": "weight-scale",
-    "body-composition-scale": "body-composition-analyzer",
-    "continuous-oximeter": "pulse-oximeter",
-    "cgm": "continuous-glucose-monitor",
-}
-
-
-def contract_kind(kind: str) -> str:
-    """The contract's name (``fhir/devices.json``) of a device kind enrolled under either vocabulary."""
-    return _CONTRACT_KINDS.get(kind, kind)
 
 
 def observation_id(municipality_id: str, device_id: str, identifier: str) -> str:

@@ -31,10 +31,10 @@ from babel.dates import format_date
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from fhir_contract.device import contract_kind
 from gateway.api.auth import User
 from gateway.api.clock import ui_now
 from gateway.api.deps import CheckedForm, ClientAddress, ClinicalUser, DbDep
-from gateway.api.fhir_model import contract_kind
 from gateway.api.fhir_search import ID_PATTERN
 from gateway.api.i18n import N_, current
 from gateway.api.i18n import gettext as _
@@ -54,7 +54,7 @@ from gateway.api.patient_vitals import (
 )
 from gateway.api.presenters import patient_url, unit
 from gateway.api.review_presenters import outcome_label, review_url, reviewer, tel_url, triage_label
-from gateway.api.web import _page
+from gateway.api.web import render_page
 from gateway.store import notes, patient_views, thresholds
 from gateway.store.audit import record_audit
 from gateway.store.patient_views import PatientRow
@@ -144,7 +144,7 @@ def _overview(
     readings = patient_views.canonical_readings(conn, user, patient.id, after=after, kinds=VITAL_KINDS)
     charts = vital_charts(readings, limits, now=now, days=days, time_zone=current().time_zone)
     scores = patient_views.scores_by_method(conn, user, patient.id, SCORES_PER_METHOD)
-    return _page(
+    return render_page(
         request,
         user,
         "patient.html",
@@ -234,7 +234,7 @@ def readings_page(
     found = patient_views.readings_page(conn, user, patient.id, page=page, size=READINGS_PER_PAGE)
     limits = _limits(conn, user, patient)
     record_audit(conn, user, "view-readings", [patient.id], f"page {page}", client=client)
-    return _page(
+    return render_page(
         request,
         user,
         "patient_readings.html",
@@ -265,7 +265,7 @@ def _limits_form(
             return typed.get(field_name(vital, bound), "")
         return form_value(in_force[vital].limits.get(bound))
 
-    return _page(
+    return render_page(
         request,
         user,
         "thresholds.html",

@@ -29,7 +29,7 @@ from gateway.api.deps import CheckedForm, ClientAddress, ClinicalUser, DbDep, cl
 from gateway.api.fhir_search import ID_PATTERN
 from gateway.api.i18n import gettext as _
 from gateway.api.review_presenters import outcome_label, query_url, review_url
-from gateway.api.web import _page as page
+from gateway.api.web import render_page
 from gateway.store import worklist
 from gateway.store.access import NURSE, may_see_patient
 from gateway.store.audit import record_audit
@@ -117,7 +117,7 @@ def worklist_page(
     to_review = worklist.count_patients(
         conn, user, replace(filters.wanted(), reviewed=False), found.week_start
     )
-    return page(
+    return render_page(
         request,
         user,
         "worklist.html",
@@ -169,7 +169,7 @@ def _review_mode(
     _audit_rows(request, conn, user, "view-review", found.rows, f"review mode, position {position}")
     recent = reviews_of(conn, user, row.patient_id)[:_RECENT_REVIEWS] if row else []
     params = [("team", filters.team), ("condition", filters.condition)]
-    return page(
+    return render_page(
         request,
         user,
         "review.html",
@@ -219,7 +219,7 @@ def _history(
     row = found.rows[0]
     history = reviews_of(conn, user, patient_id)
     _audit_rows(request, conn, user, "view-reviews", found.rows, f"reviews: {len(history)}")
-    return page(
+    return render_page(
         request,
         user,
         "review_history.html",

@@ -124,7 +124,7 @@ def form_token_ok(request: Request, settings: GatewaySettings, submitted: str) -
     return login_csrf_ok(settings, request.cookies.get(cookie_name(settings, LOGIN_COOKIE)), submitted)
 
 
-def _page(
+def render_page(
     request: Request, user: User | None, name: str, status: int = 200, *, login: bool = False, **context: Any
 ) -> HTMLResponse:
     """Render a page with what every page needs: the user, the demo flag, the clock, the form token
@@ -152,7 +152,7 @@ def _login_page(
 ) -> HTMLResponse:
     """The login form, bound to the browser's pre-session nonce (login CSRF: signed double-submit); a
     browser without one gets a new one in a cookie of its own, which each showing of the form renews."""
-    return _page(request, None, "login.html", status, login=True, next=next, error=error)
+    return render_page(request, None, "login.html", status, login=True, next=next, error=error)
 
 
 @router.get("/login", response_class=HTMLResponse)

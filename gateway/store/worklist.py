@@ -29,6 +29,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from fhir_contract.device import contract_kind
 from gateway.store import access
 from gateway.store.reviews import ADMISSION_RISK, REVIEW_FIELDS, Review, review_expressions, review_from
 from gateway.store.synthetic import patient_enrolled_synthetic, resource_labelled
@@ -65,12 +66,13 @@ MEASUREMENTS: tuple[Measurement, ...] = (
 )
 # The measurements each kind of enrolled device means a patient takes (daily): a blood-pressure cuff
 # gives blood pressure and pulse, an oximeter SpO2 and pulse, a scale weight, a thermometer temperature.
+# Keyed by the contract's device kinds (``fhir/devices.json``); a kind a hub enrolled under its own name
+# is read through ``contract_kind``.
 EXPECTED_BY_DEVICE: Mapping[str, tuple[str, ...]] = {
-    "blood-pressure-cuff": ("blood-pressure", "pulse"),
+    "blood-pressure-monitor": ("blood-pressure", "pulse"),
     "pulse-oximeter": ("spo2", "pulse"),
-    "continuous-oximeter": ("spo2", "pulse"),
-    "scale": ("weight",),
-    "body-composition-scale": ("weight",),
+    "weight-scale": ("weight",),
+    "body-composition-analyzer": ("weight",),
     "thermometer": ("temperature",),
 }
 
@@ -433,7 +435,9 @@ def _risk(row: Mapping[str, Any]) -> Risk | None:
 def _readings(row: Mapping[str, Any]) -> tuple[Reading, ...]:
     """The expected measurements (from the devices), each with its newest reading or none yet; a
     patient without enrolled devices shows whatever was measured."""
-    expected = {key for kind in row["device_kinds"] or () for key in EXPECTED_BY_DEVICE.get(kind, ())}
+    expected = {
+        key for kind in row["device_kinds"] or () for key in EXPECTED_BY_DEVICE.get(contract_kind(kind), ())
+    }
     readings = []
     for m in MEASUREMENTS:
         values: Sequence[float | None] = row[f"{m.key}_vals"] or ()

@@ -139,11 +139,7 @@ class SimulatedHome:
             self.stats.measurements_taken += 1
             self.stats.artefacts += int(artefact)
             self.stats.taken.append(TakenMeasurement(reading, device_time, artefact))
-            if (
-                time.monotonic() - self._last_status >= STATUS_EVERY_S
-                and self.agent.publisher.publish_status()
-            ):
-                self._last_status = time.monotonic()
+            self._send_status_when_due()
 
     def _send_status_when_due(self) -> None:
         """Send the home's status (its devices' battery and connection) when the last is old enough."""

@@ -201,9 +201,11 @@ def _patients(gp: str) -> list[Seeded]:
             nord("p-ole", "Ole Madsen", date(1938, 11, 17), ("heart-failure",), phone="+45 00 00 01 02"),
             (OXIMETER, CUFF, SCALE),
             ole_usual,
-            # 3 kg in a week: the disease rule's weight gain, and the model's.
+            # 3 kg in two weeks: the disease rule's weight gain. Slow enough that the model ranks him below
+            # Karen whichever day (UTC) his newest round falls on, at any hour the tests run.
             days={
-                d: Vitals(96, 74 + (6 - d), 136, 86, 36.7, round(84.0 + 0.45 * (7 - d), 1)) for d in range(7)
+                d: Vitals(96, 74 + max(0, 6 - d), 136, 86, 36.7, round(84.0 + 0.225 * (14 - d), 1))
+                for d in range(14)
             },
             hours_before=5,
         ),

@@ -20,13 +20,11 @@ import psycopg
 from fhir_contract.observation import build_observation
 from fhir_contract.readings import Component, Quantity, Reading
 from fhir_contract.validate import validate_observation
-from gateway.alerts.admission_risk import METHOD
-from gateway.alerts.risk_assessment import admission_risk_assessment
+from gateway.alerts.admission_risk import record_admission_risk
 from gateway.alerts.scorer import ScoreOutcome, score_patient
 from gateway.api.auth import create_user
 from gateway.store.enrolment import Home, HomeDevice, enroll_homes
 from gateway.store.repository import Municipality, Patient, insert_observations
-from gateway.store.scoring import NewScore, record_score
 from gateway.store.users import create_care_team
 
 Conn = psycopg.Connection[Any]
@@ -38,6 +36,7 @@ DEVICES = {
     "pulse-oximeter": "oxi",
     "scale": "scale",
     "thermometer": "thermo",
+    "weight-scale": "wscale",  # the contract's name (fhir/devices.json) of a hub's "scale"
 }
 # Reading kind -> the device kind that sends it, and its unit.
 READINGS = {
@@ -147,27 +146,7 @@ def risk(
     model: str = MODEL,
 ) -> str:
     """Store a 30-day admission risk as the job stores it, computed at ``at``; its RiskAssessment's id."""
-    score_id = record_score(
-        conn,
-        NewScore(
-            municipality_id=municipality_id,
-            patient_id=patient_id,
-            method=METHOD,
-            score=probability,
-            band="unbanded",
-            computed_at=at,
-            as_of=at,
-            detail={"model": model, "reasons": list(reasons), "synthetic_training": True},
-            resource=admission_risk_assessment(
-                probability=probability,
-                reasons=list(reasons),
-                patient_id=patient_id,
-                model_version=model,
-                as_of=at,
-                computed_at=at,
-            ),
-        ),
-    )
+    score_id = record_admission_risk(conn, municipality_id, patient_id, probability, list(reasons), model, at)
     row = conn.execute("SELECT public_id::text FROM scores WHERE id = %s", (score_id,)).fetchone()
     assert row is not None
     return str(row[0])

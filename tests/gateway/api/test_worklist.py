@@ -151,6 +151,16 @@ def test_a_device_that_never_sent_a_reading_is_lagging_too(
     assert "No phone number on record." in fresh
 
 
+def test_a_device_enrolled_under_the_contracts_name_is_expected_as_well(
+    client: TestClient, ranked: RankedWorld, db: psycopg.Connection[Any]
+) -> None:
+    enrol(db, "0101", "p-weight-scale", "Sara Vejning", devices=("weight-scale",))
+    login(client, "anna")
+    fresh = card(client.get("/").text, "p-weight-scale")
+    assert re.findall(r'data-reading="([^"]+)"', fresh) == ["weight"]
+    assert "never measured" in fresh and "Data lagging — call the patient" in fresh
+
+
 def test_filters_narrow_the_list_by_care_team_condition_and_review(
     client: TestClient, ranked: RankedWorld, db: psycopg.Connection[Any]
 ) -> None:

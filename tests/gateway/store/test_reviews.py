@@ -9,13 +9,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from gateway.alerts.admission_risk import METHOD
-from gateway.alerts.risk_assessment import admission_risk_assessment
+from gateway.alerts.admission_risk import METHOD, record_admission_risk
 from gateway.api.auth import User, create_user
 from gateway.store import reviews
 from gateway.store.repository import Municipality, Patient, enroll_municipality, enroll_patient
 from gateway.store.reviews import ReviewRefused, record_review, reviewed_since, reviews_of, week_start
-from gateway.store.scoring import NewScore, record_score
 from gateway.store.users import create_care_team
 
 NOW = datetime(2026, 12, 9, 10, 0, tzinfo=UTC)  # a Wednesday
@@ -49,27 +47,9 @@ def people(conn: psycopg.Connection[Any]) -> dict[str, User]:
 
 def _risk(conn: psycopg.Connection[Any], patient_id: str, probability: float, model: str) -> str:
     """Store a 30-day risk for the patient as the admission-risk job does; its public id."""
-    score_id = record_score(
-        conn,
-        NewScore(
-            municipality_id="0101",
-            patient_id=patient_id,
-            method=METHOD,
-            score=probability,
-            band="unbanded",
-            computed_at=NOW - timedelta(hours=3),
-            as_of=NOW - timedelta(hours=3),
-            detail={"model": model, "reasons": ["Weight up 2.1 kg in 3 days"], "synthetic_training": True},
-            resource=admission_risk_assessment(
-                probability=probability,
-                reasons=["Weight up 2.1 kg in 3 days"],
-                patient_id=patient_id,
-                model_version=model,
-                as_of=NOW,
-                computed_at=NOW,
-            ),
-        ),
-    )
+    reasons = ["Weight up 2.1 kg in 3 days"]
+    at = NOW - timedelta(hours=3)
+    score_id = record_admission_risk(conn, "0101", patient_id, probability, reasons, model, at)
     row = conn.execute("SELECT public_id::text FROM scores WHERE id = %s", (score_id,)).fetchone()
     assert row is not None
     return str(row[0])
