@@ -36,9 +36,10 @@ from typing import Any
 import psycopg
 
 from gateway.alerts.home_rules import RULES_BY_CONDITION, SERIES_KINDS, fresh_hits, load_series
+from gateway.alerts.lifecycle import Kind, Trigger, record_trigger
 from gateway.alerts.news2_inputs import NEWS2_KINDS, vitals_from_observations
 from gateway.alerts.risk_assessment import news2_risk_assessment, rule_risk_assessment
-from gateway.alerts.rules import SEVERITY_RANK, AlertDecision, decide_alert, decide_rule_alert
+from gateway.alerts.rules import AlertDecision, decide_alert, decide_rule_alert
 from gateway.store.new_data import (
     is_barrier,
     listen_for_new_data,
@@ -47,7 +48,7 @@ from gateway.store.new_data import (
 )
 from gateway.store.patient_history import newest_reading_time
 from gateway.store.repository import enrolled_patient, latest_observations
-from gateway.store.scoring import NewScore, escalate_alert, has_score, open_alert, raise_alert, record_score
+from gateway.store.scoring import NewScore, has_score, record_score
 from models.news2 import News2Result, score_news2
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,19 @@ def score_patient(
             raised = _open_or_escalate(
                 conn, municipality_id, patient_id, news2.score_id, news2.as_of, decision, now
             )
-        for rule_score_id, at, rule_decision in rule_alerts:
-            # A rule's alert opens one when none is open; it never downgrades a NEWS2 alert.
+        for rule, rule_score_id, at, rule_decision in rule_alerts:
             raised = (
-                _open_or_escalate(conn, municipality_id, patient_id, rule_score_id, at, rule_decision, now)
+                _open_or_escalate(
+                    conn,
+                    municipality_id,
+                    patient_id,
+                    rule_score_id,
+                    at,
+                    rule_decision,
+                    now,
+                    kind="disease-rule",
+                    key=rule,
+                )
                 or raised
             )
             decision = decision or rule_decision
@@ -160,7 +170,7 @@ def _score_rules(
     patient_id: str,
     conditions: tuple[str, ...],
     computed_at: datetime,
-) -> list[tuple[int, datetime, AlertDecision]]:
+) -> list[tuple[str, int, datetime, AlertDecision]]:
     """Store each disease rule of the patient's ``conditions`` that newly fired (once per rule and
     reading) as a score with its RiskAssessment; return (score id, reading time, alert) for each."""
     if not any(c in RULES_BY_CONDITION for c in conditions):
@@ -170,7 +180,7 @@ def _score_rules(
     )
     if as_of is None:
         return []
-    stored: list[tuple[int, datetime, AlertDecision]] = []
+    stored: list[tuple[str, int, datetime, AlertDecision]] = []
     for fresh in fresh_hits(load_series(conn, municipality_id, patient_id, as_of), conditions, as_of):
         if has_score(conn, municipality_id, patient_id, fresh.hit.rule, fresh.at):
             continue  # this rule already fired on this reading: scored before
@@ -197,7 +207,7 @@ def _score_rules(
                 resource=resource,
             ),
         )
-        stored.append((score_id, fresh.at, decide_rule_alert(fresh.title, fresh.hit.reason)))
+        stored.append((fresh.hit.rule, score_id, fresh.at, decide_rule_alert(fresh.title, fresh.hit.reason)))
     return stored
 
 
@@ -209,37 +219,17 @@ def _open_or_escalate(
     as_of: datetime,
     decision: AlertDecision,
     raised_at: datetime | None = None,
+    *,
+    kind: Kind = "news2",
+    key: str = "",
 ) -> bool:
-    """Open an alert (raised at ``raised_at``, None: the database's now), or escalate the open one when
-    this is worse; True only for a new alert."""
-    current = open_alert(conn, municipality_id, patient_id)
-    if current is None:
-        raise_alert(
-            conn,
-            municipality_id,
-            patient_id,
-            score_id=score_id,
-            as_of=as_of,
-            severity=decision.severity,
-            reason=decision.reason,
-            raised_at=raised_at,
-        )
-        log.warning("ALERT %s patient %s: %s", decision.severity, patient_id, decision.reason)
-        return True
-    if SEVERITY_RANK[decision.severity] > SEVERITY_RANK[current.severity]:
-        escalate_alert(
-            conn,
-            municipality_id,
-            current.id,
-            score_id=score_id,
-            as_of=as_of,
-            severity=decision.severity,
-            reason=decision.reason,
-        )
-        log.warning(
-            "ALERT escalated to %s for patient %s: %s", decision.severity, patient_id, decision.reason
-        )
-    return False
+    """Hand the alert a score calls for to the lifecycle; True only for a new alert."""
+    outcome = record_trigger(
+        conn,
+        Trigger(municipality_id, patient_id, kind, key, decision.severity, decision.reason, as_of, score_id),
+        now=raised_at or datetime.now(UTC),
+    )
+    return outcome.action == "raise"
 
 
 class Scorer:

@@ -130,13 +130,15 @@ class News2:
 
 @dataclass(frozen=True, slots=True)
 class OpenAlert:
-    """The newest open alert, with the score it was raised on (or last escalated by)."""
+    """The most severe open alert (the newest of those), with the score it was raised on (or last made
+    worse by); an alert on a reading (own limits, a missing measurement) has no score: its kind and time
+    stand in for the score's method and time."""
 
     id: int
     severity: str
     reason: str
     raised_at: datetime
-    score_id: int
+    score_id: int | None
     score_method: str
     score_as_of: datetime
 
@@ -292,10 +294,10 @@ def _page_query(viewer: access.Viewer, wanted: WorklistFilter) -> sql.Composed:
         " LEFT JOIN LATERAL {risk} r ON true"
         " LEFT JOIN LATERAL {news2} s ON true"
         " LEFT JOIN LATERAL (SELECT a.id, a.severity, a.reason, a.raised_at, a.score_id,"
-        "  sc.method AS score_method, sc.as_of AS score_as_of"
-        "  FROM alerts a JOIN scores sc ON sc.id = a.score_id"
+        "  coalesce(sc.method, a.kind) AS score_method, coalesce(sc.as_of, a.as_of) AS score_as_of"
+        "  FROM alerts a LEFT JOIN scores sc ON sc.id = a.score_id"
         "  WHERE a.municipality_id = p.municipality_id AND a.patient_id = p.id AND a.status = 'open'"
-        "  ORDER BY a.raised_at DESC, a.id DESC LIMIT 1) a ON true"
+        "  ORDER BY a.severity = 'high' DESC, a.raised_at DESC, a.id DESC LIMIT 1) a ON true"
         " WHERE {filters}"
         " WINDOW w AS (ORDER BY r.score DESC NULLS LAST, s.score DESC NULLS LAST,"
         "  a.raised_at DESC NULLS LAST, p.name, p.id)"
