@@ -93,6 +93,20 @@ class GatewaySettings(BaseSettings):
     # /healthz turns unhealthy when an ingest worker has held messages this long without committing any.
     ingest_stall_after_s: float = Field(default=60.0, gt=0)
 
+    # Alerts told by e-mail (gateway.alerts.email): an SMTP server the gateway hands messages to. Without
+    # ``smtp_host`` no e-mail is sent; deliveries by e-mail then fail and the administrator sees why.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "homewatch@localhost"
+    # The address staff open the web UI at: the base of the links in e-mails and webhook calls (they carry
+    # a link and as little patient data as possible). None: http://{http_host}:{http_port}.
+    public_url: str | None = None
+    # How often the alert jobs look for due deliveries, escalations and ended snoozes (seconds).
+    alert_jobs_interval_s: float = Field(default=1.0, gt=0)
+
     # Development without a secret: a random key of this settings object (copies and pickles keep it).
     _development_key: str = PrivateAttr(default_factory=lambda: secrets.token_urlsafe(MIN_SECRET_BYTES))
 
@@ -144,6 +158,11 @@ class GatewaySettings(BaseSettings):
     def secure_cookies(self) -> bool:
         """Whether cookies are ``Secure`` (and ``__Host-`` named): everywhere but development."""
         return not self.development
+
+    @property
+    def web_base_url(self) -> str:
+        """The base of links to the web UI in messages sent outside it (no trailing slash)."""
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
 
     @property
     def oidc_enabled(self) -> bool:
