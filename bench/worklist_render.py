@@ -5,7 +5,8 @@ oximeter and a scale each), ``--days`` days of history per patient: the daily re
 pulse, SpO2, pulse, weight: Observations built and validated with the contract and stored as ingest
 stores them), a NEWS2 score of each morning's and evening's readings (``models.news2`` on the values,
 stored with ``record_score``), a daily 30-day admission risk (stored as the job stores it), an open
-alert for one patient in twenty and this week's review for one in three. Some homes stop sending a few
+alert for one patient in twenty (raised through ``gateway.alerts.lifecycle`` on that patient's newest
+NEWS2, as the scorer raises one) and this week's review for one in three. Some homes stop sending a few
 days before the end (their cards show "data lagging"). All SYNTHETIC.
 
 Then, over ``--runs`` runs each, after two warm-up runs:
@@ -41,6 +42,7 @@ from fhir_contract.observation import build_observation
 from fhir_contract.readings import Component, Quantity, Reading
 from fhir_contract.validate import validate_observation
 from gateway.alerts.admission_risk import record_admission_risk
+from gateway.alerts.lifecycle import Trigger, record_trigger
 from gateway.alerts.risk_assessment import news2_risk_assessment
 from gateway.api.app import create_app
 from gateway.api.auth import User, create_user
@@ -51,7 +53,7 @@ from gateway.store.enrolment import Home, HomeDevice, enroll_homes
 from gateway.store.migrate import migrate
 from gateway.store.repository import DeliveredObservation, Municipality, Patient, insert_observation_batch
 from gateway.store.reviews import record_review, week_start
-from gateway.store.scoring import NewScore, raise_alert, record_score
+from gateway.store.scoring import NewScore, attach_score, record_score
 from models.news2 import Measured, VitalSigns, score_news2
 
 TARGET_MS = 300.0
@@ -173,16 +175,19 @@ def seed(conn: psycopg.Connection[Any], patients: int, days: int, now: datetime)
                 at = morning + timedelta(hours=1)
                 record_admission_risk(conn, MUNICIPALITY, f"p{n}", probability, list(REASONS), MODEL, at)
                 stored["risk"] += 1
-            if n % 20 == 0:  # an open alert on the patient's newest NEWS2
-                raise_alert(
-                    conn,
+            if n % 20 == 0:  # an open alert on the patient's newest NEWS2, as the scorer raises one
+                trigger = Trigger(
                     MUNICIPALITY,
                     f"p{n}",
-                    score_id=score_id,
-                    as_of=now - timedelta(hours=2),
-                    severity="medium",
-                    reason=f"NEWS2 {result.total}: bench alert",
+                    "news2",
+                    "",
+                    "medium",
+                    f"NEWS2 {result.total}: bench alert",
+                    now - timedelta(hours=2),
                 )
+                raised = record_trigger(conn, trigger, now=now - timedelta(hours=2))
+                assert raised.alert_id is not None
+                attach_score(conn, MUNICIPALITY, raised.alert_id, score_id)
                 stored["alerts"] += 1
         if len(pending) >= _BATCH:
             flush()

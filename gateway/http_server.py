@@ -2,6 +2,9 @@
 
 uvicorn runs in a thread of its own, so it installs no signal handlers: SIGTERM and Ctrl-C stay with
 the process that started it (``gateway.service``), which stops the server in order with the rest.
+Stopping ends the app's live alert streams first (``gateway.api.alert_stream.end_streams``): uvicorn's
+graceful shutdown waits for every open response, and a stream never ends by itself (the browsers
+reconnect to the next server and resume).
 Left to others: the routes (``gateway.api``), what else runs beside it (``gateway.service``).
 """
 
@@ -13,7 +16,9 @@ import time
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
+from gateway.api.alert_stream import end_streams
 from gateway.errors import GatewayError
 
 # A server asked to exit finishes the requests in hand; past this, stopping goes on without it.
@@ -47,6 +52,8 @@ def start_http(app: Any, host: str, port: int, timeout: float) -> tuple[uvicorn.
 
 
 def stop_http(server: uvicorn.Server, thread: threading.Thread, timeout: float = STOP_TIMEOUT_S) -> None:
-    """Ask the server to exit and wait for its thread."""
+    """End the app's live streams, ask the server to exit and wait for its thread."""
+    if isinstance(server.config.app, FastAPI):
+        end_streams(server.config.app)
     server.should_exit = True
     thread.join(timeout=timeout)

@@ -2,9 +2,12 @@
 
 ``Gateway`` starts, in this order: the database (an embedded PostgreSQL unless ``database_url`` is
 given; migrated either way), the broker (an embedded one unless ``mqtt_url`` or ``broker`` is given),
-the scorer LISTENing for new data, the 30-day admission risk on its schedule (at start, then every
-``risk_interval_hours``), the ingest workers, and the HTTP server (web UI, FHIR API, ``/healthz``,
-``/metrics``). ``stop`` undoes it in reverse order and stops only what it started.
+the scorer LISTENing for new data, the alert dispatcher (``gateway.alerts.dispatcher``: e-mails and
+webhooks of the alerts' outbox, escalations, ended snoozes, every ``alert_jobs_interval_s`` of its
+clock), the 30-day admission risk on its schedule (at start, then every ``risk_interval_hours``), the
+missing-measurement job (every ``missing_check_minutes`` of its clock), the ingest workers, and the HTTP
+server (web UI, FHIR API, ``/healthz``, ``/metrics``). ``stop`` undoes it in reverse order and stops
+only what it started.
 
 One path from ingest to the scorer, whatever the options: an ingest worker announces the patients with
 new data by PostgreSQL NOTIFY from inside its batch's transaction, and the scorer LISTENs
@@ -45,6 +48,8 @@ import uvicorn
 from psycopg_pool import ConnectionPool
 
 from gateway.alerts.admission_risk import AdmissionRiskSchedule
+from gateway.alerts.dispatcher import Dispatcher
+from gateway.alerts.missing_job import MissingMeasurementJob
 from gateway.alerts.scorer import Scorer
 from gateway.api.app import create_app
 from gateway.api.pool import open_pool
@@ -142,6 +147,8 @@ class Gateway:
         self.pool: ConnectionPool[Any] | None = None
         self.scorer: Scorer | None = None
         self.admission_risk: AdmissionRiskSchedule | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.missing: MissingMeasurementJob | None = None
         self.workers: IngestWorkers | None = None
         self._counted_at_start = IngestTotals()
         self._http: tuple[uvicorn.Server, threading.Thread] | None = None
@@ -195,7 +202,15 @@ class Gateway:
         self.scorer.listen(settings.scorer_channel)
         if not self.scorer.wait_listening(timeout):
             raise GatewayError("the scorer could not listen for new data on the database in time")
+        # Alerts reach people outside the page: the outbox's deliveries, escalations, ended snoozes.
+        self.dispatcher = Dispatcher(database_url, settings, clock=opts.clock)
+        self.dispatcher.start()
         self.admission_risk = _admission_risk_schedule(database_url, settings, opts.clock)
+        # Missing measurements ('missing' alerts) on the same clock as the scores.
+        self.missing = MissingMeasurementJob(
+            database_url, timedelta(minutes=settings.missing_check_minutes), clock=opts.clock
+        )
+        self.missing.start()
         self.workers = IngestWorkers(settings, endpoint, count, logging.getLogger().getEffectiveLevel())
         self._counted_at_start = self._ingest_totals()
         self.workers.start(timeout)
@@ -229,9 +244,15 @@ class Gateway:
         if self.workers is not None:
             self.workers.stop()
             self.workers = None
+        if self.missing is not None:
+            self.missing.stop()
+            self.missing = None
         if self.admission_risk is not None:
             self.admission_risk.stop()
             self.admission_risk = None
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+            self.dispatcher = None
         if self.scorer is not None:
             self.scorer.wait_idle(timeout=10)
             self.scorer.stop()
@@ -268,6 +289,11 @@ class Gateway:
         if barrier is None or not self.scorer.wait_heard(barrier, timeout):
             return False
         return self.scorer.wait_idle(max(0.0, deadline - time.monotonic()))
+
+    def wait_delivered(self, timeout: float) -> bool:
+        """True once the alert dispatcher has sent (or put off to a retry) every delivery due now;
+        False after ``timeout`` or when it is not running (``Dispatcher.wait_delivered``)."""
+        return self.dispatcher is not None and self.dispatcher.wait_delivered(timeout)
 
     def score_admission_risk_now(self, timeout: float) -> bool:
         """Score everyone's 30-day admission risk now and wait for it (``AdmissionRiskSchedule.run_now``);

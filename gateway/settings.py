@@ -106,6 +106,10 @@ class GatewaySettings(BaseSettings):
     public_url: str | None = None
     # How often the alert jobs look for due deliveries, escalations and ended snoozes (seconds).
     alert_jobs_interval_s: float = Field(default=1.0, gt=0)
+    # How often the gateway looks for expected measurements that did not come, in minutes of its clock
+    # (gateway.alerts.missing_job). A measurement is missing only 36 h after the last, so a few minutes
+    # late is nothing; more often would only read the same readings again.
+    missing_check_minutes: float = Field(default=5.0, gt=0)
 
     # Development without a secret: a random key of this settings object (copies and pickles keep it).
     _development_key: str = PrivateAttr(default_factory=lambda: secrets.token_urlsafe(MIN_SECRET_BYTES))

@@ -105,6 +105,15 @@ def demo(
         ),
     ] = None,
     port: Annotated[int, typer.Option(help="HTTP port of the web UI and FHIR API (127.0.0.1).")] = 8000,
+    mail_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="HTTP port of the mail page: the alert e-mails the gateway sent to the demo's SMTP sink.",
+            show_default="8025 when free, else any free port",
+        ),
+    ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(help="Keep the database and hub outboxes here.", show_default="a temporary folder"),
@@ -139,6 +148,7 @@ def demo(
         seed=seed,
         workers=workers,
         serve_after=serve_after,
+        mail_port=mail_port,
     )
     sys.exit(run_demo(options))
 
@@ -349,6 +359,9 @@ def user_add(
         bool,
         typer.Option("--sso-only", help="No password: the user signs in only through the region's provider."),
     ] = False,
+    email: Annotated[
+        str | None, typer.Option(help="The e-mail address alerts reach the user at.", show_default="none")
+    ] = None,
 ) -> None:
     """Add a user who may log in (asks for the password twice unless told otherwise)."""
     from gateway.api.auth import create_user
@@ -359,7 +372,7 @@ def user_add(
     teams = None if not team else tuple(team)
     with _database(database_url) as conn:
         try:
-            user = create_user(conn, username, municipality, role, password, teams)
+            user = create_user(conn, username, municipality, role, password, teams, email=email)
         except ValueError as exc:
             raise _fail(str(exc)) from None
     typer.echo(f"added {user.role} {user.username} of municipality {user.municipality_id}")

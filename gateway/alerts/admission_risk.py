@@ -9,7 +9,9 @@ trained and evaluated with (``models.cohort_reader.patient_cohort``, ``models.fe
 parsed and no unit converted again, and the gateway scores exactly what ``homewatch models replay``
 would from the same readings as FHIR (a test holds the two equal). The result
 is stored as a score (method :data:`METHOD`) with a FHIR RiskAssessment: the calibrated probability and
-the factors that raise it most, in words (readable at ``GET /fhir/RiskAssessment?patient=...``).
+the factors that raise it most, in words (readable at ``GET /fhir/RiskAssessment?patient=...``). Right
+after, in the same transaction, the replay's alert rule runs on the patient's stored daily risks
+(``gateway.alerts.risk_rise``): a rise that the replay would alert on today raises a 'risk-rise' alert.
 
 The shipped model was trained on SYNTHETIC data only (``models/MODEL_CARD.md``): its numbers rank
 patients for review; they are no clinical prediction. Staff change observations and past admissions
@@ -27,6 +29,7 @@ from typing import Any
 import psycopg
 
 from gateway.alerts.risk_assessment import admission_risk_assessment
+from gateway.alerts.risk_rise import alert_on_rise
 from gateway.store.patient_history import final_readings
 from gateway.store.repository import enrolled_patient, enrolled_patient_ids
 from gateway.store.scoring import NewScore, record_score
@@ -66,7 +69,8 @@ def score_admission_risk(
     *,
     now: datetime | None = None,
 ) -> float | None:
-    """Score one patient as of the end of today and store it; None without readings to score."""
+    """Score one patient as of the end of today and store it, then raise a 'risk-rise' alert when the
+    replay's rule alerts today (``gateway.alerts.risk_rise``); None without readings to score."""
     computed_at = now or datetime.now(UTC)
     cohort = patient_history(conn, municipality_id, patient_id, computed_at)
     if cohort is None:
@@ -79,7 +83,12 @@ def score_admission_risk(
     probability = float(model.predict(row[None, :])[0])
     reasons = explain(model, row)
     version = str(model.metadata.get("model", "unknown"))
-    record_admission_risk(conn, municipality_id, patient_id, probability, reasons, version, computed_at)
+    score_id = record_admission_risk(
+        conn, municipality_id, patient_id, probability, reasons, version, computed_at
+    )
+    alert_on_rise(
+        conn, model, municipality_id, patient_id, score_id=score_id, factors=reasons, computed_at=computed_at
+    )
     return probability
 
 

@@ -9,7 +9,7 @@ data it stands on (``as_of``). ``decide`` is the rule, pure:
   (a value flapping round a threshold raises one alert, not twenty); a worse severity re-opens it and
   tells everyone again;
 - a trigger on data no newer than what the alert already holds changes nothing (scoring the same
-  readings twice, fast or slow, gives the same alerts);
+  readings twice, fast or slow, gives the same alerts), unless it is worse and as new;
 - after an alert was resolved, the same or a lower severity stays quiet for :data:`REALERT_AFTER`
   (the nurse has just dealt with it), counted on the resolved alert; a worse one raises a new alert;
 - otherwise a new alert is opened, to escalate when nobody acknowledges it in time.
@@ -75,9 +75,13 @@ def decide(
 ) -> Action:
     """The rule (module docstring): what a trigger does, given the active and the last resolved alert."""
     if active is not None:
-        if trigger.as_of <= active.last_trigger_as_of:
+        worse = SEVERITY_RANK[trigger.severity] > SEVERITY_RANK[active.severity]
+        # Readings taken in the same second may reach the scorer in different batches: the worse one
+        # counts whichever came first, so fast and slow replays agree.
+        last = active.last_trigger_as_of
+        if trigger.as_of < last or (trigger.as_of == last and not worse):
             return "repeat"
-        return "worse" if SEVERITY_RANK[trigger.severity] > SEVERITY_RANK[active.severity] else "count"
+        return "worse" if worse else "count"
     if last_resolved is not None:
         if trigger.as_of <= last_resolved.last_trigger_as_of:
             return "repeat"

@@ -27,7 +27,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.api import (
+    admin_alert_pages,
     admin_pages,
+    alert_fhir,
+    alert_pages,
+    alert_stream,
     fhir_api,
     health,
     language,
@@ -37,12 +41,13 @@ from gateway.api import (
     review_pages,
     web,
 )
+from gateway.api.alert_presenters import ALERT_GLOBALS
 from gateway.api.body_limit import BodyLimit
 from gateway.api.errors import FhirError, LoginRequired, answers_operation_outcome
 from gateway.api.fhir_model import operation_outcome
 from gateway.api.i18n import N_, gettext, load_catalogues, localization, ngettext, pgettext
 from gateway.api.language import LanguageMiddleware
-from gateway.api.layout import LAYOUT_GLOBALS
+from gateway.api.layout import HEADER_DEPENDENCIES, LAYOUT_GLOBALS
 from gateway.api.presenters import TEMPLATE_GLOBALS
 from gateway.api.review_presenters import REVIEW_GLOBALS
 from gateway.api.security_headers import SecurityHeaders
@@ -148,6 +153,7 @@ def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bo
         summary="Worklists for municipal nurses and a FHIR R4 API over home-monitoring data.",
         docs_url=None,
         redoc_url=None,
+        lifespan=alert_stream.lifespan,  # stops the live stream's listener at shutdown
     )
     app.state.settings = settings
     app.state.pool = pool
@@ -156,6 +162,7 @@ def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bo
     templates.env.globals.update(TEMPLATE_GLOBALS)
     templates.env.globals.update(LAYOUT_GLOBALS)
     templates.env.globals.update(REVIEW_GLOBALS)
+    templates.env.globals.update(ALERT_GLOBALS)
     # _() / gettext() / ngettext() / pgettext() and {% trans %} through the request's catalogue
     # (gateway.api.i18n; "newstyle" off: its callables fill placeholders themselves).
     templates.env.add_extension("jinja2.ext.i18n")
@@ -167,13 +174,19 @@ def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bo
     localization(settings.default_language, settings.time_zone)
     app.state.templates = templates
     _install_error_handlers(app)
+    # Before any /alerts/{alert_id} route, which would otherwise take "stream" for an id.
+    app.include_router(alert_stream.router)
     app.include_router(web.router)
-    app.include_router(review_pages.router)
-    app.include_router(patient_pages.router)
+    # The clinical pages lend their connection to the header's count of open alerts (layout).
+    app.include_router(review_pages.router, dependencies=HEADER_DEPENDENCIES)
+    app.include_router(patient_pages.router, dependencies=HEADER_DEPENDENCIES)
+    app.include_router(alert_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(language.router)
     app.include_router(admin_pages.router)
+    app.include_router(admin_alert_pages.router)
     app.include_router(fhir_api.router)
     app.include_router(review_fhir.router)
+    app.include_router(alert_fhir.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Innermost: routes, exception handlers and templates all see the request's language and zone.

@@ -139,12 +139,14 @@ def create_user(
     role: str,
     password: str | None,
     care_teams: tuple[str, ...] | None = None,
+    *,
+    email: str | None = None,
 ) -> User:
     """Insert a user with an scrypt hash of ``password``; the municipality must exist.
 
     ``password`` None makes a user who signs in only through the region's OpenID Connect provider (no
     password matches). A nurse joins ``care_teams`` (default: her municipality's default team, whose id
-    is the municipality's); the other roles belong to no team.
+    is the municipality's); the other roles belong to no team. ``email``: where alerts reach the user.
     """
     for name, value in (("username", username), ("municipality_id", municipality_id), ("role", role)):
         if not value or "|" in value:
@@ -155,9 +157,11 @@ def create_user(
         raise ValueError("password must have at least 8 characters")
     if care_teams and role != access.NURSE:
         raise ValueError(f"only a nurse belongs to care teams, not a {role}")
+    if email is not None and not users.EMAIL.match(email):
+        raise ValueError(f"email must be an address such as name@kommune.dk, not {email!r}")
     stored = NO_PASSWORD if password is None else hash_password(password)
     with conn.transaction():
-        users.insert_user(conn, username, municipality_id, role, stored)
+        users.insert_user(conn, username, municipality_id, role, stored, email)
         if role == access.NURSE:
             for team in (municipality_id,) if care_teams is None else care_teams:
                 users.join_care_team(conn, municipality_id, team, username)

@@ -180,6 +180,106 @@ _PATIENT = SearchParam(
     parse_reference,
 )
 
+
+def _alert_id(resource_type: str) -> SearchParam:
+    return SearchParam(
+        "_id",
+        "token",
+        "http://hl7.org/fhir/SearchParameter/Resource-id",
+        f"The {resource_type}'s id (a uuid); commas give several.",
+        parse_resource_id,
+    )
+
+
+def _alert_subject(resource_type: str, field: str) -> SearchParam:
+    return SearchParam(
+        "subject",
+        "reference",
+        f"http://hl7.org/fhir/SearchParameter/{resource_type}-subject",
+        f"{resource_type}.{field}, the patient: 'Patient/<id>' or '<id>'.",
+        parse_reference,
+    )
+
+
+def _alert_status(definition: str, resource_type: str, codes: str) -> SearchParam:
+    return SearchParam(
+        "status",
+        "token",
+        definition,
+        f"{resource_type}.status as served: {codes}.",
+        parse_token,
+    )
+
+
+def _alert_date(name: str, definition: str, documentation: str) -> SearchParam:
+    return SearchParam(
+        name,
+        "date",
+        definition,
+        f"{documentation} Prefixes eq, gt, ge, lt, le; no zone means UTC.",
+        parse_date,
+    )
+
+
+# An alert as FHIR (gateway.api.alert_fhir, docs/fhir.md): a Flag on the patient, the care team's Task,
+# the e-mail to the GP as a Communication. A status parameter matches the status a resource is served
+# with. R4 has no search parameter for Flag.status: its definition is left empty (homewatch's own).
+_ALERT_PARAMS: Mapping[str, Mapping[str, SearchParam]] = {
+    "Flag": {
+        "patient": _PATIENT,
+        "subject": _alert_subject("Flag", "subject"),
+        "status": _alert_status("", "Flag", "active (the alert is not resolved) or inactive"),
+        "_id": _alert_id("Flag"),
+        "date": _alert_date(
+            "date", "http://hl7.org/fhir/SearchParameter/clinical-date", "Flag.period.start (raised)."
+        ),
+    },
+    "Task": {
+        "patient": SearchParam(
+            "patient",
+            "reference",
+            "http://hl7.org/fhir/SearchParameter/Task-patient",
+            "Task.for, the patient: 'Patient/<id>' or '<id>'.",
+            parse_reference,
+        ),
+        "subject": _alert_subject("Task", "for"),
+        "status": _alert_status(
+            "http://hl7.org/fhir/SearchParameter/Task-status",
+            "Task",
+            "requested, accepted, in-progress, on-hold or completed",
+        ),
+        "_id": _alert_id("Task"),
+        "authored-on": _alert_date(
+            "authored-on", "http://hl7.org/fhir/SearchParameter/Task-authored-on", "Task.authoredOn (raised)."
+        ),
+        "_lastUpdated": _alert_date(
+            "_lastUpdated",
+            "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
+            "meta.lastUpdated (= Task.lastModified: the alert's last change).",
+        ),
+    },
+    "Communication": {
+        "patient": SearchParam(
+            "patient",
+            "reference",
+            "http://hl7.org/fhir/SearchParameter/Communication-patient",
+            "Communication.subject, the patient: 'Patient/<id>' or '<id>'.",
+            parse_reference,
+        ),
+        "subject": _alert_subject("Communication", "subject"),
+        "status": _alert_status(
+            "http://hl7.org/fhir/SearchParameter/Communication-status",
+            "Communication",
+            "completed (e-mailed), in-progress (queued) or not-done",
+        ),
+        "_id": _alert_id("Communication"),
+        "sent": _alert_date(
+            "sent", "http://hl7.org/fhir/SearchParameter/Communication-sent", "Communication.sent."
+        ),
+    },
+}
+
+
 SEARCH_PARAMS: Mapping[str, Mapping[str, SearchParam]] = {
     "Observation": {
         "patient": _PATIENT,
@@ -210,6 +310,7 @@ SEARCH_PARAMS: Mapping[str, Mapping[str, SearchParam]] = {
             parse_resource_id,
         ),
     },
+    **_ALERT_PARAMS,
 }
 
 # The ``_sort`` keys each resource type supports (each orders by the time its ``date`` parameter searches).
@@ -219,6 +320,10 @@ SORT_KEYS: Mapping[str, tuple[str, ...]] = {
     "RiskAssessment": (),
     "ClinicalImpression": (),
     "Patient": (),
+    # Alerts: newest raised first; a Flag and a Task sort on when the alert was raised.
+    "Flag": ("date",),
+    "Task": ("authored-on",),
+    "Communication": (),
 }
 
 
@@ -263,6 +368,11 @@ _CURSOR_OK: Mapping[str, Callable[[Cursor], bool]] = {
         cursor.at is not None and _PUBLIC_ID.fullmatch(cursor.key) is not None
     ),
     "Patient": lambda cursor: cursor.at is None and ID_PATTERN.fullmatch(cursor.key) is not None,
+    # An alert's resources page on (raised_at, alerts.public_id).
+    **dict.fromkeys(
+        ("Flag", "Task", "Communication"),
+        lambda cursor: cursor.at is not None and _PUBLIC_ID.fullmatch(cursor.key) is not None,
+    ),
 }
 
 

@@ -1,4 +1,10 @@
-"""``GET /metrics``: ingest counters in the Prometheus text exposition format (version 0.0.4).
+"""``GET /metrics``: ingest counters, and alerts and their deliveries, in the Prometheus text exposition
+format (version 0.0.4).
+
+Alerts and deliveries are read from their tables at each scrape (``gateway.store.alert_admin``): open
+alerts by municipality, kind and severity, deliveries by channel and status, and how old the oldest
+pending delivery is and how far past its time the most overdue one is (a dispatcher that stopped shows
+as a growing number while everything else looks calm).
 
 Where the numbers live: each ingest worker adds to its own row of ``ingest_metrics`` (and
 ``ingest_rejections``) in the same transaction that stores its batch (``gateway.ingest.mqtt_ingest``).
@@ -27,8 +33,10 @@ from collections.abc import Iterable
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
+from gateway.api.clock import ui_now
 from gateway.api.deps import DbDep, SettingsDep
 from gateway.settings import GatewaySettings
+from gateway.store.alert_admin import AlertMetrics, alert_metrics
 from gateway.store.ingest_metrics import WorkerMetrics, rejection_counts, worker_counters
 
 router = APIRouter(tags=["metrics"])
@@ -84,6 +92,35 @@ def render_metrics(workers: Iterable[WorkerMetrics], rejections: Iterable[tuple[
     return "\n".join(lines) + "\n"
 
 
+def render_alert_metrics(m: AlertMetrics) -> str:
+    """The exposition text of alerts and their delivery: counts and ages, never a patient id."""
+    name = "homewatch_alerts_open"
+    lines = [
+        f"# HELP {name} Alerts raised and not yet acknowledged, snoozed or resolved (none: no series).",
+        f"# TYPE {name} gauge",
+    ]
+    lines += [
+        f'{name}{{municipality="{_label(a.municipality_id)}",kind="{_label(a.kind)}",'
+        f'severity="{_label(a.severity)}"}} {a.count}'
+        for a in m.open_alerts
+    ]
+    name = "homewatch_alert_deliveries"
+    lines += [f"# HELP {name} Alert deliveries (e-mails, webhook calls) by channel and status.",
+              f"# TYPE {name} gauge"]  # fmt: skip
+    lines += [f'{name}{{channel="{d.channel}",status="{d.status}"}} {d.count}' for d in m.deliveries]
+    for name, kind, help_text, value in (
+        ("homewatch_alert_deliveries_failed_total", "counter",
+         "Alert deliveries that failed for good (no more attempts).", m.failed),
+        ("homewatch_alert_delivery_oldest_pending_seconds", "gauge",
+         "Age of the oldest pending alert delivery (0: none pending).", m.oldest_pending_s),
+        ("homewatch_alert_delivery_overdue_seconds", "gauge",
+         "How long the most overdue pending delivery waits past its time: a stopped dispatcher grows it.",
+         m.most_overdue_s),
+    ):  # fmt: skip
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {_number(value)}"]
+    return "\n".join(lines) + "\n"
+
+
 def _authorised(request: Request, settings: GatewaySettings) -> bool:
     if settings.metrics_token is None:
         return settings.development
@@ -94,10 +131,11 @@ def _authorised(request: Request, settings: GatewaySettings) -> bool:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(request: Request, db: DbDep, settings: SettingsDep) -> PlainTextResponse:
-    """Ingest counters per worker in the Prometheus text format."""
+    """Ingest counters per worker, and alerts and their deliveries, in the Prometheus text format."""
     if not _authorised(request, settings):
         return PlainTextResponse(
             "a valid bearer token is required\n", status_code=401, headers={"WWW-Authenticate": "Bearer"}
         )
     text = render_metrics(worker_counters(db), rejection_counts(db))
+    text += render_alert_metrics(alert_metrics(db, now=ui_now(request)))
     return PlainTextResponse(text, media_type=CONTENT_TYPE)

@@ -2,12 +2,13 @@
 
 The scorer and the admission-risk job store what the models wrote, in English: an alert's reason
 (``gateway.alerts.rules``: a NEWS2's parameters, or a disease rule's title and reason), a disease rule's
-reason (``models.rules``), the factors of a 30-day risk (``models.admission_risk.describe``) and the notes
-of a NEWS2 (``models.news2``). The database keeps them as written. Each comes from a fixed template with
-numbers in it; here every template has an anchored pattern and a marked message with the same values,
-so a page in Danish says "Vægt steget 2,3 kg på 3 dage (80,0 → 82,3 kg)" where the model wrote "Weight
-up 2.3 kg in 3 days (80.0 -> 82.3 kg)". Numbers keep the decimals the model gave them, with the
-language's decimal sign.
+reason (``models.rules``), the factors of a 30-day risk (``models.admission_risk.describe``), the notes
+of a NEWS2 (``models.news2``) and the reasons of the jobs' alerts (a rising 30-day risk, a missing
+measurement, whose time is shown in the reader's zone). The database keeps them as written. Each comes
+from a fixed template with numbers in it; here every template has an anchored pattern and a marked
+message with the same values, so a page in Danish says "Vægt steget 2,3 kg på 3 dage (80,0 → 82,3 kg)"
+where the model wrote "Weight up 2.3 kg in 3 days (80.0 -> 82.3 kg)". Numbers keep the decimals the
+model gave them, with the language's decimal sign.
 
 In English (the source language) a sentence is shown exactly as stored. A sentence no pattern knows
 (free text, a template the models changed) is shown as stored, too; ``tests/gateway/api/
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from babel.dates import format_skeleton
 from babel.numbers import format_decimal
 
 from gateway.alerts.home_rules import RULE_TITLES
@@ -302,13 +305,93 @@ def _has(m: re.Match[str]) -> str:
     return gettext("Does not have %(condition)s", condition=condition)
 
 
+# --- the jobs' alerts: a rising 30-day risk (gateway.alerts.risk_rise), a missing measurement
+# (gateway.alerts.missing) ------------------------------------------------------------------------------
+
+# The measurements as ``gateway.alerts.missing.NAMES`` names them in a sentence.
+_MISSING_MEASUREMENTS = {
+    "blood pressure": N_("blood pressure"),
+    "SpO2": N_("SpO2"),
+    "weight": N_("weight"),
+    "temperature": N_("temperature"),
+}
+
+
+def _risk_rise(m: re.Match[str]) -> str:
+    text = gettext(
+        "30-day admission risk rose from %(before)s %% to %(after)s %% in %(span)s"
+        " (model trained on SYNTHETIC data only)",
+        before=_num(m["before"]),
+        after=_num(m["after"]),
+        span=_days(m["span"]),
+    )
+    if not m["factors"]:
+        return text
+    return f"{text}: {'; '.join(model_text(factor) for factor in m['factors'].split('; '))}"
+
+
+def _missing(m: re.Match[str]) -> str:
+    since = datetime.strptime(m["since"], "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    localization = current()
+    zone, locale = localization.time_zone, localization.locale
+    # As ``gateway.api.presenters.when`` shows a time (which imports this module).
+    day = format_skeleton("yMMMd", since, tzinfo=zone, locale=locale)
+    clock = format_skeleton("Hm", since, tzinfo=zone, locale=locale)
+    return gettext(
+        "No %(measurement)s received since %(since)s (expected every %(hours)s h)",
+        measurement=gettext(_MISSING_MEASUREMENTS[m["measurement"]]),
+        since=str(locale.datetime_formats["medium"]).format(clock, day),
+        hours=_num(m["hours"]),
+    )
+
+
+# --- a reading outside the patient's own limits (gateway.alerts.evaluation.threshold_reason) -------------
+
+# The vital signs as ``gateway.alerts.evaluation`` names them in a sentence.
+_OWN_LIMIT_VITALS = {
+    "SpO2": N_("SpO2"),
+    "Pulse": N_("Pulse"),
+    "Systolic blood pressure": N_("Systolic blood pressure"),
+    "Diastolic blood pressure": N_("Diastolic blood pressure"),
+    "Temperature": N_("Temperature"),
+    "Weight": N_("Weight"),
+    "Respiration rate": N_("Respiration rate"),
+}
+
+
+def _own_limit(m: re.Match[str]) -> str:
+    values = {
+        "vital": gettext(_OWN_LIMIT_VITALS[m["vital"]]),
+        "value": f"{_num(m['value'])} {m['unit']}",
+        "limit": f"{_num(m['limit'])} {m['unit']}",
+    }
+    if m["side"] == "above":
+        return gettext("%(vital)s %(value)s, above the patient's own red limit of %(limit)s", **values)
+    return gettext("%(vital)s %(value)s, below the patient's own red limit of %(limit)s", **values)
+
+
 _V = _alternatives(_RISK_VITALS)
 _SENTENCES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]], ...] = tuple(
     (re.compile(pattern), word)
     for pattern, word in (
         # Alerts (gateway.alerts.rules).
         (_NEWS2_ALERT.pattern, _news2_alert),
+        (
+            rf"(?P<vital>{_alternatives(_OWN_LIMIT_VITALS)}) (?P<value>{_N}) (?P<unit>%|/min|mmHg|°C|kg), "
+            rf"(?P<side>above|below) the patient's own red limit of (?P<limit>{_N}) (?P=unit)",
+            _own_limit,
+        ),
         (rf"(?P<title>{_alternatives({t: t for t in _RULE_TITLES.values()})}): (?P<reason>.+)", _rule_alert),
+        (
+            rf"30-day admission risk rose from (?P<before>{_N}) % to (?P<after>{_N}) % "
+            r"in (?P<span>\d+ days?) \(model trained on SYNTHETIC data only\)(?:: (?P<factors>.+))?",
+            _risk_rise,
+        ),
+        (
+            rf"No (?P<measurement>{_alternatives(_MISSING_MEASUREMENTS)}) received since "
+            rf"(?P<since>\d{{4}}-\d\d-\d\d \d\d:\d\d) UTC \(expected every (?P<hours>{_N}) h\)",
+            _missing,
+        ),
         # NEWS2's note (models.news2).
         (
             rf"SpO2 (?P<value>{_N}) % on scale 2 scored as on air because air or oxygen is not recorded; "

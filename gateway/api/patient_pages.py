@@ -1,6 +1,7 @@
 """A patient's pages: the overview with plots, the readings table, the limits form, and notes.
 
-- ``GET /patients/{id}?days=7|30|90``: the overview: alerts and their handling, the latest NEWS2, a
+- ``GET /patients/{id}?days=7|30|90``: the overview: alerts with their history and the forms to
+  acknowledge and resolve them (``alert_pages``; ``?done=`` confirms an action), the latest NEWS2, a
   chart of every vital sign the patient measures over the window (the personal baseline band and the
   limits drawn in, each reading triaged), the RiskAssessment history by method, reviews, notes, the
   limits in force, devices and hub.
@@ -32,6 +33,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from fhir_contract.device import contract_kind
+from gateway.api.alert_presenters import confirmation
 from gateway.api.auth import User
 from gateway.api.clock import ui_now
 from gateway.api.deps import CheckedForm, ClientAddress, ClinicalUser, DbDep
@@ -55,7 +57,7 @@ from gateway.api.patient_vitals import (
 from gateway.api.presenters import patient_url, unit
 from gateway.api.review_presenters import outcome_label, review_url, reviewer, tel_url, triage_label
 from gateway.api.web import render_page
-from gateway.store import notes, patient_views, thresholds
+from gateway.store import alert_inbox, notes, patient_views, thresholds
 from gateway.store.audit import record_audit
 from gateway.store.patient_views import PatientRow
 from gateway.store.reviews import reviews_of
@@ -137,8 +139,10 @@ def _overview(
     *,
     status: int = 200,
     note: NoteForm | None = None,
+    done: str = "",
 ) -> HTMLResponse:
     now = ui_now(request)
+    alerts = alert_inbox.patient_alerts(conn, user, patient.id)
     limits = _limits(conn, user, patient)
     after = now - timedelta(days=days) - BASELINE_HISTORY
     readings = patient_views.canonical_readings(conn, user, patient.id, after=after, kinds=VITAL_KINDS)
@@ -157,7 +161,9 @@ def _overview(
         charts=charts,
         news2=patient_views.latest_news2(conn, user, patient.id),
         histories=method_histories(scores),
-        alerts=patient_views.patient_alerts(conn, user, patient.id),
+        alerts=alerts,
+        alert_histories=alert_inbox.patient_alert_histories(conn, user, patient.id, [a.id for a in alerts]),
+        alert_done=confirmation(done),
         reviews=reviews_of(conn, user, patient.id),
         notes=notes.notes_of(conn, user, patient.id),
         note=note or NoteForm(),
@@ -188,12 +194,13 @@ def patient_page(
     conn: DbDep,
     client: ClientAddress,
     days: int = DEFAULT_WINDOW,
+    done: str = "",
 ) -> HTMLResponse:
     """One patient: alerts, NEWS2, charts of the vital signs, risk history, reviews, notes, devices."""
     patient = _patient_or_404(conn, user, patient_id)
     window = days if days in WINDOWS else DEFAULT_WINDOW
     record_audit(conn, user, "view-patient", [patient.id], f"{window} days", client=client)
-    return _overview(request, user, conn, patient, window)
+    return _overview(request, user, conn, patient, window, done=done)
 
 
 @router.post("/patients/{patient_id}/notes", response_class=HTMLResponse, response_model=None)

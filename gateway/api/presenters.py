@@ -348,8 +348,8 @@ def patient_url(patient_id: str) -> str:
 
 
 def alert_url(alert_id: int) -> str:
-    """The local URL that acknowledges an alert."""
-    return f"/alerts/{alert_id}/acknowledge"
+    """The local URL of an alert's page (its history and the forms to act on it: ``alert_pages``)."""
+    return f"/alerts/{alert_id}"
 
 
 TEMPLATE_GLOBALS: Mapping[str, Any] = {

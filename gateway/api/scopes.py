@@ -35,6 +35,10 @@ CLINICAL_SCOPES: tuple[str, ...] = (
     "user/Device.read",
     "user/ClinicalImpression.read",
     "user/ClinicalImpression.write",
+    # The alerts: a Flag on the patient, the care team's Task, the message to the GP (read only).
+    "user/Flag.read",
+    "user/Task.read",
+    "user/Communication.read",
 )
 ROLE_SCOPES: Mapping[str, tuple[str, ...]] = {
     access.NURSE: CLINICAL_SCOPES,

@@ -1,8 +1,9 @@
 """Security headers on every response: one pure ASGI middleware, so error pages and 401s get them too.
 
-- ``Content-Security-Policy``: nothing but the page itself, its own stylesheet and images, and forms
-  posted back to this server. No script may run at all (the UI has none) and no inline style: an
-  injected ``<script>`` or ``style=`` is inert. ``frame-ancestors 'none'`` (and ``X-Frame-Options: DENY``
+- ``Content-Security-Policy``: nothing but the page itself, its own stylesheet, script and images,
+  connections and forms back to this server. Only the UI's own script file may run (the live alerts,
+  ``static/alerts-live.js``), never inline script, and no inline style: an injected ``<script>`` or
+  ``style=`` is inert. ``frame-ancestors 'none'`` (and ``X-Frame-Options: DENY``
   for older browsers) stops another site from framing a page to trick a click (acknowledge, log out).
 - ``X-Content-Type-Options: nosniff``: a FHIR JSON answer is never run as a script or rendered as HTML.
 - ``Referrer-Policy: no-referrer``: page URLs carry patient ids; no link may send them elsewhere.
@@ -19,7 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
-        "default-src 'none'",  # scripts, fonts, frames, connections, ...: none
+        "default-src 'none'",  # fonts, frames, objects, ...: none
+        "script-src 'self'",  # only the UI's own script file (static/alerts-live.js), never inline
+        "connect-src 'self'",  # its live stream and inbox refresh, to this server only
         "style-src 'self'",
         "img-src 'self'",
         "form-action 'self'",

@@ -1,12 +1,13 @@
-"""The nurses' web UI: login, logout, a patient's page, acknowledging an alert (the ranked worklist
-and the weekly review: ``review_pages``).
+"""The nurses' web UI: login, logout, the page frame and the stylesheet (the ranked worklist and the
+weekly review: ``review_pages``; a patient's pages: ``patient_pages``; alerts: ``alert_pages``).
 
-Server-rendered Jinja2, no JavaScript, one stylesheet (``static/homewatch.css``: the Content-Security-Policy
-of ``security_headers`` allows no inline style or script). Thin routes: rows come from ``gateway.store``
-(``worklist``, ``patient_views``, ``acknowledgements``, ``audit``),
+Server-rendered Jinja2 that works without JavaScript, one stylesheet (``static/homewatch.css``) and one
+script that only enhances (``static/alerts-live.js``: live alerts); the Content-Security-Policy of
+``security_headers`` allows no inline style or script. Thin routes: rows come from ``gateway.store``
+(``users``, ``logins``, ``audit``),
 wording from ``presenters`` (as template globals), tokens from ``auth``, login throttling from
-``login_throttle``. Every page that shows patient data, every acknowledgement, login (right or wrong)
-and logout writes audit rows with the client's address. State-changing forms (acknowledge through
+``login_throttle``. Every page that shows patient data, every change, login (right or wrong)
+and logout writes audit rows with the client's address. State-changing forms (the clinical ones through
 ``deps.CheckedForm``, logout) carry an anti-forgery token bound to the session on top of the SameSite=Lax
 cookie; the login form one bound to a random pre-session nonce in a cookie of its own (login CSRF). The
 header's language form carries whichever of the two the page has (``form_token``), so it works on the
@@ -42,9 +43,7 @@ from gateway.api.auth import (
 from gateway.api.clock import ui_now
 from gateway.api.deps import (
     FORM_EXPIRED,
-    CheckedForm,
     ClientAddress,
-    ClinicalUser,
     DbDep,
     FormDep,
     SettingsDep,
@@ -53,10 +52,8 @@ from gateway.api.deps import (
 from gateway.api.errors import ACCESS_TOKEN_PATH, FhirError
 from gateway.api.i18n import gettext as _
 from gateway.api.login_throttle import Throttled, client_address, log_in
-from gateway.api.presenters import patient_url
 from gateway.settings import GatewaySettings
 from gateway.store import access, users
-from gateway.store.acknowledgements import acknowledge_alert
 from gateway.store.audit import LOGIN, LOGIN_FAILED, LOGOUT, Attempt, record_audit
 from gateway.store.logins import revoke_session
 
@@ -65,6 +62,8 @@ router = APIRouter(tags=["web"])
 STYLESHEET = Path(__file__).parent / "static" / "homewatch.css"
 # The stylesheet holds no patient data; an hour keeps a page view from fetching it every time.
 _STYLESHEET_CACHE = "public, max-age=3600"
+# The live alerts' script (``alert_stream``): like the stylesheet, no patient data, cached an hour.
+LIVE_ALERTS_SCRIPT = Path(__file__).parent / "static" / "alerts-live.js"
 
 
 class AccessToken(BaseModel):
@@ -272,13 +271,8 @@ def stylesheet() -> Response:
     return Response(css, media_type="text/css", headers={"Cache-Control": _STYLESHEET_CACHE})
 
 
-@router.post("/alerts/{alert_id}/acknowledge")
-def acknowledge(
-    alert_id: int, user: ClinicalUser, form: CheckedForm, conn: DbDep, client: ClientAddress
-) -> RedirectResponse:
-    """Acknowledge an alert of one of the user's patients (records who and when, audited) and return to
-    the patient's page."""
-    patient_id = acknowledge_alert(conn, user, alert_id, client=client)
-    if patient_id is None:
-        raise HTTPException(404, _("There is no such alert among your patients."))
-    return RedirectResponse(f"{patient_url(patient_id)}#alerts", status_code=303)
+@router.get("/static/alerts-live.js", include_in_schema=False)
+def live_alerts_script() -> Response:
+    """The UI's one script: live alerts for nurses and GPs (the pages work without it)."""
+    script = LIVE_ALERTS_SCRIPT.read_bytes()
+    return Response(script, media_type="text/javascript", headers={"Cache-Control": _STYLESHEET_CACHE})

@@ -2,9 +2,9 @@
 
 ``store_decisions`` runs in the caller's transaction: the accepted Observations go in (idempotent on
 the reading: municipality, device and identifier), every rejection is quarantined with what was
-refused, and the patients with new data are announced (``gateway.store.new_data``: ``pg_notify``,
-which PostgreSQL delivers only if the transaction commits, so the scorer never hears of rows that are
-not there).
+refused, and the patients with new data are announced with the earliest effective time of their new
+readings (``gateway.store.new_data``: ``pg_notify``, which PostgreSQL delivers only if the transaction
+commits, so the scorer never hears of rows that are not there).
 
 Nothing a sender puts in a message may stop storing, or reach another sender's readings:
 
@@ -28,8 +28,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import reprlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -73,7 +74,8 @@ class StoredDecisions:
     outcomes: list[MessageOutcome]
     inserted: int
     duplicates: int
-    patients: dict[str, set[str]]  # per municipality: the patients with new data to score
+    # Per municipality: the patients with new data to score, each with the earliest effective time of it.
+    patients: dict[str, dict[str, datetime]]
     # Per outcome: the Bundle entries stored as new rows (the others accepted were duplicates).
     new_positions: list[frozenset[int]] = dataclasses.field(default_factory=list)
 
@@ -156,14 +158,30 @@ def _store_together(conn: psycopg.Connection[Any], outcomes: list[MessageOutcome
         i, j = origins[position]
         new[i].add(j)
     pairs = [_refuse(o, refused[i], new[i]) for i, o in enumerate(outcomes)]
+    earliest: dict[str, dict[str, datetime]] = {}
+    for position in result.new_positions:
+        _note_earliest(earliest, result.patients, rows[position])
     return StoredDecisions(
-        [o for o, _ in pairs], result.inserted, result.duplicates, result.patients, [n for _, n in pairs]
+        [o for o, _ in pairs], result.inserted, result.duplicates, earliest, [n for _, n in pairs]
     )
+
+
+def _note_earliest(
+    earliest: dict[str, dict[str, datetime]], to_score: Mapping[str, set[str]], row: DeliveredObservation
+) -> None:
+    """Lower ``earliest`` to the new ``row``'s effective time if its patient has new data to score
+    (``to_score``, the repository's verdict: a patient with only preliminary rows has none). A
+    preliminary row of such a patient may lower it too: scoring from a little earlier is harmless."""
+    patient_id = row.observation.patient_id
+    if patient_id in to_score.get(row.municipality_id, ()):
+        times = earliest.setdefault(row.municipality_id, {})
+        effective = row.observation.effective
+        times[patient_id] = min(times.get(patient_id, effective), effective)
 
 
 def _store_one_by_one(conn: psycopg.Connection[Any], outcomes: list[MessageOutcome]) -> StoredDecisions:
     inserted = duplicates = 0
-    patients: dict[str, set[str]] = {}
+    patients: dict[str, dict[str, datetime]] = {}
     kept: list[MessageOutcome] = []
     new_positions: list[frozenset[int]] = []
     for outcome in outcomes:
@@ -187,8 +205,8 @@ def _store_one_by_one(conn: psycopg.Connection[Any], outcomes: list[MessageOutco
                 new.add(j)
             inserted += result.inserted
             duplicates += result.duplicates
-            for municipality_id, ids in result.patients.items():
-                patients.setdefault(municipality_id, set()).update(ids)
+            if result.inserted:
+                _note_earliest(patients, result.patients, row)
         outcome, positions = _refuse(outcome, refused, new)
         kept.append(outcome)
         new_positions.append(positions)

@@ -1,18 +1,22 @@
-"""Which patients have new data to score: the announcement ingest sends and the scorer listens for.
+"""Which patients have new data to score, and from when: the announcement ingest sends and the scorer hears.
 
 Ingest announces the patients whose readings a batch stored with ``announce_new_data`` inside the
 batch's transaction (``pg_notify``: PostgreSQL delivers a notification only if its transaction commits,
-so no one hears of rows that are not there). The scorer, in another process, ``listen_for_new_data`` on
-the same channel and reads each payload with ``read_new_data_notification``. Notifications sent while
-nobody listens are lost; ``patients_stored_since`` finds the patients to score again after a listener
-was away. The payload is ``{"m": municipality, "p": [patient ids]}``, split (``new_data_notifications``)
-to stay under PostgreSQL's 8,000-byte limit. A *barrier* (``send_barrier``) is a payload that names no
-patient, only a municipality id no municipality can have: PostgreSQL queues notifications in commit
-order, one queue for every listener, so once the scorer's listener has read a barrier it has read every
-announcement committed before it (``Scorer.wait_heard``; the demo and tests wait for scoring with it).
+so no one hears of rows that are not there). Each patient comes with the earliest effective time of the
+readings the batch stored for them: the scorer evaluates every reading of that patient from that time
+on, so a reading that arrives late, or behind newer ones, is scored in its place. The scorer, in another
+process, ``listen_for_new_data`` on the same channel and reads each payload with
+``read_new_data_notification``. Notifications sent while nobody listens are lost;
+``patients_stored_since`` finds the patients (and their earliest readings) to score again after a
+listener was away. The payload is ``{"m": municipality, "p": {patient id: earliest effective time,
+ISO 8601}}``, split (``new_data_notifications``) to stay under PostgreSQL's 8,000-byte limit. A
+*barrier* (``send_barrier``) is a payload that names no patient, only a municipality id no municipality
+can have: PostgreSQL queues notifications in commit order, one queue for every listener, so once the
+scorer's listener has read a barrier it has read every announcement committed before it
+(``Scorer.wait_heard``; the demo and tests wait for scoring with it).
 
-Left to others: what is stored (``gateway.store.repository``), when to announce (``gateway.ingest``),
-scoring and the listener's reconnecting (``gateway.alerts.scorer``).
+Left to others: what is stored (``gateway.store.repository``), when to announce and the earliest times
+(``gateway.ingest``), scoring and the listener's reconnecting (``gateway.alerts.scorer``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from fhir_contract.status import PRELIMINARY
+
 # PostgreSQL refuses a NOTIFY payload of 8,000 bytes or more; stay clear of it.
 NOTIFY_PAYLOAD_MAX_BYTES = 7_900
 # A barrier's municipality: the colon keeps it out of FHIR ids, so it names no municipality.
@@ -34,42 +40,56 @@ BARRIER_PREFIX = "barrier:"
 CONNECT_TIMEOUT_S = 5
 
 
-def new_data_notifications(patients: Mapping[str, set[str]]) -> Iterator[str]:
-    """NOTIFY payloads naming the patients with new data: ``{"m": municipality, "p": [patient ids]}``,
-    as many as it takes to keep each under ``NOTIFY_PAYLOAD_MAX_BYTES``."""
+def new_data_notifications(patients: Mapping[str, Mapping[str, datetime]]) -> Iterator[str]:
+    """NOTIFY payloads naming the patients with new data and the earliest effective time of it:
+    ``{"m": municipality, "p": {patient id: time}}``, as many as it takes to keep each under
+    ``NOTIFY_PAYLOAD_MAX_BYTES``."""
     for municipality_id in sorted(patients):
-        empty = len(orjson.dumps({"m": municipality_id, "p": []}))
-        chunk: list[str] = []
+        empty = len(orjson.dumps({"m": municipality_id, "p": {}}))
+        chunk: dict[str, datetime] = {}
         size = empty
-        for patient_id in sorted(patients[municipality_id]):
-            grow = len(orjson.dumps(patient_id)) + 1  # the id and its comma
+        for patient_id, since in sorted(patients[municipality_id].items()):
+            grow = len(orjson.dumps({patient_id: since})) - 1  # the pair and its comma, without the braces
             if chunk and size + grow > NOTIFY_PAYLOAD_MAX_BYTES:
                 yield orjson.dumps({"m": municipality_id, "p": chunk}).decode()
-                chunk, size = [], empty
-            chunk.append(patient_id)
+                chunk, size = {}, empty
+            chunk[patient_id] = since
             size += grow
         if chunk:
             yield orjson.dumps({"m": municipality_id, "p": chunk}).decode()
 
 
-def read_new_data_notification(payload: str) -> tuple[str, set[str]] | None:
-    """The municipality and patients of a ``new_data_notifications`` payload; None when malformed."""
+def read_new_data_notification(payload: str) -> tuple[str, dict[str, datetime]] | None:
+    """The municipality, and each patient with the earliest effective time of their new data, of a
+    ``new_data_notifications`` payload; None when malformed (a time without its offset too)."""
     try:
         message = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return None
     if not isinstance(message, dict):
         return None
-    municipality_id, patient_ids = message.get("m"), message.get("p")
-    if not isinstance(municipality_id, str) or not isinstance(patient_ids, list):
+    municipality_id, announced = message.get("m"), message.get("p")
+    if not isinstance(municipality_id, str) or not isinstance(announced, dict):
         return None
-    if not all(isinstance(p, str) for p in patient_ids):
-        return None
-    return municipality_id, set(patient_ids)
+    patients: dict[str, datetime] = {}
+    for patient_id, text in announced.items():
+        if not isinstance(text, str):
+            return None
+        try:
+            since = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if since.tzinfo is None:
+            return None
+        patients[patient_id] = since
+    return municipality_id, patients
 
 
-def announce_new_data(conn: psycopg.Connection[Any], channel: str, patients: Mapping[str, set[str]]) -> None:
-    """Notify ``channel`` of ``patients`` (per municipality) when the caller's transaction commits."""
+def announce_new_data(
+    conn: psycopg.Connection[Any], channel: str, patients: Mapping[str, Mapping[str, datetime]]
+) -> None:
+    """Notify ``channel`` of ``patients`` (per municipality: patient id -> the earliest effective time of
+    the readings stored for them) when the caller's transaction commits."""
     for payload in new_data_notifications(patients):
         conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
 
@@ -81,17 +101,19 @@ def listen_for_new_data(conn: psycopg.Connection[Any], channel: str) -> None:
 
 def patients_stored_since(
     conn: psycopg.Connection[Any], since: datetime, *, effective_within: timedelta
-) -> dict[str, set[str]]:
-    """Patients, per municipality, with readings stored (``received_at``) at or after ``since`` whose
-    effective time lies within ``effective_within`` of the database's now."""
+) -> dict[str, dict[str, datetime]]:
+    """Patients, per municipality, with final readings stored (``received_at``) at or after ``since``
+    whose effective time lies within ``effective_within`` of the database's now; each with the earliest
+    effective time of those readings. (The bound on effective keeps the scan to recent partitions.)"""
     rows = conn.execute(
-        "SELECT DISTINCT municipality_id, patient_id FROM observations"
-        " WHERE effective >= now() - %s AND received_at >= %s",
-        (effective_within, since),
+        "SELECT municipality_id, patient_id, min(effective) FROM observations"
+        " WHERE effective >= now() - %s AND received_at >= %s AND resource->>'status' <> %s"
+        " GROUP BY municipality_id, patient_id",
+        (effective_within, since, PRELIMINARY),
     ).fetchall()
-    patients: dict[str, set[str]] = {}
-    for municipality_id, patient_id in rows:
-        patients.setdefault(str(municipality_id), set()).add(str(patient_id))
+    patients: dict[str, dict[str, datetime]] = {}
+    for municipality_id, patient_id, earliest in rows:
+        patients.setdefault(str(municipality_id), {})[str(patient_id)] = earliest
     return patients
 
 
@@ -102,7 +124,7 @@ def is_barrier(municipality_id: str) -> bool:
 
 def send_barrier(database_url: str, channel: str) -> str | None:
     """Notify ``channel`` of a new barrier and return its payload; None when the database is away."""
-    payload = orjson.dumps({"m": f"{BARRIER_PREFIX}{uuid.uuid4().hex}", "p": []}).decode()
+    payload = orjson.dumps({"m": f"{BARRIER_PREFIX}{uuid.uuid4().hex}", "p": {}}).decode()
     try:
         with psycopg.connect(database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
             conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))

@@ -1,4 +1,5 @@
-"""What a patient's page and the FHIR Patient read show: the patient, readings, scores, alerts, devices.
+"""What a patient's page and the FHIR Patient read show: the patient, readings, scores, devices (alerts
+are ``alert_inbox``'s).
 
 Every function takes the ``viewer`` and reaches rows through the patient, filtered by
 ``access.patient_scope``: a patient outside the viewer's assignment is simply not found, and has no
@@ -250,34 +251,6 @@ def latest_news2(conn: psycopg.Connection[Any], viewer: access.Viewer, patient_i
     ).format(pt=_scoped_patient(viewer), columns=_SCORE_COLUMNS)
     row = conn.execute(query, (patient_id, NEWS2)).fetchone()
     return None if row is None else ScoreRow(*row)
-
-
-# --- alerts -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AlertRow:
-    id: int
-    raised_at: datetime
-    as_of: datetime
-    severity: str
-    reason: str
-    status: str
-    acknowledged_by: str | None
-    acknowledged_at: datetime | None
-
-
-def patient_alerts(
-    conn: psycopg.Connection[Any], viewer: access.Viewer, patient_id: str, limit: int = 30
-) -> list[AlertRow]:
-    """The patient's alerts, open ones first, then newest first."""
-    query = sql.SQL(
-        "WITH {pt} SELECT a.id, a.raised_at, a.as_of, a.severity, a.reason, a.status, a.acknowledged_by,"
-        " a.acknowledged_at"
-        " FROM pt JOIN alerts a ON a.municipality_id = pt.municipality_id AND a.patient_id = pt.id"
-        " ORDER BY a.status = 'open' DESC, a.raised_at DESC, a.id DESC LIMIT %s"
-    ).format(pt=_scoped_patient(viewer))
-    return [AlertRow(*row) for row in conn.execute(query, (patient_id, limit)).fetchall()]
 
 
 # --- devices and hubs -------------------------------------------------------------------------------

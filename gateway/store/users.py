@@ -6,6 +6,7 @@ this module only stores and reads rows. Callers own transactions.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +23,25 @@ class StoredUser:
     password_hash: str
 
 
+# An e-mail address as migration 0013 checks it (users.email, alert_settings.on_call_email): one '@'
+# between non-blank parts; whether anyone reads it is the mail server's to say.
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
 def insert_user(
-    conn: psycopg.Connection[Any], username: str, municipality_id: str, role: str, password_hash: str
+    conn: psycopg.Connection[Any],
+    username: str,
+    municipality_id: str,
+    role: str,
+    password_hash: str,
+    email: str | None = None,
 ) -> None:
-    """Add a user; the municipality must exist and the username be new (else a psycopg error)."""
+    """Add a user (with the e-mail address alerts reach them at, if any); the municipality must exist,
+    the username be new and the address look like one (else a psycopg error)."""
     conn.execute(
-        "INSERT INTO users (username, municipality_id, role, password_hash) VALUES (%s, %s, %s, %s)",
-        (username, municipality_id, role, password_hash),
+        "INSERT INTO users (username, municipality_id, role, password_hash, email)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (username, municipality_id, role, password_hash, email),
     )
 
 

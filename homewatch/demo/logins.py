@@ -78,11 +78,13 @@ def logins_table(logins: list[Login], url: str) -> Table:
     table = Table(
         title=f"Log in at {url}/login  (SYNTHETIC demo data, not for clinical use)", title_justify="left"
     )
-    for column in ("role", "municipality", "sees", "username", "password"):
+    for column in ("role", "municipality", "sees", "username", "password", "e-mail"):
         table.add_column(column, no_wrap=column in ("username", "password"))
     for login in logins:
         role = _ROLE_NAMES.get(login.role, login.role)
-        table.add_row(role, login.municipality, login.sees, login.username, login.password)
+        table.add_row(
+            role, login.municipality, login.sees, login.username, login.password, login.email or "-"
+        )
     return table
 
 

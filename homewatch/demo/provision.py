@@ -12,7 +12,11 @@ municipality administrator, who sees no patient's data. Every password is new an
 The cohort's deteriorating patients are the synthetic truth the demo is judged by; they are dealt out
 over the teams first (``municipalities_for`` before the homes are made, ``provision`` after), so every
 nurse has someone to find on her list. Phone numbers are made up and cannot ring anyone: Danish
-subscriber numbers begin with 2-9, and every demo number is "+45 00 00 ..".
+subscriber numbers begin with 2-9, and every demo number is "+45 00 00 ..". Every user has an e-mail
+address (``EMAILS``) on a ``.example`` domain, which no mail server delivers to (RFC 2606): the gateway
+e-mails a patient's alert to the nurse of the patient's care team and to the GP, and the demo's local
+SMTP sink receives them (``homewatch.demo.mail``). Every team's first deteriorating patient has the GP,
+so she is told of a deterioration in each municipality.
 """
 
 from __future__ import annotations
@@ -59,6 +63,12 @@ GP_MUNICIPALITY = "0101"  # where the GP's practice is; her patients live in eit
 ADMIN = "admin.kobenhavn"
 ADMIN_MUNICIPALITY = "0101"
 DEMO_USERS: tuple[str, ...] = (*(team.nurse for team in CARE_TEAMS), GP, ADMIN)
+#: Where alerts reach the demo's users: the municipality's staff on one domain, the GP's practice on another.
+EMAILS: dict[str, str] = {
+    **{team.nurse: f"{team.nurse}@kommune.example" for team in CARE_TEAMS},
+    GP: f"{GP}@laege.example",
+    ADMIN: f"{ADMIN}@kommune.example",
+}
 
 
 class _Patient(Protocol):
@@ -91,6 +101,7 @@ class Login:
     sees: str  # whose data, in words
     username: str
     password: str
+    email: str | None = None  # where the gateway e-mails this user's alerts
 
 
 def fake_phone(number: int) -> str:
@@ -160,8 +171,9 @@ def provision(conn: psycopg.Connection[Any], homes: Sequence[SimulatedHome]) -> 
 
     def user(role: str, municipality_id: str, username: str, sees: str, teams: tuple[str, ...] = ()) -> Login:
         password = secrets.token_urlsafe(9)
-        create_user(conn, username, municipality_id, role, password, care_teams=teams or None)
-        return Login(role, municipality_id, _NAMES[municipality_id], sees, username, password)
+        email = EMAILS.get(username)
+        create_user(conn, username, municipality_id, role, password, care_teams=teams or None, email=email)
+        return Login(role, municipality_id, _NAMES[municipality_id], sees, username, password, email)
 
     by_team = {team: [h for h in homes if placed[h.patient.id].team == team] for team in CARE_TEAMS}
     gps = [h for h in homes if placed[h.patient.id].gp == GP]

@@ -1,9 +1,9 @@
 """Runs the demo: starts every part, plays the SYNTHETIC homes' past weeks fast up to the present, then
 serves them live; prints the logins, a summary, and how to stop.
 
-Order of start: embedded PostgreSQL -> broker -> homes (emulated devices) -> enrolment -> gateway ->
-hub agents -> simulated time. Stop is the reverse, always, also on Ctrl-C or an error, so no process is
-left behind.
+Order of start: embedded PostgreSQL -> broker -> homes (emulated devices) -> enrolment -> mail sink ->
+gateway -> hub agents -> simulated time. Stop is the reverse, always, also on Ctrl-C or an error, so no
+process is left behind.
 
 Time. The simulated period is the ``days`` whole days before today and today so far. One clock
 (``SimClock``) plays it ``speed`` times faster than real time until it reaches the present, and from then
@@ -21,6 +21,12 @@ a 30-day risk run once per simulated day (at most every few real seconds), and o
 readings have drained. The logins are printed once everyone with readings has a 30-day risk, so the
 first page a nurse sees ranks her patients; they come with a secret file and the command that mints a
 FHIR bearer token with it (``homewatch.demo.logins``).
+
+Mail. The gateway e-mails an alert to the patient's care team and GP (``gateway.alerts``); the demo
+hands it a local SMTP sink as its mail server and links to its own web UI as the base of the links in
+the e-mails, and its users have addresses (``homewatch.demo.provision``). The sink's page (on
+``--mail-port``, 8025 when free) shows what arrived, and the summary counts it by recipient once the
+gateway has sent every delivery due (``homewatch.demo.mail``).
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from gateway.store.migrate import migrate_database
 from homewatch.demo.clock import SimClock
 from homewatch.demo.home import SimulatedHome, create_homes, wait_until_delivered
 from homewatch.demo.logins import print_logins, write_secret
+from homewatch.demo.mail import MailError, MailSink
 from homewatch.demo.provision import municipalities_for, provision
 from homewatch.demo.summary import DemoSummary, collect_summary, everyone_risk_scored, summary_table
 from models.cohort.synthetic import CohortError, make_cohort, schedule
@@ -80,6 +87,10 @@ RISK_TIMEOUT_S = 60.0
 # How often the progress line is redrawn while playing, and while serving (nothing moves fast then).
 PLAY_TICK_S = 0.25
 SERVE_TICK_S = 1.0
+# At the end: time for the gateway to send the e-mails of the last alerts (to a sink on this machine).
+MAIL_TIMEOUT_S = 10.0
+# The sender of the demo's alert e-mails (a .example domain: RFC 2606, deliverable nowhere).
+MAIL_FROM = "homewatch@kommune.example"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +105,7 @@ class DemoOptions:
     seed: int = 7
     workers: int | None = None  # the gateway's ingest workers; None: its default, as `gateway serve`
     serve_after: bool | None = None  # keep serving after the play; None: unless --duration bounds the run
+    mail_port: int | None = None  # the mail page's port; None: 8025 when free, else any free port
 
     def effective_speed(self, period: timedelta) -> float:
         """Simulated seconds per real second to play ``period`` (from its start to the present)."""
@@ -152,6 +164,7 @@ class Demo:
         self.pg: EmbeddedPostgres | None = None
         self.broker: EmbeddedBroker | None = None
         self.gateway: Gateway | None = None
+        self.mail: MailSink | None = None
         self.database_url: str | None = None
         self.homes: list[SimulatedHome] = []
         self._playing: list[asyncio.Task[None]] = []
@@ -213,7 +226,21 @@ class Demo:
         # http, /metrics open), with a secret of its own, new on every run, kept in its working folder
         # for `homewatch gateway token`.
         secret, self.secret_path = write_secret(base)
-        settings = GatewaySettings(environment="development", secret_key=SecretStr(secret))
+        with self.console.status("Starting the local SMTP sink and its mail page ..."):
+            self.mail = MailSink(base / "mail", self.clock.now)
+            await asyncio.to_thread(self.mail.start, opts.mail_port, (opts.port,))
+        # The gateway's mail goes to the sink, with links to this demo's web UI.
+        settings = GatewaySettings(
+            environment="development",
+            secret_key=SecretStr(secret),
+            smtp_host=self.mail.host,
+            smtp_port=self.mail.smtp_port,
+            smtp_starttls=False,
+            smtp_username=None,
+            smtp_password=None,
+            smtp_from=MAIL_FROM,
+            public_url=f"http://127.0.0.1:{opts.port}",
+        )
         options = GatewayOptions(
             database_url=database_url,
             broker=endpoint,
@@ -254,6 +281,11 @@ class Demo:
         )
         self.console.print(f"Web UI:      [bold]{url}/[/]  (log in at {url}/login)")
         self.console.print(f"FHIR API:    {url}/fhir/metadata  (Observation, Patient, RiskAssessment)")
+        if self.mail is not None:
+            self.console.print(
+                f"Mail:        [bold]{self.mail.url}/[/]  (the alert e-mails the gateway sends, caught by a"
+                f" local SMTP sink on {self.mail.host}:{self.mail.smtp_port})"
+            )
         self.console.print(
             "The logins follow once the first simulated day is played and everyone's 30-day risk is scored."
         )
@@ -347,6 +379,7 @@ class Demo:
                 log.warning(
                     "the last 30-day admission-risk run did not finish; the summary shows earlier runs"
                 )
+        await self._wait_for_mail()
         summary = await asyncio.to_thread(self._collect)
         self.console.print(summary_table(summary))
         return summary
@@ -360,10 +393,19 @@ class Demo:
         except TimeoutError:
             log.warning("not all delivered and scored in %.0f s; the summary is partial", DRAIN_TIMEOUT_S)
 
+    async def _wait_for_mail(self) -> None:
+        """Until the gateway has sent every delivery due (the last alerts' e-mails)."""
+        assert self.gateway is not None
+        if not await asyncio.to_thread(self.gateway.wait_delivered, MAIL_TIMEOUT_S):
+            log.warning(
+                "the gateway did not send every alert e-mail in %.0f s; the summary counts those sent",
+                MAIL_TIMEOUT_S,
+            )
+
     def _collect(self) -> DemoSummary:
         assert self.gateway is not None and self.database_url is not None
         with psycopg.connect(self.database_url) as conn:
-            return collect_summary(conn, self.homes, self.gateway)
+            return collect_summary(conn, self.homes, self.gateway, self.mail)
 
     def _everyone_risk_scored(self) -> bool:
         assert self.database_url is not None
@@ -377,8 +419,9 @@ class Demo:
         assert self.gateway is not None
         await self._show_logins()
         self.console.print(
-            f"[green]✓[/] Serving {self.gateway.url}/login with the simulated homes live."
-            " Press [bold]Ctrl-C[/] to stop (everything started is stopped)."
+            f"[green]✓[/] Serving {self.gateway.url}/login with the simulated homes live"
+            + ("" if self.mail is None else f", their alerts' e-mails at {self.mail.url}/")
+            + ". Press [bold]Ctrl-C[/] to stop (everything started is stopped)."
         )
         with Live(
             self._progress(IngestTotals()), console=self.console, refresh_per_second=1, transient=True
@@ -401,6 +444,8 @@ class Demo:
             steps.append(("gateway", lambda: asyncio.to_thread(self.gateway.stop)))
         if self._risk_run is not None:  # ends when the gateway's 30-day risk schedule stops
             steps.append(("30-day risk run", lambda: asyncio.wait([self._risk_run])))
+        if self.mail is not None:  # after the gateway, which may be sending to it
+            steps.append(("mail sink", lambda: asyncio.to_thread(self.mail.stop)))
         if self.broker is not None:
             steps.append(("broker", lambda: asyncio.to_thread(self.broker.stop)))
         if self.pg is not None:
@@ -420,7 +465,15 @@ def run_demo(options: DemoOptions) -> int:
     _configure_logging(console)
     try:
         asyncio.run(Demo(options, console).run())
-    except (DemoError, BrokerError, GatewayError, StoreError, CohortError, psycopg.OperationalError) as exc:
+    except (
+        DemoError,
+        MailError,
+        BrokerError,
+        GatewayError,
+        StoreError,
+        CohortError,
+        psycopg.OperationalError,
+    ) as exc:
         console.print(f"[red]error:[/] {exc}")
         return 1
     return 0

@@ -1,5 +1,5 @@
 """The demo's closing summary: what was sent, stored, rejected, alerted and assessed for 30-day
-admission risk, and who ranks highest."""
+admission risk, who ranks highest, and the alert e-mails the demo's SMTP sink received, by recipient."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from gateway.alerts.admission_risk import METHOD as ADMISSION_RISK
 if TYPE_CHECKING:
     from gateway.service import Gateway
     from homewatch.demo.home import SimulatedHome
+    from homewatch.demo.mail import MailSink
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,14 @@ class DemoSummary:
     deteriorating_alerted: int
     deteriorating_total: int
     top: tuple[RankedPatient, ...]
+    # The alert e-mails the demo's SMTP sink received: (address, how many), by address; and its page.
+    emails: tuple[tuple[str, int], ...] = ()
+    mail_url: str | None = None
+
+    @property
+    def emails_delivered(self) -> int:
+        """Deliveries to the sink: a message to two addresses counts twice."""
+        return sum(count for _, count in self.emails)
 
 
 # Each patient's latest NEWS2, with their latest 30-day admission risk beside it.
@@ -67,7 +76,10 @@ def everyone_risk_scored(conn: psycopg.Connection[Any]) -> bool:
 
 
 def collect_summary(
-    conn: psycopg.Connection[Any], homes: list[SimulatedHome], gateway: Gateway
+    conn: psycopg.Connection[Any],
+    homes: list[SimulatedHome],
+    gateway: Gateway,
+    mail: MailSink | None = None,
 ) -> DemoSummary:
     truth = {home.patient.id: home.patient.deteriorating for home in homes}
     stored = conn.execute("SELECT count(*) FROM observations").fetchone()
@@ -107,6 +119,8 @@ def collect_summary(
         deteriorating_alerted=sum(1 for pid in alerted if truth.get(pid)),
         deteriorating_total=sum(truth.values()),
         top=tuple(latest[:5]),
+        emails=() if mail is None else tuple(mail.by_recipient().items()),
+        mail_url=None if mail is None else mail.url,
     )
 
 
@@ -127,6 +141,10 @@ def summary_table(summary: DemoSummary) -> Table:
         "30-day admission-risk assessments",
         f"{summary.admission_risk_assessments} ({summary.patients_risk_assessed} patients)",
     )
+    if summary.mail_url is not None:
+        table.add_row(f"alert e-mails delivered (see {summary.mail_url}/)", str(summary.emails_delivered))
+        for address, count in summary.emails:
+            table.add_row(f"  to {address}", str(count))
     top = Table(title="five highest-risk patients (latest NEWS2)", title_justify="left")
     for column in (
         "patient",

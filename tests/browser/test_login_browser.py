@@ -40,7 +40,9 @@ def test_log_in_in_danish_switch_to_english_and_log_out(
     menu = page.get_by_role("navigation", name="Hovedmenu")
     expect(menu.get_by_role("link", name="Arbejdsliste")).to_have_attribute("aria-current", "page")
     expect(menu.get_by_role("link", name="Ugentlig gennemgang")).to_have_attribute("href", "/review")
-    expect(menu.get_by_role("link")).to_have_count(2)  # a nurse has no audit log
+    expect(menu.get_by_role("link")).to_have_count(3)  # a nurse has no audit log
+    alerts = menu.get_by_role("link", name=re.compile(r"^Alarmer \d+ ikke kvitteret$"))
+    expect(alerts).to_have_attribute("href", "/alerts")  # with her patients' alerts not yet acknowledged
     screenshots.take(page, "header-da", header)
 
     page.get_by_role("button", name="English").click()

@@ -4,6 +4,7 @@ payloads that stay under PostgreSQL's limit and read back as they were written."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -65,16 +66,28 @@ def test_metrics_route_reads_the_workers_rows_and_asks_for_the_token_when_set(
 
 
 def test_notifications_stay_under_the_limit_and_name_every_patient_once() -> None:
-    patients = {"0101": {f"patient-{i:05d}-{'x' * 40}" for i in range(2_000)}, "0147": {"p1"}}
+    at = datetime(2026, 11, 20, 8, 0, 0, 123456, tzinfo=UTC)
+    patients = {
+        "0101": {f"patient-{i:05d}-{'x' * 40}": at + timedelta(seconds=i) for i in range(2_000)},
+        "0147": {"p1": at},
+    }
     payloads = list(new_data_notifications(patients))
     assert len(payloads) > 2
     assert all(len(p.encode()) < NOTIFY_PAYLOAD_MAX_BYTES <= 8_000 for p in payloads)
-    read: dict[str, set[str]] = {}
+    read: dict[str, dict[str, datetime]] = {}
     for payload in payloads:
         announced = read_new_data_notification(payload)
         assert announced is not None
-        read.setdefault(announced[0], set()).update(announced[1])
-    assert read == patients
+        read.setdefault(announced[0], {}).update(announced[1])
+    assert read == patients  # every patient once, with its time to the microsecond
     assert list(new_data_notifications({})) == []
-    for bad in ("not json", "[]", '{"m": 1, "p": []}', '{"m": "0101", "p": [1]}'):
+    for bad in (
+        "not json",
+        "[]",
+        '{"m": 1, "p": {}}',
+        '{"m": "0101", "p": ["p1"]}',
+        '{"m": "0101", "p": {"p1": 1}}',
+        '{"m": "0101", "p": {"p1": "yesterday"}}',
+        '{"m": "0101", "p": {"p1": "2026-11-20T08:00:00"}}',  # no offset: which 08:00?
+    ):
         assert read_new_data_notification(bad) is None

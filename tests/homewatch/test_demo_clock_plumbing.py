@@ -117,7 +117,7 @@ def test_scores_alerts_and_pages_mid_demo_are_of_the_simulated_present(
     before = clock.now()
     with psycopg.connect(database_url, autocommit=True) as conn:
         _store_sick_vitals(conn, taken)
-        announce_new_data(conn, "homewatch_new_data", {"0101": {"p-1"}})
+        announce_new_data(conn, "homewatch_new_data", {"0101": {"p-1": taken}})
     assert gateway.wait_scored(30.0)
     assert gateway.score_admission_risk_now(60.0)
     after = clock.now()

@@ -1,5 +1,6 @@
-"""Scoring from stored readings: NEWS2 from the newest vitals, a RiskAssessment with reasons, one open
-alert per patient (no double paging), escalation when worse. Real PostgreSQL."""
+"""Scoring from stored readings: NEWS2 from the newest vitals, a RiskAssessment with reasons, one active
+alert per patient and kind (no double paging), made worse when worse, the current NEWS2 stored when it
+says something new; the scorer's thread, its catch-up and its barrier. Real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from fhir_contract.observation import build_observation
 from fhir_contract.readings import Absent, Component, Quantity, Reading
 from fhir_contract.validate import validate_observation
 from gateway.alerts.news2_inputs import NEWS2_KINDS, vitals_from_observations
-from gateway.alerts.scorer import CATCH_UP_WINDOW, Scorer, score_patient
+from gateway.alerts.scorer import CATCH_UP_WINDOW, Scorer, score_patient, score_patients
 from gateway.store.enrolment import Home, HomeDevice, enroll_homes
 from gateway.store.new_data import announce_new_data, patients_stored_since, send_barrier
 from gateway.store.repository import Municipality, Patient, insert_observations, latest_observations
@@ -122,8 +123,8 @@ def test_scorer_thread_scores_notified_patients(conn: psycopg.Connection[Any], d
     scorer = Scorer(database_url)
     scorer.start()
     try:
-        scorer.notify("0101", {"p-1"})
-        scorer.notify("0101", {"p-1"})
+        scorer.notify("0101", {"p-1": T0})
+        scorer.notify("0101", {"p-1": T0})
         assert scorer.wait_idle(timeout=10)
     finally:
         scorer.stop()
@@ -179,7 +180,8 @@ def test_catch_up_finds_patients_with_recent_readings_stored_since_a_moment(
     now = datetime.now(UTC)
     _store(conn, "p-1", now - timedelta(hours=2), 96, 70, 125, "36.8")
     _store(conn, "p-2", now - timedelta(days=3), 96, 70, 125, "36.8")  # too old to change a score
-    assert patients_stored_since(conn, before, effective_within=CATCH_UP_WINDOW) == {"0101": {"p-1"}}
+    stored = patients_stored_since(conn, before, effective_within=CATCH_UP_WINDOW)
+    assert stored == {"0101": {"p-1": now - timedelta(hours=2)}}  # from its earliest reading stored since
     later = datetime.now(UTC) + timedelta(seconds=1)
     assert patients_stored_since(conn, later, effective_within=CATCH_UP_WINDOW) == {}
 
@@ -197,7 +199,7 @@ def test_a_barrier_is_heard_only_after_the_announcements_committed_before_it(
         assert scorer.wait_listening(timeout=10)
         assert not scorer.wait_heard("never sent", timeout=0.3)
         with conn.transaction():
-            announce_new_data(conn, "t_barrier", {"0101": {"p-1"}})
+            announce_new_data(conn, "t_barrier", {"0101": {"p-1": T0}})
         barrier = send_barrier(database_url, "t_barrier")
         assert barrier is not None
         assert scorer.wait_heard(barrier, timeout=10)
@@ -207,3 +209,62 @@ def test_a_barrier_is_heard_only_after_the_announcements_committed_before_it(
         assert scorer.scored >= 1  # the barrier itself named no one to score
     finally:
         scorer.stop()
+
+
+def _news2_rows(c: psycopg.Connection[Any], pid: str) -> list[tuple[Any, ...]]:
+    return c.execute(
+        "SELECT score, as_of FROM scores WHERE patient_id = %s AND method = 'news2' ORDER BY computed_at, id",
+        (pid,),
+    ).fetchall()
+
+
+def _pulse(c: psycopg.Connection[Any], pid: str, value: int, at: datetime) -> None:
+    reading = Reading("pulse-rate-oximeter", Quantity(Decimal(value), "/min"))
+    observation = build_observation(
+        reading, patient_id=pid, device_id=f"dev-{pid}", hub_id=f"hub-{pid}", effective=at
+    )
+    insert_observations(c, "0101", f"hub-{pid}", [validate_observation(observation)])
+
+
+def test_the_current_news2_is_stored_when_it_says_something_new_not_once_a_reading(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """A reading a second must not make a RiskAssessment a second: the patient's current NEWS2 is stored
+    when its total, band or reasons change, or when the stored one stands on data 10 minutes older."""
+    for second in range(5):  # 70-74 /min: 0 points each, NEWS2 0 with the same reasons
+        _pulse(conn, "p-1", 70 + second, T0 + timedelta(seconds=second))
+        score_patients(conn, {("0101", "p-1"): T0 + timedelta(seconds=second)}, now=T0)
+    assert _news2_rows(conn, "p-1") == [(0, T0)]
+    _pulse(conn, "p-1", 95, T0 + timedelta(seconds=5))  # 1 point: something new to say
+    score_patients(conn, {("0101", "p-1"): T0 + timedelta(seconds=5)}, now=T0)
+    _pulse(conn, "p-1", 70, T0 + timedelta(minutes=11))  # 0 again, and more than 10 minutes on
+    [outcome] = score_patients(conn, {("0101", "p-1"): T0 + timedelta(minutes=11)}, now=T0)
+    assert _news2_rows(conn, "p-1") == [
+        (0, T0),
+        (1, T0 + timedelta(seconds=5)),
+        (0, T0 + timedelta(minutes=11)),
+    ]
+    newest = conn.execute(
+        "SELECT id FROM scores WHERE patient_id = 'p-1' AND method = 'news2'"
+        " ORDER BY computed_at DESC, id DESC LIMIT 1"
+    ).fetchone()
+    assert newest == (outcome.score_id,)
+
+
+def test_after_an_alert_on_an_earlier_reading_the_current_news2_is_still_the_newest_score(
+    conn: psycopg.Connection[Any],
+) -> None:
+    _pulse(conn, "p-1", 70, T0)
+    score_patients(conn, {("0101", "p-1"): T0}, now=T0)
+    _pulse(conn, "p-1", 140, T0 + timedelta(seconds=1))  # 3 points: raises, its score is stored
+    _pulse(conn, "p-1", 70, T0 + timedelta(seconds=2))  # back to what the stored current one says
+    score_patients(conn, {("0101", "p-1"): T0 + timedelta(seconds=1)}, now=T0)
+    assert _news2_rows(conn, "p-1") == [
+        (0, T0),
+        (3, T0 + timedelta(seconds=1)),
+        (0, T0 + timedelta(seconds=2)),
+    ]
+    alert = conn.execute(
+        "SELECT s.score, s.as_of FROM alerts a JOIN scores s ON s.id = a.score_id WHERE a.patient_id = 'p-1'"
+    ).fetchone()
+    assert alert == (3, T0 + timedelta(seconds=1))

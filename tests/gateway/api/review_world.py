@@ -129,9 +129,12 @@ def blood_pressure(
     )
 
 
-def score(conn: Conn, municipality_id: str, patient_id: str, at: datetime) -> ScoreOutcome:
-    """Score NEWS2 and the disease rules as the scorer does after ingest, as of ``at``."""
-    outcome = score_patient(conn, municipality_id, patient_id, now=at)
+def score(
+    conn: Conn, municipality_id: str, patient_id: str, at: datetime, since: datetime | None = None
+) -> ScoreOutcome:
+    """Score NEWS2, the disease rules and the own limits as the scorer does after ingest, as of ``at``:
+    every reading from ``since`` on (None: the newest reading only)."""
+    outcome = score_patient(conn, municipality_id, patient_id, since=since, now=at)
     assert outcome is not None
     return outcome
 

@@ -80,6 +80,10 @@ def test_metadata_lists_exactly_the_implemented_interactions_and_parameters(clie
         "Device": {"read"},
         "RiskAssessment": {"read", "search-type"},
         "ClinicalImpression": {"read", "search-type"},
+        # The alerts (alert_fhir.py).
+        "Flag": {"read", "search-type"},
+        "Task": {"read", "search-type"},
+        "Communication": {"read", "search-type"},
     }
     assert [i["code"] for i in rest[0]["interaction"]] == ["batch"]
     params = {

@@ -205,7 +205,8 @@ def test_patients_with_new_data_are_announced_to_the_scorer_once(
         assert statuses(post(body)) == ["201 Created"]
         assert statuses(post(body)) == ["200 OK"]  # nothing new: nothing to announce
         heard = [orjson.loads(n.payload) for n in listener.notifies(timeout=1.0)]
-    assert heard == [{"m": OWN, "p": ["p1"]}]
+    # The patient, with the earliest effective time of the readings stored: the scorer scores from there.
+    assert heard == [{"m": OWN, "p": {"p1": AT.isoformat()}}]
 
 
 # --- whole-message rejections --------------------------------------------------------------------

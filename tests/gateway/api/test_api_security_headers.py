@@ -1,4 +1,5 @@
-"""Issue 15, item 3: every answer carries a Content-Security-Policy without inline script or style,
+"""Issue 15, item 3: every answer carries a Content-Security-Policy without inline script or style
+(issue 18: only the UI's own script file may run, for the live alerts),
 refuses framing, is never sniffed, sends no referrer, and is not stored by any cache (pages and FHIR
 answers hold patient data); only the stylesheet may be cached.
 
@@ -31,8 +32,10 @@ def _assert_protected(response: httpx.Response) -> None:
     for name, value in EXPECTED.items():
         assert response.headers.get(name) == value, (response.request.url, name)
     policy = _policy(response)
-    assert policy["default-src"] == "'none'"  # no script-src: no script may run at all
-    assert "script-src" not in policy and "unsafe" not in response.headers["content-security-policy"]
+    assert policy["default-src"] == "'none'"
+    # Only the UI's own script file (static/alerts-live.js) and its stream back to this server.
+    assert policy["script-src"] == "'self'" and policy["connect-src"] == "'self'"
+    assert "unsafe" not in response.headers["content-security-policy"]
     assert policy["style-src"] == "'self'"
     assert policy["frame-ancestors"] == "'none'"
     assert policy["form-action"] == "'self'"
@@ -78,4 +81,8 @@ def test_pages_have_no_inline_style_or_script_and_link_the_stylesheet(
     login(client, world.nurse)
     html = client.get(path).text
     assert '<link rel="stylesheet" href="/static/homewatch.css">' in html
-    assert not re.search(r"<style|<script|\sstyle=|\son[a-z]+=", html, re.IGNORECASE), path
+    assert not re.search(r"<style|\sstyle=|\son[a-z]+=", html, re.IGNORECASE), path
+    # The one script is the UI's own file, never inline.
+    scripts = re.findall(r"<script[^>]*>", html, re.IGNORECASE)
+    assert all(re.fullmatch(r'<script src="/static/[a-z-]+\.js" defer>', s) for s in scripts), scripts
+    assert not re.search(r"<script[^>]*>[^<]", html, re.IGNORECASE), path

@@ -149,18 +149,20 @@ def test_acknowledgement_records_who_and_when_and_is_audited(
     login(client, world.nurse)
     alert_id = world.alerts["p-high"]
     token = _csrf(client.get("/patients/p-high").text)
-    response = client.post(f"/alerts/{alert_id}/acknowledge", data={"csrf": token}, follow_redirects=False)
+    data = {"csrf": token, "note": "Ringede.", "back": "patient"}
+    response = client.post(f"/alerts/{alert_id}/acknowledge", data=data, follow_redirects=False)
     assert response.status_code == 303
-    assert response.headers["location"] == "/patients/p-high#alerts"
+    assert response.headers["location"] == f"/patients/p-high?done=acknowledged#alert-{alert_id}"
     row = db.execute(
-        "SELECT status, acknowledged_by, acknowledged_at FROM alerts WHERE id = %s", (alert_id,)
+        "SELECT status, acknowledged_by, acknowledged_at, acknowledgement_note FROM alerts WHERE id = %s",
+        (alert_id,),
     ).fetchone()
     assert row is not None
-    assert row[0] == "acknowledged" and row[1] == world.nurse
+    assert row[0] == "acknowledged" and row[1] == world.nurse and row[3] == "Ringede."
     assert abs((row[2] - datetime.now(UTC)).total_seconds()) < 60
     assert audit_rows(db, "acknowledge-alert") == [(world.nurse, world.own, "acknowledge-alert", "p-high")]
     page = client.get("/patients/p-high").text
-    assert f"Acknowledged by {world.nurse}" in page
+    assert f"acknowledged by {world.nurse}" in page and "Ringede." in page
     assert "Open alert" not in client.get("/").text.split("p-med-late")[0]
 
 
@@ -169,7 +171,7 @@ def test_acknowledgement_without_the_form_token_is_refused(
 ) -> None:
     login(client, world.nurse)
     alert_id = world.alerts["p-high"]
-    response = client.post(f"/alerts/{alert_id}/acknowledge", data={"csrf": "forged"})
+    response = client.post(f"/alerts/{alert_id}/acknowledge", data={"csrf": "forged", "note": "Ringede."})
     assert response.status_code == 403
     status = db.execute("SELECT status FROM alerts WHERE id = %s", (alert_id,)).fetchone()
     assert status == ("open",)
@@ -181,7 +183,7 @@ def test_other_municipalitys_alert_cannot_be_acknowledged(
     login(client, world.nurse)
     token = _csrf(client.get("/patients/p-high").text)
     alert_id = world.alerts[world.other_patient]
-    response = client.post(f"/alerts/{alert_id}/acknowledge", data={"csrf": token})
+    response = client.post(f"/alerts/{alert_id}/acknowledge", data={"csrf": token, "note": "Ringede."})
     assert response.status_code == 404
     assert db.execute("SELECT status FROM alerts WHERE id = %s", (alert_id,)).fetchone() == ("open",)
     assert audit_rows(db, "acknowledge-alert") == []

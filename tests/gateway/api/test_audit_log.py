@@ -89,7 +89,7 @@ def test_reads_and_acknowledgements_record_role_client_and_the_patients_municipa
     token = client.cookies[SESSION_COOKIE]
     acknowledged = client.post(
         f"/alerts/{world.alerts['p-high']}/acknowledge",
-        data={"csrf": csrf_token(settings, token)},
+        data={"csrf": csrf_token(settings, token), "note": "Ringede."},
         follow_redirects=False,
     )
     assert acknowledged.status_code == 303

@@ -47,6 +47,7 @@ from gateway.api.auth import (
 )
 from gateway.api.fhir_model import observation_id
 from gateway.settings import GatewaySettings
+from gateway.store.alert_fhir_reads import communication_id
 from gateway.store.reviews import record_review
 
 # --- who asks --------------------------------------------------------------------------------------
@@ -120,6 +121,7 @@ class MatrixWorld:
     devices: Mapping[str, str]
     assessments: Mapping[str, str]
     impressions: Mapping[str, str]
+    alert_public_ids: Mapping[str, str] = field(default_factory=dict)  # the FHIR id of Flag and Task
 
 
 def _seed(conn: psycopg.Connection[Any], now: datetime) -> MatrixWorld:
@@ -138,6 +140,7 @@ def _seed(conn: psycopg.Connection[Any], now: datetime) -> MatrixWorld:
     create_user(conn, "nurse-frb", OTHER, NURSE, seed.PASSWORD)
     reviewers = {OWN_TEAM: "nurse-nord", OTHER_TEAM: "nurse-syd"}
     alerts, observations, devices, assessments, impressions = {}, {}, {}, {}, {}
+    alert_public_ids: dict[str, str] = {}
     for pid, p in PATIENTS.items():
         seed.patient(conn, p.municipality, pid, p.name, ("copd",))
         conn.execute(
@@ -148,13 +151,16 @@ def _seed(conn: psycopg.Connection[Any], now: datetime) -> MatrixWorld:
         observations[pid] = observation_id(p.municipality, devices[pid], identifier)
         score_id = seed.score(conn, p.municipality, pid, 7, "high", now - timedelta(hours=1))
         alerts[pid] = seed.alert(conn, p.municipality, pid, score_id, now - timedelta(hours=1))
+        found = conn.execute("SELECT public_id::text FROM alerts WHERE id = %s", (alerts[pid],)).fetchone()
+        assert found is not None
+        alert_public_ids[pid] = found[0]
         row = conn.execute("SELECT public_id::text FROM scores WHERE id = %s", (score_id,)).fetchone()
         assert row is not None
         assessments[pid] = row[0]
         reviewer = User(reviewers.get(pid, "nurse-frb"), p.municipality, NURSE)
         review = record_review(conn, reviewer, pid, "phone-call", "", "yellow", client="seed")
         impressions[pid] = review.public_id
-    return MatrixWorld(alerts, observations, devices, assessments, impressions)
+    return MatrixWorld(alerts, observations, devices, assessments, impressions, alert_public_ids)
 
 
 @pytest.fixture
@@ -172,6 +178,10 @@ PATH_VALUES: Mapping[str, Callable[[MatrixWorld, str], str]] = {
     "device_id": lambda world, pid: world.devices[pid],
     "assessment_id": lambda world, pid: world.assessments[pid],
     "impression_id": lambda world, pid: world.impressions[pid],
+    "flag_id": lambda world, pid: world.alert_public_ids[pid],
+    "task_id": lambda world, pid: world.alert_public_ids[pid],
+    # Every patient but pt-syd and pt-valby has a GP, so a Communication: theirs is a 404 like any other.
+    "communication_id": lambda world, pid: communication_id(world.alert_public_ids[pid]),
 }
 
 
@@ -233,7 +243,7 @@ class Context:
             assert patient is not None
             return PATH_VALUES[name](self.world, patient)
 
-        return re.sub(r"\{(\w+)\}", value, path)
+        return re.sub(r"\{(\w+)(?::\w+)?\}", value, path)  # {alert_id:int}: a Starlette convertor
 
 
 def _targets(path: str) -> tuple[str | None, ...]:
@@ -325,22 +335,31 @@ class ClinicalPage(Kind):
 
 @dataclass(frozen=True)
 class ClinicalForm(Kind):
-    """A state-changing form of the web UI about one patient: a session and its anti-forgery token."""
+    """A state-changing form of the web UI about one patient: a session and its anti-forgery token.
+    ``again``: what a second clinician gets for a patient whose form the first one already posted, when
+    that is not ``ok`` (an alert resolved once refuses a second resolution)."""
 
     fields: Mapping[str, str] = field(default_factory=dict)
     ok: int = 303
+    again: int | None = None
 
     def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
+        done: set[str | None] = set()
         for caller in CALLERS:
             cookies = _ui(ctx, caller)
             csrf = csrf_token(ctx.settings, cookies[SESSION_COOKIE]) if cookies else ""
             for patient in _targets(path):
+                expected = _ui_status(caller, patient is None or sees(caller, patient), self.ok)
+                if expected == self.ok and caller in CLINICAL:
+                    if patient in done and self.again is not None:
+                        expected = self.again
+                    done.add(patient)
                 yield Call(
                     caller,
                     patient,
                     method,
                     ctx.url(path, patient),
-                    _ui_status(caller, patient is None or sees(caller, patient), self.ok),
+                    expected,
                     cookies=cookies,
                     data={**self.fields, "csrf": csrf},
                     check=_to_login if caller in (ANONYMOUS, HUB) else None,
@@ -423,6 +442,42 @@ class AdminPage(Kind):
                 cookies=_ui(ctx, caller),
                 check=_to_login if caller in (ANONYMOUS, HUB) else None,
                 forbidden=forbidden,
+            )
+
+
+@dataclass(frozen=True)
+class AdminForm(Kind):
+    """A state-changing form of the administrators (no clinical data): an administrator's session and
+    its anti-forgery token; nurses and GPs 403; without the token 403 even for an administrator."""
+
+    fields: Mapping[str, str] = field(default_factory=dict)
+    ok: int = 303
+
+    def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
+        for caller in CALLERS:
+            cookies = _ui(ctx, caller)
+            csrf = csrf_token(ctx.settings, cookies[SESSION_COOKIE]) if cookies else ""
+            expected = 303 if caller in (ANONYMOUS, HUB) else self.ok if caller in ADMINS else 403
+            yield Call(
+                caller,
+                None,
+                method,
+                path,
+                expected,
+                cookies=cookies,
+                data={**self.fields, "csrf": csrf},
+                check=_to_login if caller in (ANONYMOUS, HUB) else None,
+                forbidden=_forbidden(caller, names_only=True),
+            )
+        for forged in ("", "forged"):
+            yield Call(
+                MUNICIPALITY_ADMIN,
+                None,
+                method,
+                path,
+                403,
+                cookies=_ui(ctx, MUNICIPALITY_ADMIN),
+                data={**self.fields, "csrf": forged},
             )
 
 
@@ -536,12 +591,21 @@ class HubPost(Kind):
 # --- the table -----------------------------------------------------------------------------------------
 
 REVIEW_FORM = {"outcome": "phone-call", "triage": "green", "note": "Called; she is well."}
+# Each administrator sets her own municipality's (the system administrator's is 0101 too).
+ALERT_SETTINGS_FORM = {
+    "municipality": OWN,
+    "on_call_email": "vagt@kbh.example",
+    "message_detail": "initials",
+    "escalate_high_minutes": "15",
+    "escalate_medium_minutes": "60",
+}
 
 MATRIX: Mapping[tuple[str, str], Kind] = {
     # Public: no patient data.
     ("GET", "/openapi.json"): Public(),
     ("GET", "/login"): Public(),
     ("GET", "/static/homewatch.css"): Public(),
+    ("GET", "/static/alerts-live.js"): Public(),
     ("GET", "/fhir/metadata"): Public(),
     ("GET", "/healthz"): Public(),
     (
@@ -564,9 +628,21 @@ MATRIX: Mapping[tuple[str, str], Kind] = {
     ("POST", "/patients/{patient_id}/reviews"): ClinicalForm(REVIEW_FORM),
     ("POST", "/patients/{patient_id}/notes"): ClinicalForm({"text": "Rang; alt vel."}),
     ("POST", "/patients/{patient_id}/thresholds"): ClinicalForm(),
-    ("POST", "/alerts/{alert_id}/acknowledge"): ClinicalForm(),
+    # The alerts (alert_pages.py): the inbox, one alert, and what people do with it.
+    ("GET", "/alerts"): ClinicalPage(),
+    ("GET", "/alerts/{alert_id:int}"): ClinicalPage(),
+    ("POST", "/alerts/{alert_id:int}/acknowledge"): ClinicalForm({"note": "Ringede; alt vel."}),
+    ("POST", "/alerts/{alert_id:int}/snooze"): ClinicalForm({"for": "4h", "reason": "Ny måling i aften."}),
+    ("POST", "/alerts/{alert_id:int}/assign"): ClinicalForm(),  # to oneself
+    ("POST", "/alerts/{alert_id:int}/resolve"): ClinicalForm({"outcome": "false-alarm"}, again=409),
+    # The live stream of alerts never ends, so a request of the matrix would wait for ever; its callers
+    # (nurse of the team, of another team or municipality, the GP, administrators, a hub, nobody).
+    ("GET", "/alerts/stream"): Covered("test_alert_stream.py"),
     # The administrators' pages.
     ("GET", "/admin/audit"): AdminPage(),
+    ("GET", "/admin/deliveries"): AdminPage(),
+    ("GET", "/admin/alert-settings"): AdminPage(),
+    ("POST", "/admin/alert-settings"): AdminForm(ALERT_SETTINGS_FORM),
     # The FHIR API.
     ("GET", "/fhir/Patient"): FhirSearch("_id"),
     ("GET", "/fhir/Patient/{patient_id}"): FhirRead(),
@@ -577,6 +653,13 @@ MATRIX: Mapping[tuple[str, str], Kind] = {
     ("GET", "/fhir/RiskAssessment/{assessment_id}"): FhirRead(),
     ("GET", "/fhir/ClinicalImpression"): FhirSearch(),
     ("GET", "/fhir/ClinicalImpression/{impression_id}"): FhirRead(),
+    # The alerts as FHIR (alert_fhir.py): every patient has an open alert; pt-nord and pt-frb have a GP.
+    ("GET", "/fhir/Flag"): FhirSearch(),
+    ("GET", "/fhir/Flag/{flag_id}"): FhirRead(),
+    ("GET", "/fhir/Task"): FhirSearch(),
+    ("GET", "/fhir/Task/{task_id}"): FhirRead(),
+    ("GET", "/fhir/Communication"): FhirSearch(),
+    ("GET", "/fhir/Communication/{communication_id}"): FhirRead(),
     ("POST", "/fhir"): HubPost(),
 }
 

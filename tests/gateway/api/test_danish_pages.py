@@ -117,7 +117,7 @@ def _seed(conn: psycopg.Connection[Any], now: datetime) -> None:
     _store(
         conn, "p-hf", build_observation(preliminary, effective=ago(hours=4), preliminary=True, **thermometer)
     )
-    outcome = score(conn, "0101", "p-hf", ago(minutes=30))
+    outcome = score(conn, "0101", "p-hf", ago(minutes=30), since=ago(days=3))  # as each reading arrived
     assert outcome.alert_raised
     risk(conn, "0101", "p-hf", 0.30, ago(days=9), reasons=RISK_FACTORS)
     risk(conn, "0101", "p-hf", 0.42, ago(hours=1), reasons=RISK_FACTORS)

@@ -276,11 +276,19 @@ def test_the_main_menu_follows_the_role() -> None:
         assert [(link.href, link.label, link.current) for link in nurse] == [
             ("/", "Arbejdsliste", False),
             ("/review", "Ugentlig gennemgang", True),
+            ("/alerts", "Alarmer", False),
         ]
-        assert [link.href for link in navigation("gp", "/")] == ["/", "/review"]
+        assert [link.href for link in navigation("gp", "/")] == ["/", "/review", "/alerts"]
+        counted = navigation("gp", "/alerts/12", open_alerts=3)
+        assert [(link.href, link.current, link.count) for link in counted][1:] == [
+            ("/review", False, None),
+            ("/alerts", True, 3),
+        ]
         for admin in ("municipality_admin", "system_admin"):
             assert [(link.href, link.label) for link in navigation(admin, "/")] == [
-                ("/admin/audit", "Adgangslog")
+                ("/admin/audit", "Adgangslog"),
+                ("/admin/deliveries", "Alarmafsendelser"),
+                ("/admin/alert-settings", "Alarmindstillinger"),
             ]
         assert navigation("hub", "/") == []
         assert role_name("municipality_admin") == "Kommunal administrator"

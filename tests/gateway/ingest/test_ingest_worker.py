@@ -169,8 +169,14 @@ def test_bundles_are_stored_with_their_values_and_acknowledged(
     assert latest["spo2"].value == 99.0 and latest["spo2"].hub_id == HOME.hub_id
     counters = worker.counters()
     assert (counters.messages_received, counters.observations_stored, counters.duplicates) == (4, 31, 0)
-    # Each batch that stored rows named the patient to the scorer's channel, from its transaction.
-    assert announced and all(call == (HOME.municipality_id, {HOME.patient_id}) for call in announced)
+    # Each batch that stored rows named the patient to the scorer's channel, from its transaction, with
+    # the earliest effective time of the readings it stored (the first Bundle's first: 00:00).
+    assert announced and all(call is not None for call in announced)
+    assert {(call[0], *call[1]) for call in announced if call is not None} == {
+        (HOME.municipality_id, HOME.patient_id)
+    }
+    earliest = min(call[1][HOME.patient_id] for call in announced if call is not None)
+    assert earliest == BASE_TIME.replace(hour=0)
     assert hub.errors == []
 
 
