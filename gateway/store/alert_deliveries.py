@@ -301,7 +301,12 @@ def message_facts(conn: psycopg.Connection[Any], alert_id: int, event_id: int) -
     so the name never leaves the database, and only when the municipality's ``message_detail`` is
     'initials' (the default)."""
     row = conn.execute(
-        "SELECT a.id, a.public_id::text, a.municipality_id, a.kind, a.severity, a.escalation_level,"
+        # The severity and level the event told of, not the alert's as it is when the message leaves
+        # (a "new alert" message sent after the alert escalated still says level 0).
+        "SELECT a.id, a.public_id::text, a.municipality_id, a.kind,"
+        " coalesce(e.detail->>'severity', a.severity),"
+        " coalesce((e.detail->>'level')::int,"
+        "  CASE WHEN e.action = 'raised' THEN 0 ELSE a.escalation_level END),"
         " e.action, e.at,"
         " CASE WHEN coalesce(s.message_detail, 'initials') = 'initials' AND btrim(p.name) <> '' THEN"
         "   upper(substring(btrim(p.name) FROM '^\\S')) || '.' ||"

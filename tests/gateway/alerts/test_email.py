@@ -31,6 +31,7 @@ from delivery_world import (
     smtp_server,
 )
 
+from gateway.alerts import routing
 from gateway.alerts.dispatcher import Dispatcher
 from gateway.alerts.email import TEXTS, EmailFailed, SmtpServer, body, build_email, send_email, subject
 from gateway.broker import free_port
@@ -240,3 +241,15 @@ def test_an_address_the_server_refuses_fails_at_once_and_the_others_are_sent(con
     assert bo[0].status == "failed" and re.search(r"550", bo[0].last_error or "")
     # Others were reached: not undeliverable, no escalation.
     assert "undeliverable" not in actions(conn, outcome.alert_id)
+
+
+def test_a_message_tells_the_level_and_severity_of_its_event_not_of_the_alert_when_it_leaves(
+    conn: Conn,
+) -> None:
+    outcome = raise_alert(conn, T0, "medium")
+    assert outcome.alert_id is not None and outcome.event_id is not None
+    with conn.transaction():
+        assert routing.escalate(conn, outcome.alert_id, now=T0, reason="not-acknowledged")
+    conn.execute("UPDATE alerts SET severity = 'high' WHERE id = %s", (outcome.alert_id,))
+    facts = outbox.message_facts(conn, outcome.alert_id, outcome.event_id)  # the "new alert" message
+    assert facts is not None and (facts.escalation_level, facts.severity) == (0, "medium")
