@@ -488,7 +488,10 @@ def test_the_listener_reconnects_after_its_connection_is_killed_and_catches_up_b
         assert got == visible_events_after(server.database_url, NURSE_NORD.username, got[0] - 1)
 
 
-def test_an_idle_stream_gets_a_ping_every_15_seconds(server: Server) -> None:
+def test_an_idle_stream_gets_a_ping_every_ping_interval(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(alert_stream, "PING_S", 2)  # 15 s in service; read when a stream opens
     with open_stream(server, NURSE_NORD) as nord:
         nord.next_of("count")
         started = datetime.now(UTC)
