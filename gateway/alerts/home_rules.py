@@ -5,9 +5,11 @@ weight-gain rules, COPD the SpO2-drop and pulse-rise rules against the patient's
 readings of the last :data:`HISTORY` (final ones only: a preliminary value never counts) are loaded in
 one indexed query, in their canonical unit whatever unit the device reported in (a scale in pounds
 feeds the 2 kg rule kilograms); the rules are pure and causal, each firing once per excursion on the
-reading that first met its condition. ``fresh_hits`` keeps the hits on readings of the last day before
-the newest reading, so re-scoring on every new reading finds a hit again until it is a day old: the
-scorer stores each (rule, reading time) once.
+reading that first met its condition. The scorer judges every reading on the :data:`HISTORY` before it
+(``gateway.alerts.evaluation``, from the batch reads of ``gateway.store.evaluation_reads``), with the
+tables here: which rules a condition switches on, which stored kinds feed each series, the titles.
+``load_series`` and ``fresh_hits`` read one patient's series and its hits of the last day: what the
+scorer did before it judged every reading, kept for tests that look at the rules on stored readings.
 
 Left to others: the rules themselves (``models.rules``, ``models.baselines``), the query
 (``gateway.store.patient_history``), storing scores and alerts (``gateway.alerts.scorer``), the wording

@@ -72,15 +72,3 @@ def final_readings(
             )
             for kind, loinc, effective, identifier, value, unit, components in cur.fetchall()
         ]
-
-
-def newest_reading_time(
-    conn: psycopg.Connection[Any], municipality_id: str, patient_id: str, kinds: Iterable[str]
-) -> datetime | None:
-    """When the patient's newest stored reading of ``kinds`` was taken (any status); None without one."""
-    row = conn.execute(
-        "SELECT max(effective) FROM observations WHERE municipality_id = %s AND patient_id = %s"
-        " AND kind = ANY(%s)",
-        (municipality_id, patient_id, sorted(set(kinds))),
-    ).fetchone()
-    return None if row is None else row[0]
