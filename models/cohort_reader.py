@@ -294,24 +294,50 @@ def parse_resources(resources: Iterable[Mapping[str, Any]]) -> Cohort:
     return build_cohort(b)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredPatient:
+    """One patient as the gateway stores them: enrolment, canonical final measurements, the staff's change
+    observations (time and item key of each change seen) and hospital stays (admission, discharge or None)."""
+
+    patient_id: str
+    birth_date: date | None
+    conditions: Iterable[str]
+    measurements: Iterable[Measurement]
+    changes: Iterable[tuple[datetime, str]] = ()
+    admissions: Iterable[tuple[datetime, datetime | None]] = ()
+
+
+def stored_cohort(patients: Iterable[StoredPatient]) -> Cohort:
+    """The cohort of patients read from the gateway's store (the live score, training from the database).
+    The same cohort as ``parse_resources`` of the same Patients, Conditions, Observations and Encounters,
+    with no sex (the gateway does not enrol it) and not marked synthetic. The caller passes final readings
+    only, as ``add_resource`` skips preliminary ones."""
+    b = _Builder(all_synthetic=False)
+    for p in patients:
+        b.sex[p.patient_id] = None
+        b.birth[p.patient_id] = p.birth_date
+        b.conditions[p.patient_id].update(c for c in p.conditions if c in CONDITION_SNOMED)
+        for measurement in p.measurements:
+            _add_measurement(b, p.patient_id, measurement)
+        for at, key in p.changes:
+            if key in CHANGE_OBSERVATIONS:
+                b.changes[p.patient_id].append((at, key))
+        b.admissions[p.patient_id].extend(p.admissions)
+    return build_cohort(b)
+
+
 def patient_cohort(
     patient_id: str,
     *,
     birth_date: date | None,
     conditions: Iterable[str],
     measurements: Iterable[Measurement],
+    changes: Iterable[tuple[datetime, str]] = (),
+    admissions: Iterable[tuple[datetime, datetime | None]] = (),
 ) -> Cohort:
-    """One patient's cohort from what the gateway stores: enrolment and canonical measurements (final
-    ones only: the caller leaves preliminary readings out, as ``add_resource`` skips them). The same
-    cohort as ``parse_resources`` of the same Patient, Conditions and Observations, with no sex (the
-    gateway does not enrol it) and not marked synthetic."""
-    b = _Builder(all_synthetic=False)
-    b.sex[patient_id] = None
-    b.birth[patient_id] = birth_date
-    b.conditions[patient_id].update(c for c in conditions if c in CONDITION_SNOMED)
-    for measurement in measurements:
-        _add_measurement(b, patient_id, measurement)
-    return build_cohort(b)
+    """One patient's cohort from what the gateway stores (``stored_cohort`` of one patient)."""
+    patient = StoredPatient(patient_id, birth_date, conditions, measurements, changes, admissions)
+    return stored_cohort([patient])
 
 
 def read_cohort(folder: Path) -> Cohort:
