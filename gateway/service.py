@@ -44,9 +44,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import psycopg
 import uvicorn
 from psycopg_pool import ConnectionPool
 
+from gateway.alerts.active_models import ActiveModels, register_shipped_default
 from gateway.alerts.admission_risk import AdmissionRiskSchedule
 from gateway.alerts.dispatcher import Dispatcher
 from gateway.alerts.missing_job import MissingMeasurementJob
@@ -61,10 +63,10 @@ from gateway.settings import GatewaySettings
 from gateway.store.embedded import EmbeddedPostgres, create_database
 from gateway.store.ingest_metrics import IngestTotals, ingest_totals
 from gateway.store.migrate import migrate_database
+from gateway.store.model_registry import RegistryError
 from gateway.store.new_data import send_barrier
 from gateway.workers import DEFAULT_WORKERS, START_TIMEOUT_S, IngestWorkers
-from models.admission_risk import SHIPPED_MODEL, ModelError
-from models.admission_risk import load as load_risk_model
+from models.admission_risk import ModelError
 
 __all__ = ["Gateway", "GatewayError", "GatewayOptions", "MqttTarget", "parse_mqtt_url", "serve"]
 
@@ -217,6 +219,8 @@ class Gateway:
         app = create_app(settings, self.pool, demo=opts.demo)
         if opts.clock is not None:
             app.state.clock = opts.clock  # read by gateway.api.clock.ui_now
+        if self.admission_risk is not None:
+            app.state.rescore = self.admission_risk.wake  # a model activated: rank by it (model_pages)
         self._http = start_http(app, opts.host, opts.port, timeout)
         log.info(
             "gateway serving %s with %s (%s)",
@@ -310,14 +314,18 @@ class Gateway:
 def _admission_risk_schedule(
     database_url: str, settings: GatewaySettings, clock: Callable[[], datetime] | None = None
 ) -> AdmissionRiskSchedule | None:
-    """The scheduled 30-day risk with the shipped model, or None (logged) when it cannot be loaded."""
+    """The scheduled 30-day risk, each municipality with its active model version (the registry's), once
+    the shipped default is registered; None (logged) when the default cannot be read or registered (a
+    retrained model file under a version already registered with other bytes)."""
     try:
-        model = load_risk_model(SHIPPED_MODEL)
-    except ModelError as exc:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            default = register_shipped_default(conn)
+    except (ModelError, RegistryError) as exc:
         log.warning("30-day admission risk off: %s", exc)
         return None
+    log.info("30-day admission risk: the shipped default is model %s", default.version)
     schedule = AdmissionRiskSchedule(
-        database_url, model, timedelta(hours=settings.risk_interval_hours), clock=clock
+        database_url, ActiveModels(), timedelta(hours=settings.risk_interval_hours), clock=clock
     )
     schedule.start()
     return schedule

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from homewatch import model_registry_cli, model_training_cli
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -266,7 +268,10 @@ def gateway_migrate(
 def gateway_token(
     role: Annotated[
         str,
-        typer.Option(help="nurse, gp, municipality_admin, system_admin, or hub (may only POST /fhir)."),
+        typer.Option(
+            help="nurse, gp, municipality_admin, system_admin, hub, homecare_system or hospital_system"
+            " (the last three may only POST /fhir)."
+        ),
     ],
     municipality: Annotated[
         str, typer.Option(help="Municipality the token may see (or, for a hub, report to).")
@@ -344,7 +349,13 @@ def _new_password(password_stdin: bool) -> str:
 def user_add(
     username: Annotated[str, typer.Argument(help="The login name (also what the audit log records).")],
     municipality: Annotated[str, typer.Option(help="The user's municipality (its id, e.g. 0101).")],
-    role: Annotated[str, typer.Option(help="nurse, gp, municipality_admin or system_admin.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="nurse, gp, municipality_admin or system_admin; or homecare_system or hospital_system"
+            " (a system account: no password, it uses tokens of `homewatch gateway token`)."
+        ),
+    ],
     database_url: DatabaseUrl,
     team: Annotated[
         list[str] | None,
@@ -364,11 +375,13 @@ def user_add(
     ] = None,
 ) -> None:
     """Add a user who may log in (asks for the password twice unless told otherwise)."""
-    from gateway.api.auth import create_user
+    from gateway.api.auth import SYSTEM_ACCOUNT_ROLES, create_user
 
     if password_stdin and sso_only:
         raise _fail("--password-stdin and --sso-only exclude each other")
-    password = None if sso_only else _new_password(password_stdin)
+    if password_stdin and role in SYSTEM_ACCOUNT_ROLES:
+        raise _fail(f"a {role} account has no password: leave out --password-stdin")
+    password = None if sso_only or role in SYSTEM_ACCOUNT_ROLES else _new_password(password_stdin)
     teams = None if not team else tuple(team)
     with _database(database_url) as conn:
         try:
@@ -534,39 +547,125 @@ def models_cohort(
     patients: Annotated[int, typer.Option(min=1, help="Number of SYNTHETIC patients.")] = 200,
     days: Annotated[int, typer.Option(min=1, help="Days of history per patient.")] = 180,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same cohort.")] = 1,
+    setting: Annotated[
+        str,
+        typer.Option(
+            help="The population: default, a held-out setting of the day-one default's evaluation (e.g."
+            " heavy-artefacts) or training-K (models.cohort.populations)."
+        ),
+    ] = "default",
 ) -> None:
     """Write a SYNTHETIC cohort as FHIR Bulk Data NDJSON (Patient, Condition, Observation, Encounter)."""
     from models.cohort.ndjson import generate_cohort
+    from models.cohort.populations import named_settings
     from models.cohort.synthetic import CohortError
 
     try:
-        summary = generate_cohort(out, patients, days, seed)
+        summary = generate_cohort(out, patients, days, seed, named_settings(setting))
     except CohortError as exc:
         raise _fail(str(exc)) from None
-    typer.echo(f"wrote {summary.patients} SYNTHETIC patients, {days} days, seed {seed} to {out}")
+    typer.echo(
+        f"wrote {summary.patients} SYNTHETIC patients, {days} days, seed {seed}, setting {setting} to {out}"
+    )
 
 
 @models_app.command("train")
 def models_train(
-    ndjson: Annotated[Path, typer.Option(help="Training cohort: a folder of FHIR Bulk Data NDJSON.")],
-    out: Annotated[Path, typer.Option(help="Model file to write (a JSON sidecar is written next to it).")],
+    ndjson: Annotated[
+        Path | None, typer.Option(help="Training cohort: a folder of FHIR Bulk Data NDJSON.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --ndjson: the model file to write (a JSON sidecar next to it). With --municipality:"
+            " a folder for the held-out report (report.md, metrics.json, card.md, model.joblib)."
+        ),
+    ] = None,
     description: Annotated[
         str, typer.Option(help="How the training cohort was made, e.g. 'models cohort --seed 1 ...'.")
     ] = "",
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HOMEWATCH_DATABASE_URL", help="Train from this gateway database (PostgreSQL URL)."
+        ),
+    ] = None,
+    municipality: Annotated[
+        str | None, typer.Option(help="The municipality whose history in the database trains the model.")
+    ] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Who trains it (recorded with the version).", show_default="login name")
+    ] = None,
+    register: Annotated[
+        bool, typer.Option("--register/--no-register", help="Register the new version (never activates it).")
+    ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out split and the bootstrap.")] = 0,
 ) -> None:
-    """Train the calibrated 30-day admission-risk model on a cohort and save it with its metadata."""
-    from models.admission_risk import ModelError, save, train
+    """Train the 30-day admission-risk model on a municipality's own history (--database-url and
+    --municipality: split by patient and time, held-out comparison with NEWS2, the weight rule and the
+    active model, registered as a new version) or on an NDJSON cohort (--ndjson and --out)."""
+    from homewatch import model_training_cli as training
 
-    cohort = _read(ndjson)
+    if ndjson is not None:
+        if out is None:
+            raise _fail("--ndjson needs --out FILE: the model file to write")
+        training.train_from_ndjson(ndjson, out, description, seed)
+    elif municipality is not None and database_url is not None:
+        training.train_from_database(database_url, municipality, by=by, register=register, out=out, seed=seed)
+    else:
+        raise _fail("give --database-url URL and --municipality CODE, or --ndjson DIR and --out FILE")
+
+
+# homewatch models import: an NDJSON cohort into a gateway database (homewatch.model_training_cli).
+models_app.command("import")(model_training_cli.models_import)
+
+
+@models_app.command("train-default")
+def models_train_default(
+    out: Annotated[
+        Path, typer.Option(help="Model file to write (a JSON sidecar with the held-out figures next to it).")
+    ] = Path("models/admission_risk.joblib"),
+    compare_with: Annotated[
+        Path | None,
+        typer.Option(help="A previous model file to compare on the same held-out populations."),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write report.md and metrics.json into this folder.")
+    ] = None,
+    replicates: Annotated[int, typer.Option(min=10, help="Patient-bootstrap resamples.")] = 1000,
+) -> None:
+    """Train the day-one default over many SYNTHETIC populations and measure it on held-out ones."""
+    import time
+
+    from models.admission_risk import ModelError, save
+    from models.default_model import evaluate_default, markdown_tables, train_default
+
+    started = time.perf_counter()
+    previous = _load_model(compare_with) if compare_with is not None else None
+
+    def progress(message: str) -> None:
+        typer.echo(message, err=True)
+
     try:
-        model = train(cohort, description=description)
+        model = train_default(progress=progress)
     except ModelError as exc:
         raise _fail(str(exc)) from None
+    trained = time.perf_counter() - started
+    figures = evaluate_default(model, previous, replicates=replicates, progress=progress)
+    model.metadata["metrics"] = figures
+    model.metadata["training_seconds"] = round(trained)
     sidecar = save(model, out)
-    metrics = model.metadata["training_metrics"]
+    tables = markdown_tables(figures)
+    if report is not None:
+        report.mkdir(parents=True, exist_ok=True)
+        (report / "report.md").write_text(
+            f"# The day-one default on held-out SYNTHETIC populations\n\n{tables}", encoding="utf-8"
+        )
+        (report / "metrics.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    typer.echo(tables)
     typer.echo(
-        f"trained on {len(cohort.patients)} patients x {cohort.days} days: training AUROC "
-        f"{metrics['auroc']:.3f}, Brier {metrics['brier']:.4f}; wrote {out} and {sidecar}"
+        f"trained in {trained:.0f} s, measured in {time.perf_counter() - started - trained:.0f} s; "
+        f"wrote {out} and {sidecar}"
     )
 
 
@@ -652,6 +751,10 @@ def models_evaluate(
     )
     typer.echo(table)
 
+
+# homewatch models versions | activate | rollback | card: the model registry (after the commands above,
+# so they list first in `homewatch models --help`).
+model_registry_cli.register(models_app)
 
 if __name__ == "__main__":
     app()

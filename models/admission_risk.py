@@ -7,10 +7,14 @@
   calibration is a monotone map of the logistic regression's log-odds, so the ranking is unchanged and
   each score still decomposes exactly into per-feature contributions (`contributions`); isotonic
   calibration is a step function that would tie patients, break that decomposition and needs more
-  admissions than a municipality's cohort has.
+  admissions than a municipality's cohort has. `fit(dataset, ...)` does the same on a data set built
+  elsewhere (the day-one default pools many SYNTHETIC populations: `models.default_model`), and
+  `exclude=` switches features off: they are held at zero while fitting, so their coefficients are
+  exactly zero and every model still reads the same feature row (`MODEL_FEATURES`).
 - `save`/`load`: the estimator as a joblib (pickle) file plus a JSON sidecar with version, training
   cohort, feature list, alert threshold and metrics. Pickle runs code when loaded: load model files only
-  from trusted sources.
+  from trusted sources. A model reads the feature columns its sidecar names, so a file of the previous
+  version (`admission-risk-1.0`, whose features are all still computed the same way) still loads.
 - `explain(model, row)`: the top factors that raise one patient's risk, in words.
 - `rise_scores(risk)`: the alert score, the log-odds of a patient's risk today minus the median log-odds of
   their previous 14 scored days; it removes the patient's static level (age, conditions), so an alert
@@ -24,6 +28,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,13 +52,16 @@ from models.features import (
     COLUMN,
     DAYS_SINCE_ADMISSION_CAP,
     MODEL_FEATURES,
+    NEWS2_USUAL_DAYS,
     RULE_TEXT,
     TREND_VITALS,
     Matrix,
     patient_features,
 )
 
-MODEL_VERSION: Final = "admission-risk-1.0"
+MODEL_VERSION: Final = "admission-risk-2.0"
+#: Versions whose files `load` reads: their features are all still computed as they were.
+READABLE_VERSIONS: Final = ("admission-risk-1.0", MODEL_VERSION)
 HORIZON_DAYS: Final = 30
 QUIET_DAYS: Final = 7
 #: The alert budget the threshold is chosen for: one alert per patient per month (30 days).
@@ -62,14 +70,17 @@ ALERTS_PER_PATIENT_MONTH: Final = 1.0
 RISE_WINDOW_DAYS: Final = 14
 # Quantile grid of the threshold search: fine enough that the bisection between two points is short.
 _GRID: Final = 201
-_MODEL_COLUMNS: Final = np.array([COLUMN[name] for name in MODEL_FEATURES])
 
 
-def _reference() -> npt.NDArray[np.float64]:
+def _columns(features: Sequence[str]) -> npt.NDArray[np.intp]:
+    return np.array([COLUMN[name] for name in features], dtype=np.intp)
+
+
+def _reference(features: Sequence[str] = MODEL_FEATURES) -> npt.NDArray[np.float64]:
     """The patient-day explanations are told against: counts, flags and conditions at "none" (0), no
     admission on record, every other feature missing (so imputed to the training mean)."""
-    ref = np.full(len(MODEL_FEATURES), np.nan)
-    for i, name in enumerate(MODEL_FEATURES):
+    ref = np.full(len(features), np.nan)
+    for i, name in enumerate(features):
         if name.startswith(("rule_", "missed_days_", "change_", "condition_")) or name in (
             "adherence_drop_7d",
             "female",
@@ -78,9 +89,6 @@ def _reference() -> npt.NDArray[np.float64]:
         elif name == "days_since_admission":
             ref[i] = DAYS_SINCE_ADMISSION_CAP
     return ref
-
-
-_REFERENCE: Final = _reference()
 
 
 class ModelError(ModelsError):
@@ -154,19 +162,28 @@ class RiskModel:
         """The alert threshold on the rise score (`rise_scores`), chosen on the training cohort."""
         return float(self.metadata.get("alert_threshold", np.inf))
 
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The feature columns the estimator reads, in its order (the sidecar's list)."""
+        names = self.metadata.get("features")
+        return tuple(names) if names else MODEL_FEATURES
+
     def predict(self, x: Matrix) -> npt.NDArray[np.float64]:
         """Calibrated probability of admission within 30 days for each row (all feature columns)."""
-        proba: npt.NDArray[np.float64] = self.estimator.predict_proba(x[:, _MODEL_COLUMNS])[:, 1]
+        columns = _columns(self.features)
+        proba: npt.NDArray[np.float64] = self.estimator.predict_proba(x[:, columns])[:, 1]
         return proba
 
     def contributions(self, x: Matrix) -> Matrix:
-        """Each model feature's share of each row's log-odds, relative to the reference patient-day
-        (`REFERENCE`: nothing noted, no rule fired, nothing missed; vitals at the cohort mean). The
-        shares and the reference's log-odds add up exactly to the row's calibrated log-odds."""
+        """Each of the model's features' share of each row's log-odds (columns in `features` order),
+        relative to the reference patient-day (`_reference`: nothing noted, no rule fired, nothing
+        missed; vitals at the cohort mean). The shares and the reference's log-odds add up exactly to
+        the row's calibrated log-odds; a switched-off feature's share is always 0."""
+        features = self.features
         fitted = self.estimator.calibrated_classifiers_[0]
         pipe: Pipeline = fitted.estimator
-        z = pipe[:-1].transform(x[:, _MODEL_COLUMNS])
-        z_ref = pipe[:-1].transform(_REFERENCE[np.newaxis, :])
+        z = pipe[:-1].transform(x[:, _columns(features)])
+        z_ref = pipe[:-1].transform(_reference(features)[np.newaxis, :])
         coef = pipe[-1].coef_[0]
         slope = -float(fitted.calibrators[0].a_)  # Platt: p = 1 / (1 + exp(a f + b))
         out: Matrix = slope * coef * (z - z_ref)
@@ -183,11 +200,56 @@ def _pipeline(c: float) -> Pipeline:
     )
 
 
-def train(cohort: Cohort, *, description: str = "", c: float = 0.1) -> RiskModel:
-    """Fit and calibrate on every patient-day not in hospital; the threshold meets the alert budget."""
-    data = build_dataset(cohort)
+def standardised_coefficients(
+    data: Dataset, *, c: float = 0.1, exclude: Collection[str] = ()
+) -> dict[str, float]:
+    """The coefficients (on standardised features) of the logistic regression `fit` would calibrate, fitted
+    on every patient-day of `data` not in hospital, by feature; 0 for the excluded. Cheaper than `fit`
+    (one fit, no calibration folds): for choosing what to exclude."""
     keep = ~data.admitted
-    x, y, groups = data.x[keep][:, _MODEL_COLUMNS], data.y[keep], data.patient[keep]
+    x = data.x[keep][:, _columns(MODEL_FEATURES)]
+    x[:, [MODEL_FEATURES.index(name) for name in exclude]] = 0.0
+    coef = _pipeline(c).fit(x, data.y[keep])[-1].coef_[0]
+    return {name: float(value) for name, value in zip(MODEL_FEATURES, coef, strict=True)}
+
+
+def train(
+    cohort: Cohort, *, description: str = "", c: float = 0.1, exclude: Collection[str] = ()
+) -> RiskModel:
+    """Fit and calibrate on every patient-day not in hospital; the threshold meets the alert budget.
+    `exclude`: features switched off (see `fit`)."""
+    data = build_dataset(cohort)
+    model = fit(data, c=c, exclude=exclude)
+    fitted = model.metadata
+    head = ("model", "sklearn", "trained_at")
+    model.metadata = {key: fitted[key] for key in head}
+    model.metadata["training_cohort"] = {
+        "description": description,
+        "synthetic": cohort.synthetic,
+        "patients": len(cohort.patients),
+        "days": cohort.days,
+        "origin": cohort.origin.isoformat(),
+        "admissions": sum(len(p.admissions) for p in cohort.patients),
+        "patient_days": int((~data.admitted).sum()),
+        "positive_patient_days": int(data.y[~data.admitted].sum()),
+    }
+    model.metadata.update({key: value for key, value in fitted.items() if key not in head})
+    return model
+
+
+def fit(data: Dataset, *, c: float = 0.1, exclude: Collection[str] = ()) -> RiskModel:
+    """Fit and calibrate on every patient-day of `data` not in hospital (rows of a patient contiguous,
+    in day order; `data.patient` tells the patients apart for the folds and the alert budget). The
+    features in `exclude` are switched off: held at zero while fitting, so that their coefficients are
+    exactly zero and the model reads the same columns as every other (`MODEL_FEATURES`) without using
+    them. The metadata says how the model was fitted, not on what: that is the caller's to add."""
+    unknown = sorted(set(exclude) - set(MODEL_FEATURES))
+    if unknown:
+        raise ModelError(None, f"cannot exclude {', '.join(unknown)}: not features of the model")
+    keep = ~data.admitted
+    x, y, groups = data.x[keep][:, _columns(MODEL_FEATURES)], data.y[keep], data.patient[keep]
+    off = [MODEL_FEATURES.index(name) for name in exclude]
+    x[:, off] = 0.0
     if len(set(y.tolist())) < 2:
         raise ModelError(None, "the training cohort needs both admitted and not admitted patient-days")
     folds = min(5, len(set(groups[y == 1].tolist())), len(set(groups.tolist())))
@@ -197,7 +259,11 @@ def train(cohort: Cohort, *, description: str = "", c: float = 0.1) -> RiskModel
     estimator = CalibratedClassifierCV(_pipeline(c), method="sigmoid", cv=splits, ensemble=False)
     estimator.fit(x, y)
     estimator.cv = folds  # the fold index arrays are not needed once fitted (and would bloat the file)
-    model = RiskModel(estimator)
+    # A column of zeros gets no gradient, so its coefficient stays exactly zero; say so rather than hope.
+    final: Pipeline = estimator.calibrated_classifiers_[0].estimator
+    if np.any(final[-1].coef_[0, off] != 0.0):
+        raise ModelError(None, "a switched-off feature got a coefficient")
+    model = RiskModel(estimator, {"features": list(MODEL_FEATURES)})
     scores = model.predict(data.x)
     scores[data.admitted] = np.nan
     threshold = threshold_for_budget(
@@ -207,19 +273,10 @@ def train(cohort: Cohort, *, description: str = "", c: float = 0.1) -> RiskModel
         "model": MODEL_VERSION,
         "sklearn": __import__("sklearn").__version__,
         "trained_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
-        "training_cohort": {
-            "description": description,
-            "synthetic": cohort.synthetic,
-            "patients": len(cohort.patients),
-            "days": cohort.days,
-            "origin": cohort.origin.isoformat(),
-            "admissions": sum(len(p.admissions) for p in cohort.patients),
-            "patient_days": int(keep.sum()),
-            "positive_patient_days": int(y.sum()),
-        },
         "estimator": f"CalibratedClassifierCV(sigmoid, {folds} patient-grouped folds) of "
         f"mean-impute -> standardise -> LogisticRegression(L2, C={c})",
         "features": list(MODEL_FEATURES),
+        "excluded_features": [name for name in MODEL_FEATURES if name in set(exclude)],
         "alert_score": f"log-odds of risk_30d minus the median log-odds of the previous "
         f"{RISE_WINDOW_DAYS} days at home (rise_scores)",
         "alert_threshold": threshold,
@@ -257,9 +314,10 @@ def load(path: Path) -> RiskModel:
         metadata = json.loads(sidecar.read_text(encoding="utf-8"))
     except Exception as exc:  # any unpickling or JSON failure means the same thing to the caller
         raise ModelError(path, f"cannot read the model ({exc})") from exc
-    if not isinstance(blob, dict) or blob.get("model") != MODEL_VERSION:
+    if not isinstance(blob, dict) or blob.get("model") not in READABLE_VERSIONS:
         raise ModelError(path, f"not a {MODEL_VERSION} model")
-    if metadata.get("features") != list(MODEL_FEATURES):
+    features = metadata.get("features")
+    if not isinstance(features, list) or not features or not set(features) <= set(MODEL_FEATURES):
         raise ModelError(path, "the model's features differ from this version's; retrain it")
     if "alert_score" not in metadata:  # its alert_threshold is on the risk, not on the rise in risk
         raise ModelError(path, "the model predates alerts on the rise in risk; retrain it")
@@ -316,9 +374,29 @@ def patient_alerts(
 
 
 def count_alerts(scores: npt.NDArray[np.float64], patient: npt.NDArray[np.intp], threshold: float) -> int:
-    """Alerts over all patients; rows of one patient are contiguous and in day order."""
-    bounds = np.flatnonzero(np.diff(patient)) + 1
-    return int(sum(alert_days(s, threshold).sum() for s in np.split(scores, bounds)))
+    """Alerts over all patients; rows of one patient are contiguous and in day order. The same count
+    as `alert_days` patient by patient, in one pass: a row's quiet window stops at its patient's first
+    row (the threshold search calls this hundreds of times over pooled populations)."""
+    return int(np.sum(_alerts_in_rows(scores, _first_rows(patient), threshold)))
+
+
+def _first_rows(patient: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+    """For every row, the index of its patient's first row (rows of a patient contiguous)."""
+    starts = np.flatnonzero(np.r_[True, patient[1:] != patient[:-1]])
+    lengths = np.diff(np.r_[starts, patient.size])
+    first: npt.NDArray[np.intp] = np.repeat(starts, lengths)
+    return first
+
+
+def _alerts_in_rows(
+    scores: npt.NDArray[np.float64], first: npt.NDArray[np.intp], threshold: float
+) -> npt.NDArray[np.bool_]:
+    high = np.nan_to_num(scores, nan=-np.inf) >= threshold
+    prior = np.concatenate([[0], np.cumsum(high)])
+    idx = np.arange(high.size)
+    recent = prior[idx] - prior[np.maximum(idx - QUIET_DAYS, first)]
+    out: npt.NDArray[np.bool_] = high & (recent == 0)
+    return out
 
 
 def threshold_for_budget(
@@ -415,6 +493,9 @@ def describe(name: str, row: Matrix) -> str:
         return f"Staff noted {CHANGE_OBSERVATIONS[key].split(' (')[0]} {_times(value)} this week"
     if name == "news2":
         return f"NEWS2 {value:.0f} from the day's readings"
+    if name == "news2_usual":
+        shown = f"{value:.0f}" if value == round(value) else f"{value:.1f}"
+        return f"Usual NEWS2 {shown} (median of the last {NEWS2_USUAL_DAYS} days)"
     if name == "age":
         return f"Age {value:.0f}"
     if name == "female":
@@ -432,10 +513,11 @@ def describe(name: str, row: Matrix) -> str:
 def top_factors(model: RiskModel, row: Matrix, k: int = 3) -> list[tuple[str, float]]:
     """The (feature, contribution) pairs that raise this row's risk most, largest first; only measured
     features (an imputed value contributes nothing and is never a reason)."""
+    features = model.features
     contrib = model.contributions(row[np.newaxis, :])[0]
-    measured = ~np.isnan(row[_MODEL_COLUMNS])
+    measured = ~np.isnan(row[_columns(features)])
     order = np.argsort(-contrib)
-    return [(MODEL_FEATURES[i], float(contrib[i])) for i in order if contrib[i] > 0 and measured[i]][:k]
+    return [(features[i], float(contrib[i])) for i in order if contrib[i] > 0 and measured[i]][:k]
 
 
 def explain(model: RiskModel, features: Matrix, k: int = 3) -> list[str]:
@@ -445,10 +527,11 @@ def explain(model: RiskModel, features: Matrix, k: int = 3) -> list[str]:
 
 def explain_many(model: RiskModel, x: Matrix, k: int = 3) -> list[list[str]]:
     """`explain` for many rows at once (one contributions pass)."""
+    features = model.features
     contrib = model.contributions(x)
-    contrib[np.isnan(x[:, _MODEL_COLUMNS])] = 0.0
+    contrib[np.isnan(x[:, _columns(features)])] = 0.0
     order = np.argsort(-contrib, axis=1)[:, :k]
     out = []
     for r, idx in enumerate(order):
-        out.append([describe(MODEL_FEATURES[i], x[r]) for i in idx if contrib[r, i] > 0])
+        out.append([describe(features[i], x[r]) for i in idx if contrib[r, i] > 0])
     return out

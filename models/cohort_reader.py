@@ -20,7 +20,7 @@ stores every reading's canonical value at ingest, hands its readings over as `Me
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -349,15 +349,22 @@ def read_cohort(folder: Path) -> Cohort:
         raise CohortReadError(folder, "no Observation.ndjson in the folder")
     b = _Builder()
     for path in found:
-        with path.open("rb") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    resource = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise CohortReadError(path, f"not JSON ({exc})", number) from exc
-                if not isinstance(resource, dict) or "resourceType" not in resource:
-                    raise CohortReadError(path, "not a FHIR resource (no resourceType)", number)
-                add_resource(b, resource)
+        for resource in ndjson_resources(path):
+            add_resource(b, resource)
     return build_cohort(b)
+
+
+def ndjson_resources(path: Path) -> Iterator[dict[str, Any]]:
+    """The resources of one NDJSON file, one per line (blank lines skipped); a line that is not a JSON
+    object with a resourceType is a CohortReadError naming the file and line."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                resource = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise CohortReadError(path, f"not JSON ({exc})", number) from exc
+            if not isinstance(resource, dict) or "resourceType" not in resource:
+                raise CohortReadError(path, "not a FHIR resource (no resourceType)", number)
+            yield resource

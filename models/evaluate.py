@@ -38,6 +38,9 @@ FloatArray = npt.NDArray[np.float64]
 # Tied scores (NEWS2 is a whole number) would make "equal alert burden" impossible to meet; a tiny
 # seeded jitter, far below any score's resolution, breaks ties at random (the usual randomised threshold).
 _TIE_JITTER: Final = 1e-6
+#: The names of the two baselines in `baseline_scores` (the held-out report, models.validation, picks them).
+NEWS2_ALONE: Final = "NEWS2 alone"
+WEIGHT_RULE_ALONE: Final = "Weight-gain rule alone (kg over 3 days)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,16 @@ def sensitivity_at_budget(
     )
 
 
+def home_scores(scores: FloatArray, admitted: npt.NDArray[np.bool_]) -> FloatArray:
+    """The scores every method is judged on: NaN on days in hospital (not monitored). A day at home
+    without a score (no readings) is monitored and never alerts: it takes a score below every real one,
+    so that every method is judged on the same patient-days and the same burden."""
+    keep = ~admitted
+    floor = float(np.nanmin(scores[keep])) - 1.0 if np.any(~np.isnan(scores[keep])) else 0.0
+    out: FloatArray = np.where(admitted, np.nan, np.nan_to_num(scores, nan=floor))
+    return out
+
+
 def method_result(
     name: str,
     scores: FloatArray,
@@ -123,10 +136,7 @@ def method_result(
     """AUROC, AUPRC (and Brier for probabilities) over patient-days not in hospital, and the alerts at
     the budget's threshold chosen on these data, or at `threshold` (one chosen elsewhere)."""
     keep = ~data.admitted
-    # A day at home without a score (no readings) is monitored and never alerts: it takes a score below
-    # every real one, so that every method is judged on the same patient-days and the same burden.
-    floor = float(np.nanmin(scores[keep])) - 1.0 if np.any(~np.isnan(scores[keep])) else 0.0
-    s = np.where(data.admitted, np.nan, np.nan_to_num(scores, nan=floor))
+    s = home_scores(scores, data.admitted)
     ranked = s[keep]
     y = data.y[keep]
     jitter = np.random.default_rng(seed).uniform(0, _TIE_JITTER, s.size)
@@ -150,8 +160,8 @@ def baseline_scores(data: Dataset, seed: int = 0) -> dict[str, FloatArray]:
     """NEWS2 of the day, and the weight gain over 3 days (kg), as daily scores (NaN when unknown); and a
     random score, which shows how much sensitivity an alert budget buys by chance alone."""
     return {
-        "NEWS2 alone": data.x[:, COLUMN["news2"]].copy(),
-        "Weight-gain rule alone (kg over 3 days)": data.x[:, COLUMN["weight_change_3d"]].copy(),
+        NEWS2_ALONE: data.x[:, COLUMN["news2"]].copy(),
+        WEIGHT_RULE_ALONE: data.x[:, COLUMN["weight_change_3d"]].copy(),
         "Random score (chance level)": np.random.default_rng(seed).uniform(0, 1, data.y.size),
     }
 

@@ -60,6 +60,9 @@ LATEST_MAX_AGE_DAYS: Final = 7.0
 TREND_SLACK_DAYS: Final = 2.0
 # No admission on record, or one long ago, counts as this many days.
 DAYS_SINCE_ADMISSION_CAP: Final = 365.0
+#: The usual NEWS2 is the median of the daily NEWS2 over this many days up to the day scored: a
+#: patient's level on the one scale every population shares, steadier than one day's value.
+NEWS2_USUAL_DAYS: Final = 14
 
 
 def _feature_list() -> tuple[Feature, ...]:
@@ -85,6 +88,9 @@ def _feature_list() -> tuple[Feature, ...]:
     ]
     out += [
         Feature("news2", "NEWS2 of the day's latest readings (home parameters only)"),
+        Feature(
+            "news2_usual", f"the patient's usual NEWS2 (median of the last {NEWS2_USUAL_DAYS} days' NEWS2)"
+        ),
         Feature("age", "age in years"),
         Feature("female", "sex is female"),
         *(Feature(f"condition_{c.replace('-', '_')}", f"has {c.replace('-', ' ')}") for c in CONDITIONS),
@@ -203,6 +209,25 @@ def news2_from_latest(spo2: Matrix, systolic: Matrix, pulse: Matrix, temperature
     return np.where(np.isnan(parts).all(axis=0), np.nan, np.nansum(parts, axis=0))
 
 
+def usual_news2(daily: Matrix, *, last_only: bool = False) -> Matrix:
+    """Per row (a patient) and column (a day): the median NEWS2 of the days up to it, at most
+    `NEWS2_USUAL_DAYS` of them, skipping days without one; NaN when there is none. `last_only`: the
+    last column's only (one column), for scoring one day of many patients."""
+    rows = daily.shape[0]
+    padded = np.concatenate([np.full((rows, NEWS2_USUAL_DAYS - 1), np.nan), daily], axis=1)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, NEWS2_USUAL_DAYS, axis=1)
+    if last_only:
+        windows = windows[:, -1:]
+    # Sorted, the days without a NEWS2 (NaN) go last: the median is the middle of the first n (the mean
+    # of the two middle ones for an even n), as numpy's nanmedian, without its per-window cost.
+    ordered = np.sort(windows, axis=2)
+    n = np.sum(~np.isnan(ordered), axis=2)
+    low = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[..., np.newaxis], axis=2)[..., 0]
+    high = np.take_along_axis(ordered, np.maximum(n // 2, 0)[..., np.newaxis], axis=2)[..., 0]
+    out: Matrix = np.where(n > 0, (low + high) / 2.0, np.nan)
+    return out
+
+
 def _todays(series: Series | None, ends: Matrix) -> Matrix:
     """The day's latest value (time in [end - 1, end)), NaN on a day without one."""
     if series is None or not series.days:
@@ -229,12 +254,14 @@ def patient_features(patient: PatientRecord, cohort: Cohort, n_days: int | None 
     for key, times in change_times.items():
         out[:, COLUMN[f"change_{key}_7d"]] = _count_in_window(times, ends, 7.0)
     r = patient.readings
-    out[:, COLUMN["news2"]] = news2_from_latest(
+    daily_news2 = news2_from_latest(
         _todays(r.get("spo2"), ends),
         _todays(r.get("systolic"), ends),
         _todays(r.get("pulse"), ends),
         _todays(r.get("temperature"), ends),
     )
+    out[:, COLUMN["news2"]] = daily_news2
+    out[:, COLUMN["news2_usual"]] = usual_news2(daily_news2[np.newaxis, :])[0]
     if patient.birth_date is not None:
         born = (cohort.origin - patient.birth_date).days
         out[:, COLUMN["age"]] = (born + ends - 1.0) / 365.25
@@ -267,6 +294,7 @@ class DayState:
     reading that day), `first_day` and `measured_before` (measured days from the first one up to D-7),
     rule hits in the last 3 days (P x 4, in `RULES` order), staff changes in the last 7 days (P x 10, in
     `CHANGE_OBSERVATIONS` order), age, female, conditions (P x 4) and days since the last admission.
+    The usual NEWS2 comes from `values` (the NEWS2 of each of the last 14 days).
     """
 
     day: int
@@ -334,9 +362,9 @@ def day_features(state: DayState) -> Matrix:
     out[:, COLUMN["adherence_drop_7d"]] = usual - state.measured[:, today - 6 :].sum(axis=1) / 7.0
     for i, key in enumerate(CHANGE_OBSERVATIONS):
         out[:, COLUMN[f"change_{key}_7d"]] = state.changes[:, i]
-    out[:, COLUMN["news2"]] = news2_from_latest(
-        *(state.values[v][:, today] for v in ("spo2", "systolic", "pulse", "temperature"))
-    )
+    daily_news2 = news2_from_latest(*(state.values[v] for v in ("spo2", "systolic", "pulse", "temperature")))
+    out[:, COLUMN["news2"]] = daily_news2[:, today]
+    out[:, COLUMN["news2_usual"]] = usual_news2(daily_news2, last_only=True)[:, 0]
     out[:, COLUMN["age"]] = state.age
     out[:, COLUMN["female"]] = state.female
     for i, c in enumerate(CONDITIONS):

@@ -13,9 +13,18 @@ the factors that raise it most, in words (readable at ``GET /fhir/RiskAssessment
 after, in the same transaction, the replay's alert rule runs on the patient's stored daily risks
 (``gateway.alerts.risk_rise``): a rise that the replay would alert on today raises a 'risk-rise' alert.
 
-The shipped model was trained on SYNTHETIC data only (``models/MODEL_CARD.md``): its numbers rank
-patients for review; they are no clinical prediction. Staff change observations and past admissions
-do not reach the gateway yet, so those features are absent here (the model treats them as not noted).
+Each municipality is scored with its own active model version (``gateway.alerts.active_models``: the
+registry's choice, loaded once per sha256; the shipped default until an administrator activates a local
+one), and the RiskAssessment and the score's detail name that version. The shipped default was trained
+on SYNTHETIC data only (``models/MODEL_CARD.md``): its numbers rank patients for review; they are no
+clinical prediction.
+
+The staff's early-detection change observations and the hospital stays (``gateway.store.findr_inputs``:
+sent to ``POST /fhir`` by a home-care or hospital system, or recorded in the web form) reach the same
+reader: every item with a change seen in the :data:`HISTORY` (its key and time), and every stay admitted
+in the :data:`ADMISSION_HISTORY` (admission, and discharge when it was known by ``as_of``), so "staff
+noted ... in the last 7 days" and "days since the last hospital admission" are the model's features
+here as in training.
 """
 
 from __future__ import annotations
@@ -28,12 +37,15 @@ from typing import Any
 
 import psycopg
 
+from gateway.alerts.active_models import ActiveModels, ChosenModel
 from gateway.alerts.risk_assessment import admission_risk_assessment
 from gateway.alerts.risk_rise import alert_on_rise
+from gateway.store.findr_inputs import counts, hospital_stays, staff_observations
+from gateway.store.model_registry import RegistryError
 from gateway.store.patient_history import final_readings
 from gateway.store.repository import enrolled_patient, enrolled_patient_ids
 from gateway.store.scoring import NewScore, record_score
-from models.admission_risk import RiskModel, explain
+from models.admission_risk import ModelError, RiskModel, explain
 from models.cohort_reader import Cohort, Measurement, patient_cohort
 from models.features import patient_features
 
@@ -42,35 +54,52 @@ log = logging.getLogger(__name__)
 METHOD = "admission-risk-30d"
 # Enough readings for the personal baselines (half-life 14 days) and the 14-day adherence window.
 HISTORY = timedelta(days=60)
+# "Days since the last admission" is capped at 365 (models.features.DAYS_SINCE_ADMISSION_CAP): a stay
+# admitted before that changes nothing, one within it does however old the readings are.
+ADMISSION_HISTORY = timedelta(days=365)
 
 
 def patient_history(
     conn: psycopg.Connection[Any], municipality_id: str, patient_id: str, as_of: datetime
 ) -> Cohort | None:
-    """The patient as the model's reader takes it: enrolment and the final readings of the
-    :data:`HISTORY` up to ``as_of``, in canonical units; None for an unknown patient."""
+    """The patient as the model's reader takes it: enrolment, the final readings of the :data:`HISTORY`
+    up to ``as_of`` in canonical units, the changes the staff saw in it, and the hospital stays admitted
+    in the :data:`ADMISSION_HISTORY` (a discharge after ``as_of`` not yet known); None for an unknown
+    patient."""
     patient = enrolled_patient(conn, municipality_id, patient_id)
     if patient is None:
         return None
     readings = final_readings(conn, municipality_id, patient_id, after=as_of - HISTORY, until=as_of)
+    forms = staff_observations(conn, municipality_id, patient_id, after=as_of - HISTORY, until=as_of)
+    stays = hospital_stays(conn, municipality_id, patient_id, after=as_of - ADMISSION_HISTORY, until=as_of)
     return patient_cohort(
         patient_id,
         birth_date=patient.birth_date,
         conditions=patient.conditions,
         measurements=[Measurement(r.loinc, r.effective, r.value, r.components) for r in readings],
+        changes=[(form.effective, key) for form in forms for key, seen in form.items.items() if seen],
+        admissions=[
+            (stay.period_start, stay.period_end if stay.period_end and stay.period_end <= as_of else None)
+            for stay in stays
+            if counts(stay)
+        ],
     )
 
 
 def score_admission_risk(
     conn: psycopg.Connection[Any],
-    model: RiskModel,
+    model: RiskModel | ChosenModel,
     municipality_id: str,
     patient_id: str,
     *,
     now: datetime | None = None,
 ) -> float | None:
     """Score one patient as of the end of today and store it, then raise a 'risk-rise' alert when the
-    replay's rule alerts today (``gateway.alerts.risk_rise``); None without readings to score."""
+    replay's rule alerts today (``gateway.alerts.risk_rise``); None without readings to score. ``model``
+    is the registry's choice for the municipality (its version named as such) or a bare model (its
+    ``metadata["model"]`` named)."""
+    chosen = model if isinstance(model, ChosenModel) else None
+    model = model.model if isinstance(model, ChosenModel) else model
     computed_at = now or datetime.now(UTC)
     cohort = patient_history(conn, municipality_id, patient_id, computed_at)
     if cohort is None:
@@ -84,7 +113,16 @@ def score_admission_risk(
     reasons = explain(model, row)
     version = str(model.metadata.get("model", "unknown"))
     score_id = record_admission_risk(
-        conn, municipality_id, patient_id, probability, reasons, version, computed_at
+        conn,
+        municipality_id,
+        patient_id,
+        probability,
+        reasons,
+        version,
+        computed_at,
+        model_kind=None if chosen is None else chosen.version.kind,
+        synthetic_training=True if chosen is None else chosen.synthetic_training,
+        fallback=None if chosen is None else chosen.fallback,
     )
     alert_on_rise(
         conn, model, municipality_id, patient_id, score_id=score_id, factors=reasons, computed_at=computed_at
@@ -100,11 +138,17 @@ def record_admission_risk(
     reasons: list[str],
     model_version: str,
     computed_at: datetime,
+    *,
+    model_kind: str | None = None,
+    synthetic_training: bool = True,
+    fallback: str | None = None,
 ) -> int:
     """Store one 30-day admission risk (a score row with its RiskAssessment); the score's id.
 
     The one shape the worklist, the patient page and the FHIR API read: the job writes it, and so do the
-    tests and the benchmark that need a chosen probability.
+    tests and the benchmark that need a chosen probability. ``model_kind`` ('default' | 'local' | None:
+    not from the registry), ``synthetic_training`` and ``fallback`` (why the municipality's active
+    local version did not score it) are kept in the detail and said in the RiskAssessment.
     """
     resource = admission_risk_assessment(
         probability=probability,
@@ -113,7 +157,19 @@ def record_admission_risk(
         model_version=model_version,
         as_of=computed_at,
         computed_at=computed_at,
+        model_kind=model_kind,
+        synthetic_training=synthetic_training,
+        fallback=fallback,
     )
+    detail: dict[str, Any] = {
+        "model": model_version,
+        "reasons": reasons,
+        "synthetic_training": synthetic_training,
+    }
+    if model_kind is not None:
+        detail["model_kind"] = model_kind
+    if fallback is not None:
+        detail["model_fallback"] = fallback
     return record_score(
         conn,
         NewScore(
@@ -124,32 +180,48 @@ def record_admission_risk(
             band="unbanded",
             computed_at=computed_at,
             as_of=computed_at,
-            detail={"model": model_version, "reasons": reasons, "synthetic_training": True},
+            detail=detail,
             resource=resource,
         ),
     )
 
 
-def score_everyone(database_url: str, model: RiskModel, *, now: datetime | None = None) -> int:
-    """Score every enrolled patient of every municipality; return how many got a score."""
+def score_everyone(database_url: str, model: RiskModel | ActiveModels, *, now: datetime | None = None) -> int:
+    """Score every enrolled patient of every municipality, each municipality with its active model
+    (``ActiveModels``) or everyone with one given model; return how many got a score. A municipality
+    whose model cannot be had (no default registered, the default unloadable) is logged and skipped."""
     scored = 0
     with psycopg.connect(database_url, autocommit=True) as conn:
+        by_municipality: dict[str, list[str]] = {}
         for municipality_id, patient_id in enrolled_patient_ids(conn):
-            with conn.transaction():
-                if score_admission_risk(conn, model, municipality_id, patient_id, now=now) is not None:
-                    scored += 1
+            by_municipality.setdefault(municipality_id, []).append(patient_id)
+        for municipality_id, patient_ids in by_municipality.items():
+            chosen: RiskModel | ChosenModel
+            if isinstance(model, ActiveModels):
+                try:
+                    chosen = model.choose(conn, municipality_id)
+                except (RegistryError, ModelError) as exc:
+                    said = "30-day admission risk, municipality %s: no model to score with (%s)"
+                    log.error(said, municipality_id, exc)
+                    continue
+            else:
+                chosen = model
+            for patient_id in patient_ids:
+                with conn.transaction():
+                    if score_admission_risk(conn, chosen, municipality_id, patient_id, now=now) is not None:
+                        scored += 1
     return scored
 
 
 class AdmissionRiskSchedule:
     """Scores everyone at start and then every ``interval``, in its own thread; ``start`` / ``stop``;
-    ``run_now`` for a run at once. ``clock`` says as of when (the demo's simulated time); None: the wall
-    clock."""
+    ``run_now`` for a run at once. ``model``: each municipality's active model (``ActiveModels``), or one
+    model for everyone. ``clock`` says as of when (the demo's simulated time); None: the wall clock."""
 
     def __init__(
         self,
         database_url: str,
-        model: RiskModel,
+        model: RiskModel | ActiveModels,
         interval: timedelta,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -175,6 +247,10 @@ class AdmissionRiskSchedule:
         with self._done:
             self._done.notify_all()
         self._thread.join(timeout=timeout)
+
+    def wake(self) -> None:
+        """Begin the next run now without waiting for it (a model was activated: rank by it soon)."""
+        self._wake.set()
 
     def run_now(self, timeout: float) -> bool:
         """Score everyone once more now, in the schedule's thread, and wait for that run: True when it

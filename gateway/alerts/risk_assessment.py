@@ -97,6 +97,25 @@ def rule_risk_assessment(
 
 
 ADMISSION_RISK_METHOD_SYSTEM = "urn:homewatch:model"
+# The registry's kind of the version that scored (gateway.store.model_registry), as a second coding.
+ADMISSION_RISK_KIND_SYSTEM = "urn:homewatch:model-kind"
+MODEL_FALLBACK_EXTENSION = "urn:homewatch:model-fallback"
+
+
+def _method_text(model_version: str, model_kind: str | None, synthetic_training: bool) -> str:
+    """The method in words, naming the version that scored and what it was trained on."""
+    if model_kind == "local":
+        data = "SYNTHETIC recorded history" if synthetic_training else "recorded history"
+        return (
+            f"Learned 30-day admission risk, model {model_version}: a local model trained on this"
+            f" municipality's own {data}; not clinically validated"
+        )
+    if model_kind == "default":
+        return (
+            f"Learned 30-day admission risk, model {model_version}: the day-one default, trained on"
+            " SYNTHETIC populations only, not on this municipality's patients"
+        )
+    return f"Learned 30-day admission risk, model {model_version} (trained on SYNTHETIC data only)"
 
 
 def admission_risk_assessment(
@@ -107,16 +126,21 @@ def admission_risk_assessment(
     model_version: str,
     as_of: datetime,
     computed_at: datetime,
+    model_kind: str | None = None,
+    synthetic_training: bool = True,
+    fallback: str | None = None,
 ) -> dict[str, Any]:
-    """The RiskAssessment of the learned 30-day admission risk: the model as the method, the calibrated
-    probability for the 30 days from ``as_of``, and the factors that raise it most, in words."""
+    """The RiskAssessment of the learned 30-day admission risk: the model version as the method (and its
+    registry kind, 'default' or 'local', when known), the calibrated probability for the 30 days from
+    ``as_of``, and the factors that raise it most, in words. ``fallback``: why the municipality's active
+    local model did not score it (an extension)."""
+    coding = [{"system": ADMISSION_RISK_METHOD_SYSTEM, "code": model_version}]
+    if model_kind is not None:
+        coding.append({"system": ADMISSION_RISK_KIND_SYSTEM, "code": model_kind})
     resource: dict[str, Any] = {
         "resourceType": "RiskAssessment",
         "status": "final",
-        "method": {
-            "coding": [{"system": ADMISSION_RISK_METHOD_SYSTEM, "code": model_version}],
-            "text": "Learned 30-day admission risk (trained on SYNTHETIC data only)",
-        },
+        "method": {"coding": coding, "text": _method_text(model_version, model_kind, synthetic_training)},
         "code": {"text": "Risk of hospital admission within 30 days"},
         "subject": {"reference": f"Patient/{patient_id}"},
         "occurrenceDateTime": as_of.astimezone(UTC).isoformat(),
@@ -136,4 +160,6 @@ def admission_risk_assessment(
     }
     if reasons:  # FHIR JSON has no empty arrays
         resource["note"] = [{"text": reason} for reason in reasons]
+    if fallback is not None:
+        resource["extension"].append({"url": MODEL_FALLBACK_EXTENSION, "valueString": fallback})
     return resource

@@ -33,9 +33,12 @@ from gateway.api import (
     alert_pages,
     alert_stream,
     fhir_api,
+    findr_pages,
     health,
     language,
     metrics,
+    model_monitoring_pages,
+    model_pages,
     patient_pages,
     review_fhir,
     review_pages,
@@ -180,10 +183,14 @@ def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bo
     # The clinical pages lend their connection to the header's count of open alerts (layout).
     app.include_router(review_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(patient_pages.router, dependencies=HEADER_DEPENDENCIES)
+    app.include_router(findr_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(alert_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(language.router)
     app.include_router(admin_pages.router)
     app.include_router(admin_alert_pages.router)
+    # Before any /admin/models/{version} route, which would otherwise take "monitoring" for a version.
+    app.include_router(model_monitoring_pages.router)
+    app.include_router(model_pages.router)
     app.include_router(fhir_api.router)
     app.include_router(review_fhir.router)
     app.include_router(alert_fhir.router)

@@ -37,7 +37,7 @@ from typing import Any
 import jwt
 import psycopg
 
-from gateway.api.scopes import HUB, ROLE_SCOPES, parse_scope_claim
+from gateway.api.scopes import HOMECARE_SYSTEM, HOSPITAL_SYSTEM, HUB, ROLE_SCOPES, parse_scope_claim
 from gateway.settings import GatewaySettings
 from gateway.store import access, users
 
@@ -45,7 +45,10 @@ from gateway.store import access, users
 ROLES = frozenset(access.ROLES)
 # The role of a hub's token: it may post Observations and read nothing.
 HUB_ROLE = HUB
-TOKEN_ROLES = ROLES | {HUB_ROLE}
+# Roles of system accounts: users of one municipality (``users`` rows), token only (no password, no
+# web session), that may only POST FiNDR's inputs to /fhir (``gateway.api.findr_fhir``).
+SYSTEM_ACCOUNT_ROLES = frozenset({HOMECARE_SYSTEM, HOSPITAL_SYSTEM})
+TOKEN_ROLES = ROLES | {HUB_ROLE} | SYSTEM_ACCOUNT_ROLES
 # A hub's id is a level of its MQTT topic, so it may not hold a topic separator or wildcard.
 _TOPIC_RESERVED = "/+#"
 SESSION_COOKIE = "homewatch_session"
@@ -145,14 +148,18 @@ def create_user(
     """Insert a user with an scrypt hash of ``password``; the municipality must exist.
 
     ``password`` None makes a user who signs in only through the region's OpenID Connect provider (no
-    password matches). A nurse joins ``care_teams`` (default: her municipality's default team, whose id
-    is the municipality's); the other roles belong to no team. ``email``: where alerts reach the user.
+    password matches); a system account (``SYSTEM_ACCOUNT_ROLES``) must have none: it uses tokens of
+    ``homewatch gateway token`` only. A nurse joins ``care_teams`` (default: her municipality's default
+    team, whose id is the municipality's); the other roles belong to no team. ``email``: where alerts
+    reach the user.
     """
     for name, value in (("username", username), ("municipality_id", municipality_id), ("role", role)):
         if not value or "|" in value:
             raise ValueError(f"{name} must be non-empty and must not contain '|'")
-    if role not in ROLES:
-        raise ValueError(f"role must be one of {sorted(ROLES)}, not {role!r}")
+    if role not in ROLES | SYSTEM_ACCOUNT_ROLES:
+        raise ValueError(f"role must be one of {sorted(ROLES | SYSTEM_ACCOUNT_ROLES)}, not {role!r}")
+    if role in SYSTEM_ACCOUNT_ROLES and password is not None:
+        raise ValueError(f"a {role} account has no password: it uses tokens (homewatch gateway token)")
     if password is not None and len(password) < 8:
         raise ValueError("password must have at least 8 characters")
     if care_teams and role != access.NURSE:
@@ -171,7 +178,8 @@ def create_user(
 def authenticate(conn: psycopg.Connection[Any], username: str, password: str) -> User | None:
     """The user when ``username`` exists and ``password`` is right, else None (same cost either way)."""
     stored = users.user_by_name(conn, username)
-    if stored is None or stored.password_hash == NO_PASSWORD:
+    # A system account never logs in with a password, whatever its row holds.
+    if stored is None or stored.password_hash == NO_PASSWORD or stored.role in SYSTEM_ACCOUNT_ROLES:
         verify_password(password, _DUMMY_HASH)
         return None
     if not verify_password(password, stored.password_hash):

@@ -16,6 +16,10 @@ Who is asking:
 - ``fhir_access(resource_type, interaction)`` is the FHIR API's gate: a person of a clinical role whose
   token's SMART scopes (and role) grant that access (``gateway.api.scopes``), else 403. ``HubUser`` is a
   hub's token with ``system/Observation.write`` (``POST /fhir``); a hub's token reads nothing.
+  ``FhirPoster`` is whoever may ``POST /fhir``: a hub, or a system account (``auth.SYSTEM_ACCOUNT_ROLES``:
+  a home-care or hospital system, a user of one municipality) whose scopes ``gateway.api.findr_fhir``
+  checks per entry. A system account has no web session (its token as a cookie is 403 on every page)
+  and no provider login: only this gateway's tokens (``homewatch gateway token``) name one.
 
 A token counts only when its signature is right, its role known, it has not expired and its session was
 not ended by logout; a person's only when ``users`` has them as the token says, so the user a route (and
@@ -31,7 +35,7 @@ itself belongs to whoever called ``create_app``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -43,6 +47,7 @@ from gateway.api import oidc, scopes
 from gateway.api.auth import (
     HUB_ROLE,
     SESSION_COOKIE,
+    SYSTEM_ACCOUNT_ROLES,
     Claims,
     User,
     cookie_name,
@@ -114,6 +119,8 @@ def get_current_user(request: Request, settings: SettingsDep, conn: DbDep) -> Us
     if user is None:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(path if request.method == "GET" else "/")
+    if user.role in SYSTEM_ACCOUNT_ROLES:
+        raise HTTPException(403, gettext("A system account has no pages: it may only send data to /fhir."))
     return user
 
 
@@ -139,6 +146,19 @@ def get_admin_user(user: CurrentUser) -> User:
     return user
 
 
+def administered_municipality(user: User, names: Mapping[str, str], requested: str) -> str:
+    """The municipality an administrator's page shows: a municipality administrator's own (another's is
+    403), a system administrator's pick (hers by default; one not in ``names`` is 404)."""
+    if user.role == access.SYSTEM_ADMIN:
+        chosen = requested or user.municipality_id
+        if chosen not in names:
+            raise HTTPException(404, gettext("There is no such municipality."))
+        return chosen
+    if requested and requested != user.municipality_id:
+        raise HTTPException(403, gettext("You administer only your own municipality."))
+    return user.municipality_id
+
+
 ClinicalUser = Annotated[User, Depends(get_clinical_user)]
 AdminUser = Annotated[User, Depends(get_admin_user)]
 
@@ -154,6 +174,8 @@ def _provider_claims(conn: psycopg.Connection[Any], settings: GatewaySettings, t
     stored = users.user_by_name(conn, provided.username)
     if stored is None:
         raise FhirError(401, "login", f"{provided.username!r} is not a user of this server")
+    if stored.role in SYSTEM_ACCOUNT_ROLES:
+        raise FhirError(403, "forbidden", "a system account uses this gateway's tokens, not the provider's")
     if provided.roles is not None and stored.role not in provided.roles:
         raise FhirError(403, "forbidden", f"the identity provider does not grant the role {stored.role}")
     user = User(stored.username, stored.municipality_id, stored.role)
@@ -209,6 +231,18 @@ def get_hub(claims: BearerDep) -> User:
     return claims.user
 
 
+def get_fhir_poster(claims: BearerDep) -> Claims:
+    """What the token of whoever may ``POST /fhir`` says: a hub's with ``system/Observation.write``
+    (as ``get_hub``), or a system account's (its scopes are checked per entry); anyone else is 403."""
+    if claims.user.role in SYSTEM_ACCOUNT_ROLES:
+        return claims
+    get_hub(claims)
+    return claims
+
+
+FhirPoster = Annotated[Claims, Depends(get_fhir_poster)]
+
+
 # The UI's forms are a few short fields; anything longer is not one of them.
 _MAX_FORM_BYTES = 16_384
 _FORM_TYPE = "application/x-www-form-urlencoded"
@@ -245,8 +279,9 @@ HubUser = Annotated[User, Depends(get_hub)]
 _JSON_TYPES = frozenset({"application/fhir+json", "application/json"})
 
 
-async def get_payload(request: Request, hub: HubUser, settings: SettingsDep) -> bytes:
-    """A hub's request body, read only after its token is checked and never past the size limit + 1."""
+async def get_payload(request: Request, poster: FhirPoster, settings: SettingsDep) -> bytes:
+    """A hub's (or system account's) request body, read only after its token is checked and never past
+    the size limit + 1."""
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if content_type and content_type not in _JSON_TYPES:
         raise FhirError(415, "not-supported", f"send application/fhir+json, not {content_type!r}")

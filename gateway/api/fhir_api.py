@@ -1,9 +1,11 @@
 """The FHIR R4 API under ``/fhir``: metadata, Observation read/search, Patient read/search, Device read
-(sensors and hubs), RiskAssessment read/search, and the hubs' ``batch`` POST.
+(sensors and hubs), RiskAssessment read/search, and the ``batch`` POST of hubs and system accounts.
 
 Thin routes: parameters are parsed by ``fhir_search``, rows read by ``gateway.store.fhir_reads``,
-resources and Bundles built by ``fhir_model``, a hub's Bundle decided and stored by ``fhir_batch``.
-Everything but ``/fhir/metadata`` needs a bearer token: a person's to read, a hub's to post. Each read
+resources and Bundles built by ``fhir_model``, a hub's Bundle decided and stored by ``fhir_batch``, a
+system account's (a home-care or hospital system: staff change observations, hospital stays) by
+``findr_fhir``. Everything but ``/fhir/metadata`` needs a bearer token: a person's to read, a hub's or
+a system account's to post. Each read
 asks ``deps.fhir_access`` for its resource type and interaction, so a token without the SMART scope (or
 of a role that sees no clinical data) is 403. Reads see only the patients of the user's assignment
 (``gateway.store.access``: a nurse's care teams, a GP's own patients in any municipality); anyone
@@ -20,10 +22,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Security
 from fastapi.responses import JSONResponse
 
-from gateway.api import fhir_batch, fhir_openapi
-from gateway.api.auth import User
+from gateway.api import fhir_batch, fhir_openapi, findr_fhir
+from gateway.api.auth import HUB_ROLE, User
 from gateway.api.capability import capability_statement
-from gateway.api.deps import ClientAddress, DbDep, HubUser, PayloadDep, SettingsDep, fhir_access
+from gateway.api.deps import ClientAddress, DbDep, FhirPoster, PayloadDep, SettingsDep, fhir_access
 from gateway.api.errors import FhirError
 from gateway.api.fhir_model import (
     FHIR_JSON,
@@ -226,8 +228,17 @@ def read_device(
     ),
     openapi_extra=fhir_openapi.batch_request(),
 )
-def post_batch(hub: HubUser, payload: PayloadDep, conn: DbDep, settings: SettingsDep) -> FhirResponse:
-    """Store a hub's ``batch`` Bundle of Observations as MQTT ingest would; answer a batch-response."""
+def post_batch(
+    poster: FhirPoster, payload: PayloadDep, conn: DbDep, settings: SettingsDep, client: ClientAddress
+) -> FhirResponse:
+    """Store a hub's ``batch`` Bundle of Observations as MQTT ingest would, or a system account's staff
+    change observations or hospital stays (``findr_fhir``); answer a batch-response."""
+    if poster.user.role != HUB_ROLE:
+        status, body = findr_fhir.post(
+            conn, poster, payload, max_bytes=settings.max_payload_bytes, client=client
+        )
+        return FhirResponse(body, status_code=status)
+    hub = poster.user
     outcome = fhir_batch.decide(conn, hub.municipality_id, hub.username, payload, settings.max_payload_bytes)
     stored = fhir_batch.store(conn, outcome, payload, settings.scorer_channel)
     if stored.outcome.message_rejected:

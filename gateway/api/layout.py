@@ -3,8 +3,8 @@
 ``templates/base.html`` calls these (template globals). Which links a role gets follows
 ``gateway.store.access``: nurses and GPs work with patients (the worklist, the weekly review and the
 alerts, whose link shows how many of their patients' alerts are not yet acknowledged), administrators see
-no patient and get the audit log, the alert deliveries and the alert settings. Whether a route lets a
-user in is decided by the route, not by the menu.
+no patient and get the audit log, the alert deliveries, the alert settings and the risk models. Whether a
+route lets a user in is decided by the route, not by the menu.
 
 The alert count is one query on the request's own connection: the clinical pages' routers lend it to the
 templates (``lend_connection``, a router dependency), so a page counts without taking a second pooled
@@ -32,17 +32,21 @@ ALERTS = ("/alerts", N_("Alerts"))
 AUDIT = ("/admin/audit", N_("Audit log"))
 DELIVERIES = ("/admin/deliveries", N_("Alert deliveries"))
 ALERT_SETTINGS = ("/admin/alert-settings", N_("Alert settings"))
+MODELS = ("/admin/models", N_("Risk models"))
 NAVIGATION: Mapping[str, tuple[tuple[str, str], ...]] = {
     NURSE: (WORKLIST, REVIEW, ALERTS),
     GP: (WORKLIST, REVIEW, ALERTS),
-    MUNICIPALITY_ADMIN: (AUDIT, DELIVERIES, ALERT_SETTINGS),
-    SYSTEM_ADMIN: (AUDIT, DELIVERIES, ALERT_SETTINGS),
+    MUNICIPALITY_ADMIN: (AUDIT, DELIVERIES, ALERT_SETTINGS, MODELS),
+    SYSTEM_ADMIN: (AUDIT, DELIVERIES, ALERT_SETTINGS, MODELS),
 }
 ROLE_NAMES: Mapping[str, str] = {
     NURSE: N_("Nurse"),
     GP: N_("General practitioner"),
     MUNICIPALITY_ADMIN: N_("Municipality administrator"),
     SYSTEM_ADMIN: N_("System administrator"),
+    # System accounts (no pages; named in the audit log): gateway.api.scopes.
+    "homecare_system": N_("Home-care record system"),
+    "hospital_system": N_("Hospital system"),
 }
 # Each language named in itself, as a language switch must (a reader of only that language finds it).
 AUTONYMS: Mapping[str, str] = {"da": "Dansk", "en": "English"}

@@ -4,7 +4,8 @@
   acknowledge and resolve them (``alert_pages``; ``?done=`` confirms an action), the latest NEWS2, a
   chart of every vital sign the patient measures over the window (the personal baseline band and the
   limits drawn in, each reading triaged), the RiskAssessment history by method, reviews, notes, the
-  limits in force, devices and hub.
+  limits in force, the staff's early-detection observations and the hospital stays (``findr_pages``),
+  devices and hub.
 - ``GET /patients/{id}/readings?page=N``: every reading, newest first, 50 a page, each triaged.
 - ``GET``/``POST /patients/{id}/thresholds``: the patient's own red and yellow limits per vital sign
   (defaults: the NEWS2 bands); a form with an error summary at the top when a value is not a number
@@ -38,6 +39,7 @@ from gateway.api.auth import User
 from gateway.api.clock import ui_now
 from gateway.api.deps import CheckedForm, ClientAddress, ClinicalUser, DbDep
 from gateway.api.fhir_search import ID_PATTERN
+from gateway.api.findr_pages import patient_section
 from gateway.api.i18n import N_, current
 from gateway.api.i18n import gettext as _
 from gateway.api.limits_form import FormError, bound_name, field_name, form_value, parse_limits
@@ -166,6 +168,7 @@ def _overview(
         alert_done=confirmation(done),
         reviews=reviews_of(conn, user, patient.id),
         notes=notes.notes_of(conn, user, patient.id),
+        findr=patient_section(conn, user, patient.id, now),
         note=note or NoteForm(),
         note_max=notes.NOTE_MAX_CHARS,
         limits=list(limits.values()),

@@ -30,7 +30,7 @@ from gateway.api.fhir_search import ID_PATTERN
 from gateway.api.i18n import gettext as _
 from gateway.api.review_presenters import outcome_label, query_url, review_url
 from gateway.api.web import render_page
-from gateway.store import worklist
+from gateway.store import model_registry, worklist
 from gateway.store.access import NURSE, may_see_patient
 from gateway.store.audit import record_audit
 from gateway.store.reviews import (
@@ -135,6 +135,8 @@ def worklist_page(
         else None,
         review_start_url=query_url("/review", [("team", team), ("condition", condition)]),
         to_review=to_review,
+        # The risks shown came (partly) from the shipped default: the page says what that means.
+        default_models=sorted(model_registry.default_versions_among(conn, found.models)),
         # A nurse's patients are her municipality's; a GP's may live in several, so none is named.
         municipality=worklist.municipality_name(conn, user.municipality_id) if user.role == NURSE else None,
     )

@@ -26,6 +26,11 @@ Context = Literal["user", "system"]
 
 # The role of a hub's token (``gateway.api.auth.HUB_ROLE``): posts Observations, reads nothing.
 HUB = "hub"
+# System accounts (issue 19): users of one municipality, token only, that post FiNDR's inputs and read
+# nothing: a home-care record system (staff change observations) and a hospital system (inpatient
+# Encounters). ``gateway.api.findr_fhir`` decides what they send.
+HOMECARE_SYSTEM = "homecare_system"
+HOSPITAL_SYSTEM = "hospital_system"
 
 # What a nurse and a GP are granted: the resource types the FHIR API serves them, and the review record.
 CLINICAL_SCOPES: tuple[str, ...] = (
@@ -47,6 +52,8 @@ ROLE_SCOPES: Mapping[str, tuple[str, ...]] = {
     access.MUNICIPALITY_ADMIN: (),
     access.SYSTEM_ADMIN: (),
     HUB: ("system/Observation.write",),
+    HOMECARE_SYSTEM: ("system/Observation.write",),
+    HOSPITAL_SYSTEM: ("system/Encounter.write",),
 }
 
 _SCOPE = re.compile(r"(?P<context>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]{0,63})\.(?P<perm>[a-z*]+)")

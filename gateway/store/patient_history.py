@@ -15,12 +15,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg.rows import tuple_row
 
 from fhir_contract.status import PRELIMINARY
+
+#: The stored rows that are readings to score (SQL over ``observations``, one parameter: ``PRELIMINARY``):
+#: final ones with a number in the canonical columns. Training reads the same (``training_reads``).
+FINAL_READING_SQL: Final = (
+    "(canonical_value IS NOT NULL OR canonical_components IS NOT NULL) AND resource->>'status' <> %s"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +60,7 @@ def final_readings(
             "SELECT kind, loinc, effective, identifier, canonical_value, canonical_unit, canonical_components"
             " FROM observations WHERE municipality_id = %s AND patient_id = %s"
             " AND (%s::text[] IS NULL OR kind = ANY(%s::text[]))"
-            " AND effective > %s AND effective <= %s"
-            " AND (canonical_value IS NOT NULL OR canonical_components IS NOT NULL)"
-            " AND resource->>'status' <> %s"
+            f" AND effective > %s AND effective <= %s AND {FINAL_READING_SQL}"
             " ORDER BY effective, identifier",
             (municipality_id, patient_id, kind_list, kind_list, after, until, PRELIMINARY),
         )

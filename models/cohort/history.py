@@ -15,9 +15,14 @@ Everything this module makes is SYNTHETIC: no record describes a real person, ev
 - The physiology is that of `synthetic.py`: the condition's baseline, a daily rhythm, a slow personal
   wander, an episode's shift towards the `EPISODES` peak, and the device's noise and resolution.
 
+- Which population: `settings` (`settings.GeneratorSettings`; the project's own unless told otherwise)
+  sets the rates, baselines, noise, adherence, artefacts, episode shapes and staff forms above. The
+  defaults give the cohort this module has always given, byte for byte; drop-outs and artefacts, new
+  with the settings, have random streams of their own.
+
 Times inside a history are days (float) since `start`, local time of `start`'s (fixed) offset;
 `CohortHistory.at` turns them into datetimes. Writing FHIR is left to `ndjson.py`, and every number
-this module draws from lives in `profiles.py` (documented with its source in docs/cohort.md).
+this module draws from lives in `profiles.py` or `settings.py` (documented in docs/cohort.md).
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ import numpy as np
 import numpy.typing as npt
 
 from models.cohort.profiles import (
-    ADHERENCE_BETA,
     ADHERENCE_DECLINE_PER_180_DAYS,
     ADHERENCE_DRIFT_SD,
     ADMISSION_HOURS,
@@ -45,9 +49,7 @@ from models.cohort.profiles import (
     CONDITION_COUNT_RATE,
     CONDITIONS,
     COURSES,
-    DAILY_VISITS_SHARE,
     EPISODES,
-    EVENT_RATE_PER_DAY,
     FALL_SHARE,
     HF_ADMITTED_WEIGHT_GAIN,
     HF_RESOLVED_WEIGHT_GAIN,
@@ -55,13 +57,10 @@ from models.cohort.profiles import (
     HOLIDAY_DAYS,
     HOLIDAY_PER_180_DAYS,
     LAPSE_MEAN_DAYS,
-    LAPSE_START,
     MAX_CONDITIONS,
     MEASUREMENT_VITALS,
-    MISSED_ONE,
     MORNING_HOUR,
     NOISE,
-    PERSONAL_RATE_SHAPE,
     PROFILES,
     RESIDUAL_AT_DISCHARGE,
     RESIDUAL_DAYS,
@@ -69,12 +68,12 @@ from models.cohort.profiles import (
     RHYTHMS,
     ROUTINE_TEMPERATURE,
     SCALE2_SHARE_OF_COPD,
+    SEVERITY_REFERENCE,
+    SEVERITY_SD,
     SPO2_SCALE2_BASELINE,
     STAY_DAYS,
     STAY_MEDIAN_DAYS,
     STAY_SIGMA,
-    UNHERALDED_SHARE,
-    UNWELL_ADHERENCE_DROP,
     UNWELL_EXTRA_MEASUREMENT,
     UNWELL_PROGRESS,
     VITALS,
@@ -87,6 +86,7 @@ from models.cohort.profiles import (
     Span,
     Vital,
 )
+from models.cohort.settings import DEFAULT_SETTINGS, EpisodeCurve, GeneratorSettings
 from models.cohort.synthetic import DEFAULT_START, Baseline, CohortError
 
 AdmissionCause = Literal["heart-failure-decompensation", "copd-exacerbation", "infection", "fall", "sudden"]
@@ -98,9 +98,16 @@ KINDS: Final[tuple[MeasurementKind, ...]] = ("body-weight", "blood-pressure", "s
 CHANGE_KEYS: Final[tuple[str, ...]] = tuple(CHANGE_BACKGROUND)
 #: The shortest history that holds an episode's build-up and an admission.
 MIN_HISTORY_DAYS: Final = 14
+#: The age at which `GeneratorSettings.age_risk_per_decade` leaves the event rate as it is.
+REFERENCE_AGE: Final = 80.0
+#: A shifted population's usual SpO2 stays below this (no profile's range reaches it).
+MAX_BASELINE_SPO2: Final = 99.0
 
 # One random stream per part of a patient, so that each part can change without moving the others.
 _WHO, _EVENTS, _ADHERENCE, _READINGS, _FORMS = 10, 11, 12, 13, 14
+# The mechanisms added with `GeneratorSettings` (drop-outs, artefacts) have streams of their own, so that
+# at their defaults (none) the cohort is the one the project has always simulated.
+_DROPOUT, _ARTEFACTS = 15, 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +122,7 @@ class HistoryEpisode:
     shift: Baseline  # change from baseline at the peak, per vital
     discharge_day: float | None  # None: resolved at home
     recovery_days: float
+    curve: EpisodeCurve = "s-curve"  # how the shift grows from onset to peak (`settings.EpisodeCurve`)
     synthetic: bool = field(default=True, init=False)
 
     @property
@@ -130,16 +138,31 @@ class HistoryEpisode:
         return self.peak_day + self.recovery_days
 
     def progress(self, t: FloatArray) -> FloatArray:
-        """The share of `shift` present at days `t`: an S-curve up to the peak, then a residual fading
-        after the discharge, or a linear recovery at home."""
+        """The share of `shift` present at days `t`: the episode's curve (an S-curve unless the
+        population's settings say otherwise) up to the peak, then a residual fading after the
+        discharge, or a linear recovery at home."""
         x = np.clip((t - self.onset_day) / (self.peak_day - self.onset_day), 0.0, 1.0)
-        rising = x * x * (3.0 - 2.0 * x)
+        rising = _rising(x, self.curve)
         if self.discharge_day is not None:
             after = RESIDUAL_AT_DISCHARGE * np.clip(1.0 - (t - self.discharge_day) / RESIDUAL_DAYS, 0.0, 1.0)
         else:
             after = np.clip(1.0 - (t - self.peak_day) / self.recovery_days, 0.0, 1.0)
         result: FloatArray = np.where(t < self.peak_day, rising, after)
         return result
+
+
+def _rising(x: FloatArray, curve: EpisodeCurve) -> FloatArray:
+    """The share of an episode's shift at `x` (0 = onset, 1 = peak) along `curve`."""
+    if curve == "linear":
+        return x
+    if curve == "early":
+        result: FloatArray = 1.0 - (1.0 - x) ** 3
+        return result
+    if curve == "late":
+        late: FloatArray = x**4
+        return late
+    s_curve: FloatArray = x * x * (3.0 - 2.0 * x)
+    return s_curve
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +226,7 @@ class CohortHistory:
     start: datetime
     days: int
     patients: tuple[PatientHistory, ...]
+    settings: GeneratorSettings = DEFAULT_SETTINGS
     synthetic: bool = field(default=True, init=False)
 
     def at(self, day: float) -> datetime:
@@ -219,8 +243,15 @@ class CohortHistory:
             yield HomeReading(self.at(float(day)), name, values)
 
 
-def simulate_history(n_patients: int, days: int, seed: int, start: datetime = DEFAULT_START) -> CohortHistory:
-    """`n_patients` SYNTHETIC patients followed for `days` days from `start` (timezone-aware)."""
+def simulate_history(
+    n_patients: int,
+    days: int,
+    seed: int,
+    start: datetime = DEFAULT_START,
+    settings: GeneratorSettings = DEFAULT_SETTINGS,
+) -> CohortHistory:
+    """`n_patients` SYNTHETIC patients followed for `days` days from `start` (timezone-aware), drawn
+    from the population `settings` describes (the project's own one unless told otherwise)."""
     if n_patients < 0:
         raise CohortError("n_patients", n_patients, "must not be negative")
     if days < MIN_HISTORY_DAYS:
@@ -229,20 +260,31 @@ def simulate_history(n_patients: int, days: int, seed: int, start: datetime = DE
         raise CohortError("seed", seed, "must not be negative")
     if start.tzinfo is None:
         raise CohortError("start", start, "must be timezone-aware")
-    patients = tuple(simulate_patient(number, days, seed, start) for number in range(1, n_patients + 1))
-    return CohortHistory(seed, start, days, patients)
+    patients = tuple(
+        simulate_patient(number, days, seed, start, settings) for number in range(1, n_patients + 1)
+    )
+    return CohortHistory(seed, start, days, patients, settings)
 
 
-def simulate_patient(number: int, days: int, seed: int, start: datetime = DEFAULT_START) -> PatientHistory:
-    """Patient `number` of the cohort `seed`: a pure function of its arguments."""
+def simulate_patient(
+    number: int,
+    days: int,
+    seed: int,
+    start: datetime = DEFAULT_START,
+    settings: GeneratorSettings = DEFAULT_SETTINGS,
+) -> PatientHistory:
+    """Patient `number` of the cohort `seed` in the population `settings`: a pure function of its
+    arguments."""
     who = np.random.default_rng([seed, number, _WHO])
-    conditions, sex, age, scale2, baseline, waves = _who(who)
+    conditions, sex, age, scale2, baseline, waves = _who(who, settings)
     episodes, admissions = _events(
-        np.random.default_rng([seed, number, _EVENTS]), conditions, scale2, baseline, days
+        np.random.default_rng([seed, number, _EVENTS]), conditions, age, scale2, baseline, days, settings
     )
     adherence_rng = np.random.default_rng([seed, number, _ADHERENCE])
-    adherence = float(adherence_rng.beta(*ADHERENCE_BETA))
-    measuring, away = _measuring_days(adherence_rng, adherence, days, episodes)
+    adherence = float(adherence_rng.beta(*settings.adherence_beta))
+    measuring, away = _measuring_days(adherence_rng, adherence, days, episodes, settings)
+    if settings.dropout_per_180_days > 0.0:
+        measuring = _drop_out(np.random.default_rng([seed, number, _DROPOUT]), measuring, settings)
     blocked = tuple((a.start_day, a.end_day) for a in admissions) + away
     reading_days, kinds, values = _readings(
         np.random.default_rng([seed, number, _READINGS]),
@@ -253,10 +295,15 @@ def simulate_patient(number: int, days: int, seed: int, start: datetime = DEFAUL
         measuring,
         blocked,
         days,
+        settings,
     )
+    if _has_artefacts(settings):
+        reading_days, kinds, values = _artefacts(
+            np.random.default_rng([seed, number, _ARTEFACTS]), reading_days, kinds, values, days, settings
+        )
     forms = np.random.default_rng([seed, number, _FORMS])
-    daily_visits = bool(forms.random() < DAILY_VISITS_SHARE)
-    form_days, changes = _forms(forms, daily_visits, episodes, admissions, blocked, days)
+    daily_visits = bool(forms.random() < settings.daily_visits_share)
+    form_days, changes = _forms(forms, daily_visits, episodes, admissions, blocked, days, settings)
     return PatientHistory(
         number=number,
         id=f"p-{number:04d}",
@@ -287,7 +334,7 @@ def _draw(rng: np.random.Generator, span: Span) -> float:
 
 
 def _who(
-    rng: np.random.Generator,
+    rng: np.random.Generator, settings: GeneratorSettings
 ) -> tuple[tuple[Condition, ...], Sex, float, bool, Baseline, FloatArray]:
     names = list(PROFILES)
     main: Condition = names[int(rng.choice(len(names), p=[PROFILES[c].share for c in names]))]
@@ -297,14 +344,24 @@ def _who(
     sex: Sex = "female" if rng.random() < 0.5 else "male"
     age = _draw(rng, Span(max(profile.age.low, HISTORY_AGE.low), min(profile.age.high, HISTORY_AGE.high)))
     scale2 = main == "copd" and bool(rng.random() < SCALE2_SHARE_OF_COPD)
-    systolic = _draw(rng, profile.systolic)
+
+    def usual(span: Span, vital: Vital) -> float:
+        """A baseline drawn from `span`, spread and shifted as the population's settings say."""
+        value = _draw(rng, span)
+        if settings.baseline_spread != 1.0:  # (x - c) + c is not always x: leave the default alone
+            centre = (span.low + span.high) / 2
+            value = centre + (value - centre) * settings.baseline_spread
+        shift = settings.baseline_shift.get(vital)
+        return value + shift if shift else value
+
+    systolic = usual(profile.systolic, "systolic")
     baseline = Baseline(
-        spo2=_draw(rng, SPO2_SCALE2_BASELINE if scale2 else profile.spo2),
-        pulse=_draw(rng, profile.pulse),
+        spo2=min(usual(SPO2_SCALE2_BASELINE if scale2 else profile.spo2, "spo2"), MAX_BASELINE_SPO2),
+        pulse=usual(profile.pulse, "pulse"),
         systolic=systolic,
         diastolic=systolic - _draw(rng, profile.pulse_pressure),
-        temperature=_draw(rng, profile.temperature),
-        weight=_draw(rng, profile.weight_female if sex == "female" else profile.weight_male),
+        temperature=usual(profile.temperature, "temperature"),
+        weight=usual(profile.weight_female if sex == "female" else profile.weight_male, "weight"),
     )
     # Two slow waves per vital, as in synthetic.py: (period, phase) x 2 in the order of VITALS.
     periods = rng.uniform(WANDER_PERIOD_DAYS.low, WANDER_PERIOD_DAYS.high, (len(VITALS), 2))
@@ -314,6 +371,15 @@ def _who(
 
 
 # --- events -------------------------------------------------------------------------------------------
+
+
+def baseline_severity(baseline: Baseline, settings: GeneratorSettings = DEFAULT_SETTINGS) -> float:
+    """How far a patient's usual vitals lie towards the ill side (`profiles.SEVERITY_REFERENCE`), about
+    unit variance in a population; measured from the population's own centre (without its shift)."""
+    total = 0.0
+    for vital, (centre, scale) in SEVERITY_REFERENCE.items():
+        total += (baseline.get(vital) - settings.baseline_shift.get(vital) - centre) / scale
+    return total / len(SEVERITY_REFERENCE) / SEVERITY_SD
 
 
 def _episode_weights(conditions: tuple[Condition, ...]) -> dict[EpisodeKind, float]:
@@ -335,10 +401,24 @@ def _at_hour(day: float, rng: np.random.Generator) -> float:
 
 
 def _events(
-    rng: np.random.Generator, conditions: tuple[Condition, ...], scale2: bool, baseline: Baseline, days: int
+    rng: np.random.Generator,
+    conditions: tuple[Condition, ...],
+    age: float,
+    scale2: bool,
+    baseline: Baseline,
+    days: int,
+    settings: GeneratorSettings,
 ) -> tuple[tuple[HistoryEpisode, ...], tuple[Admission, ...]]:
-    rate = EVENT_RATE_PER_DAY * CONDITION_COUNT_RATE[len(conditions) - 1]
-    rate *= float(rng.gamma(PERSONAL_RATE_SHAPE, 1.0 / PERSONAL_RATE_SHAPE))
+    rate = settings.event_rate_per_day * CONDITION_COUNT_RATE[len(conditions) - 1]
+    shape = settings.personal_rate_shape
+    rate *= float(rng.gamma(shape, 1.0 / shape))
+    if settings.baseline_risk_link:  # sicker at baseline, admitted more often (mean multiplier about 1)
+        link = settings.baseline_risk_link
+        rate *= math.exp(link * baseline_severity(baseline, settings) - link * link / 2)
+    if not settings.condition_risk.neutral:  # the case mix weighs differently in this population
+        rate *= sum(settings.condition_risk.get(c) for c in conditions) / len(conditions)
+    if settings.age_risk_per_decade:
+        rate *= math.exp(settings.age_risk_per_decade * (age - REFERENCE_AGE) / 10.0)
     weights = _episode_weights(conditions)
     kinds = list(weights)
     total = sum(weights.values())
@@ -349,7 +429,7 @@ def _events(
         t += float(rng.exponential(1.0 / rate))
         if t >= days:
             break
-        if rng.random() < UNHERALDED_SHARE:
+        if rng.random() < settings.unheralded_share:
             cause: AdmissionCause = "fall" if rng.random() < FALL_SHARE else "sudden"
             begin = _at_hour(t, rng)
             end = begin + _stay(rng)
@@ -357,7 +437,7 @@ def _events(
             t = end
             continue
         kind = kinds[int(rng.choice(len(kinds), p=[weights[k] / total for k in kinds]))]
-        episode = _episode(rng, kind, t, scale2, baseline)
+        episode = _episode(rng, kind, t, scale2, baseline, settings)
         episodes.append(episode)
         if episode.discharge_day is not None:
             admissions.append(Admission(kind, episode.peak_day, episode.discharge_day, episode))
@@ -370,12 +450,19 @@ def _events(
 
 
 def _episode(
-    rng: np.random.Generator, kind: EpisodeKind, onset: float, scale2: bool, baseline: Baseline
+    rng: np.random.Generator,
+    kind: EpisodeKind,
+    onset: float,
+    scale2: bool,
+    baseline: Baseline,
+    settings: GeneratorSettings,
 ) -> HistoryEpisode:
     course, peak = COURSES[kind], EPISODES[kind]
     admitted = bool(rng.random() < course.admitted)
-    severity = _draw(rng, ADMITTED_SEVERITY if admitted else RESOLVED_SEVERITY)
-    peak_day = _at_hour(onset + _draw(rng, course.build_up_days), rng)
+    severity = _draw(rng, ADMITTED_SEVERITY if admitted else RESOLVED_SEVERITY) * settings.severity_scale
+    # A build-up scaled below a day still peaks at least a few hours after its onset.
+    build_up = max(_draw(rng, course.build_up_days) * settings.build_up_scale, 0.25)
+    peak_day = max(_at_hour(onset + build_up, rng), onset + 0.25)
     fever = 1.0 if rng.random() < course.fever_share else 0.1
 
     def towards(target: Span | None, base: float) -> float:
@@ -383,19 +470,30 @@ def _episode(
 
     systolic = towards(peak.systolic, baseline.systolic) * severity
     if kind == "heart-failure-decompensation":
-        weight = _draw(rng, HF_ADMITTED_WEIGHT_GAIN if admitted else HF_RESOLVED_WEIGHT_GAIN)
+        gain = _draw(rng, HF_ADMITTED_WEIGHT_GAIN if admitted else HF_RESOLVED_WEIGHT_GAIN)
+        weight = gain * settings.severity_scale
     else:
         weight = _draw(rng, peak.weight_gain) * severity
+    moved = settings.episode_vitals
+
+    def only_moved(vital: Vital, value: float) -> float:
+        return value if vital in moved else 0.0
+
     shift = Baseline(
-        spo2=min(towards(peak.spo2_scale2 if scale2 else peak.spo2, baseline.spo2), 0.0) * severity,
-        pulse=max(towards(peak.pulse, baseline.pulse), 0.0) * severity,
-        systolic=systolic,
-        diastolic=systolic / 2,
-        temperature=max(towards(peak.temperature, baseline.temperature), 0.0) * severity * fever,
-        weight=weight,
+        spo2=only_moved(
+            "spo2", min(towards(peak.spo2_scale2 if scale2 else peak.spo2, baseline.spo2), 0.0) * severity
+        ),
+        pulse=only_moved("pulse", max(towards(peak.pulse, baseline.pulse), 0.0) * severity),
+        systolic=only_moved("systolic", systolic),
+        diastolic=only_moved("systolic", systolic / 2),  # the diastolic moves with the systolic
+        temperature=only_moved(
+            "temperature", max(towards(peak.temperature, baseline.temperature), 0.0) * severity * fever
+        ),
+        weight=only_moved("weight", weight),
     )
     discharge = peak_day + _stay(rng) if admitted else None
-    return HistoryEpisode(kind, onset, peak_day, severity, shift, discharge, _draw(rng, course.recovery_days))
+    recovery = _draw(rng, course.recovery_days)
+    return HistoryEpisode(kind, onset, peak_day, severity, shift, discharge, recovery, settings.episode_curve)
 
 
 # --- adherence and readings ---------------------------------------------------------------------------
@@ -417,16 +515,20 @@ def _inside(t: FloatArray, spans: tuple[tuple[float, float], ...]) -> npt.NDArra
 
 
 def _measuring_days(
-    rng: np.random.Generator, adherence: float, days: int, episodes: tuple[HistoryEpisode, ...]
+    rng: np.random.Generator,
+    adherence: float,
+    days: int,
+    episodes: tuple[HistoryEpisode, ...],
+    settings: GeneratorSettings,
 ) -> tuple[npt.NDArray[np.bool_], tuple[tuple[float, float], ...]]:
     """Which days the patient measures at all, and the holidays away from home."""
     day = np.arange(days, dtype=np.float64)
     drift = np.cumsum(rng.normal(0.0, ADHERENCE_DRIFT_SD, days)) - ADHERENCE_DECLINE_PER_180_DAYS * day / 180
     logit = math.log(adherence / (1.0 - adherence)) + drift
     chance = 1.0 / (1.0 + np.exp(-logit))
-    chance *= 1.0 - UNWELL_ADHERENCE_DROP * _unwell(episodes, day + 0.3)
+    chance *= 1.0 - settings.unwell_adherence_drop * _unwell(episodes, day + 0.3)
     lapse = np.zeros(days, dtype=bool)
-    starts = np.flatnonzero(rng.random(days) < LAPSE_START)
+    starts = np.flatnonzero(rng.random(days) < settings.lapse_start)
     lengths = rng.geometric(1.0 / LAPSE_MEAN_DAYS, len(starts))
     for begin, length in zip(starts, lengths, strict=True):
         lapse[begin : begin + length] = True
@@ -436,6 +538,21 @@ def _measuring_days(
         away = ((float(math.floor(holiday_start)), float(math.floor(holiday_start) + holiday_days)),)
     measuring = (rng.random(days) < chance) & ~lapse & ~_inside(day + 0.5, away)
     return measuring, away
+
+
+def _drop_out(
+    rng: np.random.Generator, measuring: npt.NDArray[np.bool_], settings: GeneratorSettings
+) -> npt.NDArray[np.bool_]:
+    """Measuring days after a drop-out: with the settings' chance (per 180 days of follow-up) the
+    patient stops measuring for good on a day drawn uniformly over the period."""
+    days = measuring.size
+    chance = min(1.0, settings.dropout_per_180_days * days / 180)
+    stop = int(rng.integers(days))
+    if rng.random() >= chance:
+        return measuring
+    out = measuring.copy()
+    out[stop:] = False
+    return out
 
 
 def _plans(
@@ -455,7 +572,11 @@ def _plans(
 
 
 def _truth(
-    baseline: Baseline, waves: FloatArray, episodes: tuple[HistoryEpisode, ...], t: FloatArray
+    baseline: Baseline,
+    waves: FloatArray,
+    episodes: tuple[HistoryEpisode, ...],
+    t: FloatArray,
+    wander_scale: float = 1.0,
 ) -> dict[Vital, FloatArray]:
     """The physiological truth at days `t`, vectorised as in `SyntheticPatient.vitals_at`."""
     hour = (t % 1.0) * 24.0
@@ -465,7 +586,7 @@ def _truth(
         rhythm = RHYTHMS[vital]
         value = baseline.get(vital) + rhythm.amplitude * np.cos(2 * math.pi * (hour - rhythm.peak_hour) / 24)
         for period, phase in waves[index]:
-            value = value + WANDER[vital] * np.sin(2 * math.pi * t / period + phase)
+            value = value + WANDER[vital] * wander_scale * np.sin(2 * math.pi * t / period + phase)
         for episode, share in progress:
             value = value + share * episode.shift.get(vital)
         values[vital] = value
@@ -474,9 +595,18 @@ def _truth(
     return values
 
 
-def _measured(vital: Vital, truth: FloatArray, rng: np.random.Generator) -> FloatArray:
+def _measured(
+    vital: Vital, truth: FloatArray, rng: np.random.Generator, noise_scale: float = 1.0
+) -> FloatArray:
     noise = NOISE[vital]
-    value = np.clip(truth + rng.normal(0.0, noise.sd, truth.shape), noise.low, noise.high)
+    value = np.clip(truth + rng.normal(0.0, noise.sd * noise_scale, truth.shape), noise.low, noise.high)
+    return _at_resolution(vital, value)
+
+
+def _at_resolution(vital: Vital, value: FloatArray) -> FloatArray:
+    """Values as the device shows them: within its range, half up at its resolution."""
+    noise = NOISE[vital]
+    value = np.clip(value, noise.low, noise.high)
     result: FloatArray = np.round(np.floor(value / noise.resolution + 0.5) * noise.resolution, 1)
     return result
 
@@ -490,6 +620,7 @@ def _readings(
     measuring: npt.NDArray[np.bool_],
     blocked: tuple[tuple[float, float], ...],
     days: int,
+    settings: GeneratorSettings,
 ) -> tuple[FloatArray, npt.NDArray[np.int8], FloatArray]:
     day = np.arange(days, dtype=np.float64)
     habit = float(rng.uniform(-1.0, 1.0))
@@ -500,7 +631,7 @@ def _readings(
     kinds: list[npt.NDArray[np.int8]] = []
     for index, plan in enumerate(plans):
         minutes = 2.5 * index + rng.uniform(0.5, 2.0, days)
-        taken = plan & measuring & (rng.random(days) >= MISSED_ONE)
+        taken = plan & measuring & (rng.random(days) >= settings.missed_one)
         times.append((session + minutes / 1440.0)[taken])
         kinds.append(np.full(int(taken.sum()), index, dtype=np.int8))
     t = np.concatenate(times)
@@ -509,8 +640,8 @@ def _readings(
     t, kind = t[keep], kind[keep]
     order = np.argsort(t, kind="stable")
     t, kind = t[order], kind[order]
-    truth = _truth(baseline, waves, episodes, t)
-    measured = {vital: _measured(vital, truth[vital], rng) for vital in VITALS}
+    truth = _truth(baseline, waves, episodes, t, settings.wander_scale)
+    measured = {vital: _measured(vital, truth[vital], rng, settings.noise_scale) for vital in VITALS}
     measured["diastolic"] = np.minimum(measured["diastolic"], measured["systolic"] - 10.0)
     values = np.full((len(t), 3), np.nan)
     for index, name in enumerate(KINDS):
@@ -518,6 +649,83 @@ def _readings(
         for column, vital in enumerate(MEASUREMENT_VITALS[name]):
             values[rows, column] = measured[vital][rows]
     return t, kind, values
+
+
+# --- artefacts ----------------------------------------------------------------------------------------
+
+#: A patient who wears the cuff on the other arm does so at this share of blood-pressure readings, and
+#: that arm reads this much lower (mmHg systolic; the diastolic half of it).
+WRONG_ARM_SHARE_OF_READINGS: Final = 0.5
+INTER_ARM_DIFFERENCE: Final = Span(8.0, 20.0)
+#: A device clock that is off is off by this many hours, either way (a wrong time zone, a wrong date).
+CLOCK_ERROR_HOURS: Final = Span(2.0, 26.0)
+#: A reading taken again follows the first by this many minutes.
+REPEAT_MINUTES: Final = Span(2.0, 10.0)
+
+
+def _has_artefacts(settings: GeneratorSettings) -> bool:
+    return any(
+        (settings.outlier_share, settings.repeat_share, settings.clock_error_share, settings.wrong_arm_share)
+    )
+
+
+def _artefacts(
+    rng: np.random.Generator,
+    t: FloatArray,
+    kind: npt.NDArray[np.int8],
+    values: FloatArray,
+    days: int,
+    settings: GeneratorSettings,
+) -> tuple[FloatArray, npt.NDArray[np.int8], FloatArray]:
+    """The readings as devices and people also make them: a cuff on the other arm, an implausible
+    value (a cold finger, someone else on the scale, a thermometer not in place, talking during a
+    blood pressure), a reading taken again minutes later, and a device clock that is hours off."""
+    n = t.size
+    # The patient's own draws first, so that they do not depend on how many readings there are.
+    wrong_arm = bool(rng.random() < settings.wrong_arm_share)
+    arm_difference = _draw(rng, INTER_ARM_DIFFERENCE)
+    clock_off = bool(rng.random() < settings.clock_error_share)
+    offset_days = (1.0 if rng.random() < 0.5 else -1.0) * _draw(rng, CLOCK_ERROR_HOURS) / 24.0
+    values = values.copy()
+    pressure = kind == KINDS.index("blood-pressure")
+    other_arm = pressure & (rng.random(n) < WRONG_ARM_SHARE_OF_READINGS) & wrong_arm
+    values[other_arm, 0] = _at_resolution("systolic", values[other_arm, 0] - arm_difference)
+    values[other_arm, 1] = _at_resolution("diastolic", values[other_arm, 1] - arm_difference / 2)
+    outlier = rng.random(n) < settings.outlier_share
+    size = rng.uniform(0.0, 1.0, n)
+    sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    weight = outlier & (kind == KINDS.index("body-weight"))
+    values[weight, 0] = _at_resolution(
+        "weight", values[weight, 0] + sign[weight] * (4.0 + 8.0 * size[weight])
+    )
+    high = outlier & pressure
+    values[high, 0] = _at_resolution("systolic", values[high, 0] + 25.0 + 25.0 * size[high])
+    values[high, 1] = _at_resolution("diastolic", values[high, 1] + 10.0 + 15.0 * size[high])
+    cold = outlier & (kind == KINDS.index("spo2"))
+    values[cold, 0] = _at_resolution("spo2", 72.0 + 13.0 * size[cold])
+    misplaced = outlier & (kind == KINDS.index("body-temperature"))
+    values[misplaced, 0] = _at_resolution("temperature", 34.0 + 1.5 * size[misplaced])
+    values[pressure, 1] = np.minimum(values[pressure, 1], values[pressure, 0] - 10.0)
+    again = rng.random(n) < settings.repeat_share
+    repeat_t = t[again] + rng.uniform(REPEAT_MINUTES.low, REPEAT_MINUTES.high, int(again.sum())) / 1440.0
+    repeat_values = values[again].copy()
+    for index, name in enumerate(KINDS):
+        rows = kind[again] == index
+        for column, vital in enumerate(MEASUREMENT_VITALS[name]):
+            noisy = repeat_values[rows, column] + rng.normal(0.0, NOISE[vital].sd, int(rows.sum()))
+            repeat_values[rows, column] = _at_resolution(vital, noisy)
+    repeat_pressure = kind[again] == KINDS.index("blood-pressure")
+    repeat_values[repeat_pressure, 1] = np.minimum(
+        repeat_values[repeat_pressure, 1], repeat_values[repeat_pressure, 0] - 10.0
+    )
+    t = np.concatenate([t, repeat_t])
+    kind = np.concatenate([kind, kind[again]])
+    values = np.concatenate([values, repeat_values])
+    if clock_off:
+        t = t + offset_days
+    keep = (t >= 0.0) & (t < days)
+    order = np.argsort(t[keep], kind="stable")
+    return t[keep][order], kind[keep][order], values[keep][order]
 
 
 # --- staff change observations ------------------------------------------------------------------------
@@ -530,21 +738,26 @@ def _forms(
     admissions: tuple[Admission, ...],
     blocked: tuple[tuple[float, float], ...],
     days: int,
+    settings: GeneratorSettings,
 ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     """When the staff fill in the change form (daily: at the first visit; weekly: one visit a week) and
-    which items they mark changed."""
+    which items they mark changed; none at all where the population's staff use no such form."""
     day = np.arange(days, dtype=np.float64)
     weekday = int(rng.integers(7))
     first_visit = day + np.clip(rng.normal(8.0, 0.5, days), 6.5, 10.0) / 24.0
     weekly_visit = day + rng.uniform(9.0, 14.0, days) / 24.0
     t = first_visit if daily_visits else weekly_visit[(day % 7) == weekday]
     t = t[~_inside(t, blocked)]
+    if not settings.staff_forms:
+        return t[:0], np.zeros((0, len(CHANGE_KEYS)), dtype=bool)
     personal = np.exp(rng.normal(0.0, CHANGE_PERSONAL_SD, len(CHANGE_KEYS)) - CHANGE_PERSONAL_SD**2 / 2)
-    chance = np.tile(np.array([CHANGE_BACKGROUND[k] for k in CHANGE_KEYS]) * personal, (len(t), 1))
+    background = np.array([CHANGE_BACKGROUND[k] for k in CHANGE_KEYS]) * settings.change_background_scale
+    chance = np.tile(background * personal, (len(t), 1))
     for episode in episodes:
         progress = episode.progress(t)
         for column, key in enumerate(CHANGE_KEYS):
-            chance[:, column] += CHANGE_IN_EPISODE[episode.kind].get(key, 0.0) * progress
+            seen = CHANGE_IN_EPISODE[episode.kind].get(key, 0.0) * settings.change_in_episode_scale
+            chance[:, column] += seen * progress
     for admission in admissions:
         fading = np.clip(1.0 - (t - admission.end_day) / RESIDUAL_DAYS, 0.0, 1.0) * (t >= admission.end_day)
         for column, key in enumerate(CHANGE_KEYS):

@@ -37,6 +37,7 @@ from models.codes import (
     SYNTHETIC_TAG,
 )
 from models.cohort.history import CHANGE_KEYS, KINDS, CohortHistory, PatientHistory, simulate_history
+from models.cohort.settings import DEFAULT_SETTINGS, GeneratorSettings
 
 FhirJson = dict[str, Any]
 
@@ -76,9 +77,12 @@ class CohortSummary:
         return self.device_observations + self.staff_observations
 
 
-def generate_cohort(out: Path, patients: int, days: int, seed: int) -> CohortSummary:
-    """Simulate a SYNTHETIC cohort and write it to `out` as NDJSON (the CLI's ``models cohort``)."""
-    return write_ndjson(simulate_history(patients, days, seed), out)
+def generate_cohort(
+    out: Path, patients: int, days: int, seed: int, settings: GeneratorSettings = DEFAULT_SETTINGS
+) -> CohortSummary:
+    """Simulate a SYNTHETIC cohort of the population `settings` describes and write it to `out` as
+    NDJSON (the CLI's ``models cohort``)."""
+    return write_ndjson(simulate_history(patients, days, seed, settings=settings), out)
 
 
 def write_ndjson(history: CohortHistory, folder: Path) -> CohortSummary:

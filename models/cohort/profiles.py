@@ -276,6 +276,16 @@ EVENT_RATE_PER_DAY: Final = 0.0068
 CONDITION_COUNT_RATE: Final = (0.8, 1.1, 1.4)
 #: Shape of the gamma-distributed personal multiplier (mean 1): some patients are admitted again and again.
 PERSONAL_RATE_SHAPE: Final = 1.5
+#: A patient's baseline severity (`history.baseline_severity`): how far their usual SpO2 lies below, and
+#: their usual pulse above and systolic pressure below, the population's usual (mean, sd of the default
+#: population, per vital), averaged and scaled to about unit variance. The settings' `baseline_risk_link`
+#: raises the event rate by exp(link x severity) (the default population has no such link).
+SEVERITY_REFERENCE: Final[dict[Vital, tuple[float, float]]] = {
+    "spo2": (95.6, -2.0),  # lower is worse
+    "pulse": (74.0, 7.0),
+    "systolic": (131.0, -9.0),  # lower is worse
+}
+SEVERITY_SD: Final = 0.63
 #: Share of events that are admissions with no physiological prelude (falls, sudden events); with the
 #: episode admission probabilities below this makes about a quarter of all admissions unheralded.
 UNHERALDED_SHARE: Final = 0.19

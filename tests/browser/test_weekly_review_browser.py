@@ -101,7 +101,7 @@ def test_the_weekly_review_in_danish(page: Page, gateway: Gateway, screenshots: 
     page.get_by_role("button", name="Log ind").click()
     page.wait_for_url(f"{gateway.url}/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Arbejdsliste — København")
-    expect(page.get_by_text("model admission-risk-1.0, syntetiske træningsdata")).to_be_visible()
+    expect(page.get_by_text("model admission-risk-2.0, syntetiske træningsdata")).to_be_visible()
 
     # Her team's patients, highest 30-day risk first; the patient without one last.
     cards = page.locator("ol.worklist > li > article")
@@ -245,7 +245,7 @@ def test_the_weekly_review_in_danish(page: Page, gateway: Gateway, screenshots: 
             world.nurse.full_name,
             "Telefonopkald",
             "Rød",
-            f"{shown_risk} (admission-risk-1.0)",
+            f"{shown_risk} (admission-risk-2.0)",
             note,
         ]
     )

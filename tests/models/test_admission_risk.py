@@ -15,6 +15,7 @@ from models.admission_risk import (
     RiskModel,
     alert_days,
     build_dataset,
+    count_alerts,
     describe,
     explain,
     explain_many,
@@ -175,3 +176,77 @@ def test_model_file_round_trip_and_errors(model: RiskModel, tmp_path: Path) -> N
     (tmp_path / "bad.joblib.json").write_text("{}")
     with pytest.raises(ModelError):
         load(tmp_path / "bad.joblib")
+
+
+def test_switched_off_features_get_no_weight_and_do_not_move_the_risk() -> None:
+    excluded = ("age", "pulse_latest", "news2_usual")
+    model = train(COHORT, description="test fixture", exclude=excluded)
+    pipe = model.estimator.calibrated_classifiers_[0].estimator
+    coef = dict(zip(model.features, pipe[-1].coef_[0], strict=True))
+    assert all(coef[name] == 0.0 for name in excluded) and coef["weight_change_3d"] != 0.0
+    x = build_dataset(COHORT).x[:200]
+    moved = x.copy()
+    moved[:, COLUMN["age"]] += 30.0
+    moved[:, COLUMN["pulse_latest"]] = 150.0
+    assert np.array_equal(model.predict(moved), model.predict(x))
+    assert model.metadata["excluded_features"] == ["pulse_latest", "news2_usual", "age"]
+    assert model.metadata["training_cohort"]["patients"] == 18
+    with pytest.raises(ModelError, match="cannot exclude"):
+        train(COHORT, exclude=("shoe_size",))
+
+
+def test_a_previous_version_model_still_loads_and_reads_its_own_columns(tmp_path: Path) -> None:
+    import joblib
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from models.features import MODEL_FEATURES
+
+    old_features = [name for name in MODEL_FEATURES if name != "news2_usual"]  # version 1.0's list
+    data = build_dataset(COHORT)
+    keep = ~data.admitted
+    columns = [COLUMN[name] for name in old_features]
+    pipe = make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler(), LogisticRegression(C=0.1))
+    estimator = CalibratedClassifierCV(pipe, method="sigmoid", cv=3, ensemble=False)
+    estimator.fit(data.x[keep][:, columns], data.y[keep])
+    joblib.dump({"model": "admission-risk-1.0", "estimator": estimator}, tmp_path / "old.joblib")
+    sidecar = {
+        "model": "admission-risk-1.0",
+        "features": old_features,
+        "alert_score": "rise",
+        "alert_threshold": 0.3,
+    }
+    (tmp_path / "old.joblib.json").write_text(json.dumps(sidecar))
+    old = load(tmp_path / "old.joblib")
+    assert old.features == tuple(old_features)
+    x = data.x[:100]
+    assert np.allclose(old.predict(x), estimator.predict_proba(x[:, columns])[:, 1])
+    assert old.contributions(x).shape == (100, len(old_features))
+    assert all(len(reasons) <= 3 for reasons in explain_many(old, x))
+    sidecar["features"] = [*old_features, "shoe_size"]
+    (tmp_path / "old.joblib.json").write_text(json.dumps(sidecar))
+    with pytest.raises(ModelError, match="features differ"):
+        load(tmp_path / "old.joblib")
+
+
+def test_counting_alerts_over_all_patients_at_once_equals_counting_patient_by_patient() -> None:
+    rng = np.random.default_rng(11)
+    lengths = rng.integers(1, 60, 40)
+    patient = np.repeat(np.arange(40), lengths)
+    scores = rng.normal(size=patient.size)
+    scores[rng.random(patient.size) < 0.1] = np.nan
+    bounds = np.flatnonzero(np.diff(patient)) + 1
+    for threshold in (-2.0, 0.0, 0.8, 1.6, 3.0):
+        one_by_one = sum(int(alert_days(s, threshold).sum()) for s in np.split(scores, bounds))
+        assert count_alerts(scores, patient, threshold) == one_by_one
+
+
+def test_the_usual_news2_is_described_in_words() -> None:
+    row = np.full(len(FEATURE_NAMES), np.nan)
+    row[COLUMN["news2_usual"]] = 2.0
+    assert describe("news2_usual", row) == "Usual NEWS2 2 (median of the last 14 days)"
+    row[COLUMN["news2_usual"]] = 1.5
+    assert describe("news2_usual", row) == "Usual NEWS2 1.5 (median of the last 14 days)"

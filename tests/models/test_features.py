@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -69,7 +70,10 @@ def test_reader_missing_folder_and_bad_line_are_clear_errors(tmp_path: Path) -> 
 
 
 def test_reader_skips_unknown_resource_types_and_codes() -> None:
-    extra = [{"resourceType": "Medication", "id": "m"}, {"resourceType": "Observation", "code": {}}]
+    extra: list[dict[str, Any]] = [
+        {"resourceType": "Medication", "id": "m"},
+        {"resourceType": "Observation", "code": {}},
+    ]
     cohort = parse_resources(RESOURCES[:40] + extra)
     assert len(cohort.patients) == 1
 
@@ -82,7 +86,9 @@ def test_feature_names_are_unique_and_described() -> None:
 
 def test_weight_gain_and_missed_days_by_hand() -> None:
     weights = [(0, 80.0), (1, 80.0), (2, 80.5), (3, 81.0), (5, 82.3), (8, 82.0)]  # day 4, 6, 7 missed
-    resources = [{"resourceType": "Patient", "id": "w", "gender": "female", "birthDate": "1940-01-01"}]
+    resources: list[dict[str, object]] = [
+        {"resourceType": "Patient", "id": "w", "gender": "female", "birthDate": "1940-01-01"}
+    ]
     resources += [_obs("body-weight", v, "kg", "w", d + 0.3) for d, v in weights]
     cohort = parse_resources(resources)
     x = patient_features(cohort.patients[0], cohort)
@@ -176,3 +182,19 @@ def test_the_vectorised_day_matrix_equals_the_per_patient_features(day: int) -> 
     state = day_state(COHORT.patients, COHORT, day)
     expected = np.vstack([patient_features(p, COHORT, n_days=day + 1)[day] for p in COHORT.patients])
     assert np.allclose(day_features(state), expected, equal_nan=True)
+
+
+def test_the_usual_news2_is_the_median_of_the_last_14_days_news2() -> None:
+    # SpO2 alone, one reading a day: 96 % scores 0, 95 % 1, 93 % 2, 91 % 3 (scale 1).
+    spo2 = [96.0] * 10 + [93.0] * 5 + [91.0] * 3 + [95.0] * 2
+    resources: list[dict[str, object]] = [{"resourceType": "Patient", "id": "n"}]
+    resources += [_obs("spo2", v, "%", "n", d + 0.3) for d, v in enumerate(spo2) if d != 12]  # day 12 missed
+    cohort = parse_resources(resources)
+    x = patient_features(cohort.patients[0], cohort)
+    daily = x[:, COLUMN["news2"]]
+    assert np.isnan(daily[12]) and daily[14] == 2 and daily[16] == 3
+    for day in range(len(spo2)):
+        window = daily[max(0, day - 13) : day + 1]
+        assert x[day, COLUMN["news2_usual"]] == np.nanmedian(window), day
+    # Days 6-19 (day 12 missed): four 0s, four 2s, three 3s, two 1s; the median of the 13 is 2.
+    assert x[19, COLUMN["news2_usual"]] == 2.0 and x[9, COLUMN["news2_usual"]] == 0.0

@@ -82,3 +82,19 @@ def test_cohort_writes_a_synthetic_cohort_the_shipped_model_replays(tmp_path: Pa
     with out.open() as f:
         rows = list(csv.DictReader(f))
     assert {r["patient_id"] for r in rows} and len(rows) % 3 == 0
+
+
+def test_cohort_simulates_a_named_setting_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    args = ["models", "cohort", "--patients", "4", "--days", "30", "--seed", "5"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "h"), "--setting", "heavy-artefacts"])
+    assert result.exit_code == 0 and "setting heavy-artefacts" in result.output, result.output
+    default = (tmp_path / "d" / "Observation.ndjson").read_bytes()
+    assert (tmp_path / "h" / "Observation.ndjson").read_bytes() != default
+    assert (tmp_path / "h" / "Patient.ndjson").read_bytes() == (
+        tmp_path / "d" / "Patient.ndjson"
+    ).read_bytes()
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "x"), "--setting", "nowhere"])
+    assert result.exit_code == 2 and "unknown" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x").exists()

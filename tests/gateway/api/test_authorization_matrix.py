@@ -11,8 +11,9 @@ Path parameters are filled from the target patient by name (``PATH_VALUES``).
 
 The world (``matrix_world``): municipality 0101 with care teams Nord and Syd, municipality 0147 with its
 default team; a nurse of Nord, a GP of 0101 whose patients live in both municipalities, one
-administrator of each kind; per patient a hub, a device, an Observation, a NEWS2 score (RiskAssessment),
-an open alert and a review (ClinicalImpression).
+administrator of each kind, a home-care and a hospital system account of 0101 (issue 19); per patient
+a hub, a device, an Observation, a NEWS2 score (RiskAssessment), an open alert and a review
+(ClinicalImpression).
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ NURSE, GP, MUNICIPALITY_ADMIN, SYSTEM_ADMIN, HUB, ANONYMOUS = (
     "hub",
     "anonymous",
 )
-CALLERS = (NURSE, GP, MUNICIPALITY_ADMIN, SYSTEM_ADMIN, HUB, ANONYMOUS)
+# System accounts (issue 19): post FiNDR's inputs to /fhir, read nothing, no page (403 with their token).
+HOMECARE_SYSTEM, HOSPITAL_SYSTEM = "homecare_system", "hospital_system"
+SYSTEMS = frozenset({HOMECARE_SYSTEM, HOSPITAL_SYSTEM})
+CALLERS = (NURSE, GP, MUNICIPALITY_ADMIN, SYSTEM_ADMIN, HUB, ANONYMOUS, HOMECARE_SYSTEM, HOSPITAL_SYSTEM)
 CLINICAL = frozenset({NURSE, GP})
 ADMINS = frozenset({MUNICIPALITY_ADMIN, SYSTEM_ADMIN})
 PEOPLE = CLINICAL | ADMINS
@@ -71,6 +75,10 @@ USERS: Mapping[str, User] = {
     GP: User("gp-hansen", OWN, GP),
     MUNICIPALITY_ADMIN: User("admin-kbh", OWN, MUNICIPALITY_ADMIN),
     SYSTEM_ADMIN: User("ops", OWN, SYSTEM_ADMIN),
+}
+SYSTEM_USERS: Mapping[str, User] = {
+    HOMECARE_SYSTEM: User("ehr-kbh", OWN, HOMECARE_SYSTEM),
+    HOSPITAL_SYSTEM: User("sp-kbh", OWN, HOSPITAL_SYSTEM),
 }
 
 # --- about whom ------------------------------------------------------------------------------------
@@ -135,6 +143,8 @@ def _seed(conn: psycopg.Connection[Any], now: datetime) -> MatrixWorld:
     for user in USERS.values():
         teams = ("0101-nord",) if user.role == NURSE else None
         create_user(conn, user.username, user.municipality_id, user.role, seed.PASSWORD, teams)
+    for system in SYSTEM_USERS.values():
+        create_user(conn, system.username, system.municipality_id, system.role, None)
     # The nurses who review the patients nobody above may see.
     create_user(conn, "nurse-syd", OWN, NURSE, seed.PASSWORD, ("0101-syd",))
     create_user(conn, "nurse-frb", OTHER, NURSE, seed.PASSWORD)
@@ -223,6 +233,11 @@ class Context:
             return None
         if caller == HUB:
             return mint_token(self.settings, role="hub", municipality_id=OWN, subject=HUB_ID, scopes=scopes)
+        if caller in SYSTEMS:  # as `homewatch gateway token` makes it
+            system = SYSTEM_USERS[caller]
+            return mint_token(
+                self.settings, role=system.role, municipality_id=OWN, subject=system.username, scopes=scopes
+            )
         user = USERS[caller]
         if scopes is not None:
             return mint_token(
@@ -266,12 +281,13 @@ def _api(ctx: Context, caller: str, scopes: tuple[str, ...] | None = None) -> di
     return {} if token is None else {"Authorization": f"Bearer {token}"}
 
 
-def _ui_status(caller: str, may: bool, ok: int) -> int:
+def _ui_status(caller: str, may: bool, ok: int, nurse_only: bool = False) -> int:
     """A page or form of clinical data: nobody (or a hub's token as a cookie) is sent to log in; an
-    administrator is 403; a clinician gets it for her patients and 404 for anyone else's."""
+    administrator or a system account is 403 (and a GP on a nurse's form); a clinician gets it for her
+    patients and 404 for anyone else's."""
     if caller in (ANONYMOUS, HUB):
         return 303
-    if caller in ADMINS:
+    if caller in ADMINS or caller in SYSTEMS or (nurse_only and caller != NURSE):
         return 403
     return ok if may else 404
 
@@ -315,7 +331,9 @@ class Covered(Kind):
 @dataclass(frozen=True)
 class ClinicalPage(Kind):
     """A page of the web UI with clinical data: of one patient (a path parameter), or a list of the
-    user's patients (none)."""
+    user's patients (none). ``nurse_only``: a home-care nurse's form page (a GP is 403)."""
+
+    nurse_only: bool = False
 
     def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
         for caller in CALLERS:
@@ -326,7 +344,7 @@ class ClinicalPage(Kind):
                     patient,
                     method,
                     ctx.url(path, patient),
-                    _ui_status(caller, may, 200),
+                    _ui_status(caller, may, 200, self.nurse_only),
                     cookies=_ui(ctx, caller),
                     check=_to_login if caller in (ANONYMOUS, HUB) else None,
                     forbidden=_forbidden(caller),
@@ -337,11 +355,13 @@ class ClinicalPage(Kind):
 class ClinicalForm(Kind):
     """A state-changing form of the web UI about one patient: a session and its anti-forgery token.
     ``again``: what a second clinician gets for a patient whose form the first one already posted, when
-    that is not ``ok`` (an alert resolved once refuses a second resolution)."""
+    that is not ``ok`` (an alert resolved once refuses a second resolution). ``nurse_only``: a home-care
+    nurse's form (a GP is 403)."""
 
     fields: Mapping[str, str] = field(default_factory=dict)
     ok: int = 303
     again: int | None = None
+    nurse_only: bool = False
 
     def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
         done: set[str | None] = set()
@@ -349,7 +369,8 @@ class ClinicalForm(Kind):
             cookies = _ui(ctx, caller)
             csrf = csrf_token(ctx.settings, cookies[SESSION_COOKIE]) if cookies else ""
             for patient in _targets(path):
-                expected = _ui_status(caller, patient is None or sees(caller, patient), self.ok)
+                may = patient is None or sees(caller, patient)
+                expected = _ui_status(caller, may, self.ok, self.nurse_only)
                 if expected == self.ok and caller in CLINICAL:
                     if patient in done and self.again is not None:
                         expected = self.again
@@ -567,7 +588,10 @@ def _entry_status(expected: str) -> Callable[[Response], str | None]:
 
 @dataclass(frozen=True)
 class HubPost(Kind):
-    """``POST /fhir``: a hub's batch Bundle; its own patient's reading is stored, anyone else's refused."""
+    """``POST /fhir``: a hub's batch Bundle; its own patient's reading is stored, anyone else's refused.
+    A system account's (issue 19): a home-care system's change form and a hospital system's Encounter
+    are stored for the patients of its municipality (0101), 404 for any other; each refuses the other's
+    kind (403) and a hub's reading; nobody else may post them."""
 
     def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
         for caller in CALLERS:
@@ -581,11 +605,63 @@ class HubPost(Kind):
                 )
                 body = orjson.dumps(build_bundle([reading]))
                 headers = {**_api(ctx, caller), "Content-Type": "application/fhir+json"}
-                expected = 401 if caller == ANONYMOUS else 200 if caller == HUB else 403
+                expected = 401 if caller == ANONYMOUS else 200 if caller == HUB or caller in SYSTEMS else 403
                 own = patient == OWN_TEAM
                 check = _entry_status("201" if own else "403") if caller == HUB else None
+                if caller in SYSTEMS:  # a reading is no change form; nor the hospital's to send
+                    check = _entry_status("422" if caller == HOMECARE_SYSTEM else "403")
                 yield Call(caller, patient, method, path, expected, headers, content=body, check=check)
         yield Call(HUB, OWN_TEAM, method, path, 403, headers=_api(ctx, HUB, scopes=()), content=b"{}")
+        yield from self._findr_calls(ctx, method, path)
+
+    def _findr_calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
+        now = datetime.now(UTC) - timedelta(hours=1)
+        for caller in CALLERS:
+            for patient in PATIENTS:
+                subject = {"reference": f"Patient/{patient}"}
+                form = {
+                    "resourceType": "Observation",
+                    "identifier": [{"system": "urn:oid:1.2.208.176.9", "value": f"{caller}-{patient}"}],
+                    "status": "final",
+                    "code": {"coding": [{"system": "urn:homewatch:early-detection", "code": "breathing"}]},
+                    "subject": subject,
+                    "effectiveDateTime": now.isoformat(),
+                    "valueBoolean": True,
+                }
+                stay = {
+                    "resourceType": "Encounter",
+                    "identifier": [{"system": "urn:oid:1.2.208.176.2", "value": f"{caller}-{patient}"}],
+                    "status": "in-progress",
+                    "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+                    "subject": subject,
+                    "period": {"start": now.isoformat()},
+                }
+                here = "201" if PATIENTS[patient].municipality == OWN else "404"
+                for resource, sender in ((form, HOMECARE_SYSTEM), (stay, HOSPITAL_SYSTEM)):
+                    body = orjson.dumps(
+                        {"resourceType": "Bundle", "type": "batch", "entry": [{"resource": resource}]}
+                    )
+                    headers = {**_api(ctx, caller), "Content-Type": "application/fhir+json"}
+                    expected = (
+                        401 if caller == ANONYMOUS else 200 if caller == HUB or caller in SYSTEMS else 403
+                    )
+                    check = None
+                    if caller in SYSTEMS:
+                        check = _entry_status(here if caller == sender else "403")
+                    elif caller == HUB:  # the hubs' contract takes neither
+                        check = _entry_status("422" if resource is form else "400")
+                    forbidden = _forbidden(caller)
+                    yield Call(
+                        caller,
+                        patient,
+                        method,
+                        path,
+                        expected,
+                        headers,
+                        content=body,
+                        check=check,
+                        forbidden=forbidden,
+                    )
 
 
 # --- the table -----------------------------------------------------------------------------------------
@@ -625,6 +701,15 @@ MATRIX: Mapping[tuple[str, str], Kind] = {
     ("GET", "/patients/{patient_id}/readings"): ClinicalPage(),
     ("GET", "/patients/{patient_id}/reviews"): ClinicalPage(),
     ("GET", "/patients/{patient_id}/thresholds"): ClinicalPage(),
+    # FiNDR's inputs by hand (findr_pages.py, issue 19): home-care nurses only.
+    ("GET", "/patients/{patient_id}/early-detection"): ClinicalPage(nurse_only=True),
+    ("POST", "/patients/{patient_id}/early-detection"): ClinicalForm(
+        {"item-breathing": "seen", "effective": "2025-06-01T10:00"}, nurse_only=True
+    ),
+    ("GET", "/patients/{patient_id}/hospital-stays"): ClinicalPage(nurse_only=True),
+    ("POST", "/patients/{patient_id}/hospital-stays"): ClinicalForm(
+        {"admitted": "2025-06-01T10:00"}, nurse_only=True
+    ),
     ("POST", "/patients/{patient_id}/reviews"): ClinicalForm(REVIEW_FORM),
     ("POST", "/patients/{patient_id}/notes"): ClinicalForm({"text": "Rang; alt vel."}),
     ("POST", "/patients/{patient_id}/thresholds"): ClinicalForm(),
@@ -643,6 +728,15 @@ MATRIX: Mapping[tuple[str, str], Kind] = {
     ("GET", "/admin/deliveries"): AdminPage(),
     ("GET", "/admin/alert-settings"): AdminPage(),
     ("POST", "/admin/alert-settings"): AdminForm(ALERT_SETTINGS_FORM),
+    # The model registry (model_pages.py). A version is of one municipality (the matrix world registers
+    # none): its page and activation, for every caller and another municipality's administrator, are
+    # proved with registered versions. Rollback with nothing activated is refused (400) past the checks.
+    ("GET", "/admin/models"): AdminPage(),
+    ("GET", "/admin/models/{version}"): Covered("test_model_pages.py"),
+    ("POST", "/admin/models/{version}/activate"): Covered("test_model_pages.py"),
+    ("POST", "/admin/models/rollback"): AdminForm({"municipality": OWN}, ok=400),
+    # The active model on live data (issue 19): figures over many patients, never a patient.
+    ("GET", "/admin/models/monitoring"): AdminPage(),
     # The FHIR API.
     ("GET", "/fhir/Patient"): FhirSearch("_id"),
     ("GET", "/fhir/Patient/{patient_id}"): FhirRead(),

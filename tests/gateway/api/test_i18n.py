@@ -289,6 +289,7 @@ def test_the_main_menu_follows_the_role() -> None:
                 ("/admin/audit", "Adgangslog"),
                 ("/admin/deliveries", "Alarmafsendelser"),
                 ("/admin/alert-settings", "Alarmindstillinger"),
+                ("/admin/models", "Risikomodeller"),
             ]
         assert navigation("hub", "/") == []
         assert role_name("municipality_admin") == "Kommunal administrator"
