@@ -46,10 +46,32 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _known_municipality(conn: psycopg.Connection[Any], municipality: str) -> None:
+    """Refuse an unknown municipality; then make sure the shipped default is registered, as a gateway does
+    when it starts, so that a database filled by `homewatch models import` (no gateway started on it yet)
+    can list, activate and roll back."""
     from gateway.store.alert_admin import municipalities
 
     if municipality not in dict(municipalities(conn)):
         raise _fail(f"there is no municipality {municipality!r}")
+    default_registered(conn)
+
+
+def default_registered(conn: psycopg.Connection[Any]) -> None:
+    """Register the shipped default (idempotent), as a gateway does when it starts; one line and exit 2
+    when its files cannot be read or its version is taken by other bytes."""
+    from gateway.alerts.active_models import register_shipped_default
+    from gateway.store.model_registry import RegistrationRefused
+    from models.admission_risk import ModelError
+
+    try:
+        register_shipped_default(conn)
+    except (ModelError, RegistrationRefused) as exc:
+        raise _fail(f"the shipped default model cannot be registered: {exc}") from None
+
+
+def _not_a_manager(by: str, municipality: str) -> str:
+    only = "only its municipality_admin or a system_admin"
+    return f"{by} may not change the models of municipality {municipality} ({only})"
 
 
 def _auroc(value: float | None, ci: tuple[float, float] | None) -> str:
@@ -149,14 +171,21 @@ def models_activate(
         _known_municipality(conn, municipality)
         actor = registry.manager(conn, by, municipality)
         if actor is None:
-            raise _fail(f"{by} may not change the models of municipality {municipality}")
+            raise _fail(_not_a_manager(by, municipality))
         try:
             done = registry.activate(
                 conn, municipality, version, actor=actor, override_reason=override_reason
             )
         except registry.ActivationRefused as exc:
             raise _fail(exc.reason) from None
+        done_version = registry.version(conn, municipality, version)
     said = f"{version} is active for municipality {municipality} (by {by}, {done.at:%Y-%m-%d %H:%M %Z})"
+    check = done_version.check() if done_version is not None else None
+    if check is not None and check.below_active:
+        said += (
+            f"; warning: on its held-out data it ranked below the model active when it was trained"
+            f" (AUROC {check.model_auroc:.3f} against {check.active_auroc:.3f})"
+        )
     if done.override_reason is not None:
         said += f"; override recorded: {done.override_reason}"
     typer.echo(said)
@@ -171,7 +200,7 @@ def models_rollback(municipality: Municipality, by: By, database_url: DatabaseUr
         _known_municipality(conn, municipality)
         actor = registry.manager(conn, by, municipality)
         if actor is None:
-            raise _fail(f"{by} may not change the models of municipality {municipality}")
+            raise _fail(_not_a_manager(by, municipality))
         try:
             done = registry.rollback(conn, municipality, actor=actor)
             active = registry.active_version(conn, municipality)

@@ -170,6 +170,7 @@ def train_from_database(
     """``homewatch models train --database-url``: see the module text."""
     from gateway.store.training_reads import history_is_synthetic, municipality_exists, municipality_history
     from homewatch.cli import _database
+    from homewatch.model_registry_cli import default_registered
     from models.cohort_reader import stored_cohort
     from models.validation import model_card
 
@@ -181,6 +182,8 @@ def train_from_database(
         cohort = stored_cohort(municipality_history(conn, municipality))
         cohort = replace(cohort, synthetic=history_is_synthetic(conn, municipality))
         read = time.monotonic() - started
+        if register:  # the version registered next is compared with, and rolls back to, the default
+            default_registered(conn)
         active, active_version, note = _active(conn, municipality)
         version = version_name(municipality)
         description = f"municipality {municipality}'s history in the gateway database, as of {version[-16:]}"
@@ -248,6 +251,11 @@ def _gate(metrics: dict[str, Any], municipality: str, version: str | None) -> No
     check = activation_check(metrics)
     verdict = "would pass" if check.passed else "would not pass"
     typer.echo(f"activation gate {verdict}: {check.reason}")
+    if check.below_active:
+        typer.echo(
+            f"warning: it ranks the held-out patient-days below the model active now"
+            f" (AUROC {check.model_auroc:.3f} against {check.active_auroc:.3f}): it would rank worse"
+        )
     if version is None:
         return
     override = "" if check.passed else " --override-reason '...'"

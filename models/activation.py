@@ -32,6 +32,19 @@ class ActivationCheck:
     model_auroc: float | None
     news2_auroc: float | None
     reason: str
+    #: The AUROC of the model that was active when this one was trained, on the same held-out days (None
+    #: when none was compared). Not part of the gate (the issue's gate is NEWS2), but a version that ranks
+    #: below it would make the worklist worse, so the CLI and the page say so before activation.
+    active_auroc: float | None = None
+
+    @property
+    def below_active(self) -> bool:
+        """The version ranks the held-out patient-days worse than the model active when it was trained."""
+        return (
+            self.model_auroc is not None
+            and self.active_auroc is not None
+            and self.model_auroc < self.active_auroc
+        )
 
 
 def activation_check(metrics: Mapping[str, Any], margin: float = ACTIVATION_MARGIN) -> ActivationCheck:
@@ -39,14 +52,15 @@ def activation_check(metrics: Mapping[str, Any], margin: float = ACTIVATION_MARG
     methods = metrics.get("methods") if isinstance(metrics, Mapping) else None
     model = _auroc(methods, "model")
     news2 = _auroc(methods, "news2")
+    active = _auroc(methods, "active")
     if model is None or news2 is None:
-        return ActivationCheck(False, model, news2, "no held-out comparison with NEWS2 was recorded")
+        return ActivationCheck(False, model, news2, "no held-out comparison with NEWS2 was recorded", active)
     gain = model - news2
     if gain >= margin:
         said = f"AUROC {model:.3f} beats NEWS2 ({news2:.3f}) by {gain:.3f} (margin {margin:.2f})"
-        return ActivationCheck(True, model, news2, said)
+        return ActivationCheck(True, model, news2, said, active)
     said = f"AUROC {model:.3f} does not beat NEWS2 ({news2:.3f}) by the margin {margin:.2f} ({gain:+.3f})"
-    return ActivationCheck(False, model, news2, said)
+    return ActivationCheck(False, model, news2, said, active)
 
 
 def _auroc(methods: object, name: str) -> float | None:

@@ -16,7 +16,6 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from gateway.alerts.active_models import register_shipped_default
 from gateway.store import model_registry as registry
 from gateway.store.migrate import migrate
 from gateway.store.training_reads import municipality_history
@@ -77,7 +76,6 @@ def world(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             migrate(conn)
-            register_shipped_default(conn)  # as the gateway does at start
         args = ("import", "--ndjson", str(folder), "--database-url", url, "--municipality", TOWN)
         first = _run(*args, "--name", "Testby")
         with psycopg.connect(url, autocommit=True) as conn:
