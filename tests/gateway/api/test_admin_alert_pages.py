@@ -475,6 +475,7 @@ def test_the_administrators_menu_links_both_pages(
         "/admin/audit",
         "/admin/deliveries",
         "/admin/alert-settings",
+        "/admin/models",
     ]
 
 
