@@ -44,8 +44,11 @@ messages: install
 demo: install
 	$(BIN)/homewatch demo $(ARGS)
 
+# Two test processes (pytest-xdist), a file each at a time: a file's module-scoped set-up (a demo run, a
+# browser's world) stays in one process. TEST_WORKERS=0 runs everything in this one process.
+TEST_WORKERS ?= 2
 test: install chromium
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 # The fault tests (each ends with a reconciliation from PostgreSQL, printed as one table at the end) and
 # the fuzzers at a large budget. `make test` runs the same tests with the fuzzers' small budget.

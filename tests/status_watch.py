@@ -43,5 +43,5 @@ class OnlineStatuses:
             return any(condition(status) for status in self._seen)
 
     def close(self) -> None:
+        self._client.disconnect()  # first: the network loop then ends at once, not at its 1 s timeout
         self._client.loop_stop()
-        self._client.disconnect()

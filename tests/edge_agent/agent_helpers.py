@@ -262,8 +262,8 @@ class ObservationSink:
         return self.of(device)
 
     def close(self) -> None:
+        self._client.disconnect()  # first: the network loop then ends at once, not at its 1 s timeout
         self._client.loop_stop()
-        self._client.disconnect()
 
 
 async def eventually(condition: Callable[[], bool], within: float = 3.0) -> None:

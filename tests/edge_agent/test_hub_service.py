@@ -32,7 +32,9 @@ TOPIC = "homewatch/v1/0101/hub-s"
 
 
 class Watcher:
-    """Keeps every message on the hub's topics; can publish retained config like the gateway does."""
+    """Keeps every message on the hub's topics; can publish retained config like the gateway does, and
+    answers each Bundle with the gateway's receipt (without one, every stop of a hub waited its full 5 s
+    for receipts that could not come)."""
 
     def __init__(self, broker: BrokerEndpoint) -> None:
         self._lock = threading.Lock()
@@ -50,8 +52,11 @@ class Watcher:
         assert ready.wait(5)
 
     def _on_message(self, _c: object, _u: object, message: mqtt.MQTTMessage) -> None:
+        leaf, body = message.topic.rsplit("/", 1)[1], orjson.loads(message.payload)
         with self._lock:
-            self.messages.append((message.topic.rsplit("/", 1)[1], orjson.loads(message.payload)))
+            self.messages.append((leaf, body))
+        if leaf == "observations":
+            self.client.publish(f"{TOPIC}/receipts", orjson.dumps({"bundle": body["id"]}), qos=1)
 
     def of(self, leaf: str) -> list[Any]:
         with self._lock:
@@ -68,8 +73,8 @@ class Watcher:
         self.client.publish(f"{TOPIC}/config", payload, qos=1, retain=True).wait_for_publish(5)
 
     def close(self) -> None:
+        self.client.disconnect()  # first: the network loop then ends at once, not at its 1 s timeout
         self.client.loop_stop()
-        self.client.disconnect()
 
 
 @pytest.fixture

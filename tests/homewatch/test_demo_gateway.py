@@ -5,7 +5,9 @@ admission-risk RiskAssessments for its patients, counted in the summary and serv
 
 One short demo is run for the module and watched at three moments: when it prints the logins (every
 nurse's patients have a 30-day risk by then), after the play while it keeps serving (a token minted the
-way the demo prints is accepted, one signed with another secret refused), and at its end."""
+way the demo prints is accepted, one signed with another secret refused), and at its end (what its mail
+sink received: the end-to-end tests of the demo's mail, tests/homewatch/test_demo_mail.py, read this
+same run, so the suite plays one demo, not two)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ from gateway.broker import free_port
 from gateway.service import Gateway
 from homewatch.demo.home import DEVICE_KINDS, battery_level
 from homewatch.demo.logins import homewatch_command
-from homewatch.demo.provision import Login
+from homewatch.demo.mail import Mail
+from homewatch.demo.provision import EMAILS, GP, Login
 from homewatch.demo.runner import Demo, DemoOptions
 from homewatch.demo.summary import DemoSummary
 
@@ -167,6 +170,14 @@ class _Seen:
     secret_mode: int = 0
     served_risks: int = 0
     batteries: dict[str, int | None] = field(default_factory=dict)  # device id -> % the gateway stored
+    # At the end, for the demo's mail (test_demo_mail.py): what the sink received, the alerts in the
+    # database (id -> patient id), each patient's GP, the mail page's list, and the status the GP gets
+    # opening a link of her mail.
+    mails: list[Mail] = field(default_factory=list)
+    alerts: dict[str, str] = field(default_factory=dict)
+    gp_of: dict[str, str | None] = field(default_factory=dict)
+    mail_page: str = ""
+    opened: dict[str, int] = field(default_factory=dict)
 
 
 class _ObservedDemo(Demo):
@@ -189,7 +200,16 @@ class _ObservedDemo(Demo):
         assert self.database_url is not None
         with psycopg.connect(self.database_url) as conn:
             rows = conn.execute("SELECT device_id, battery FROM hub_status_devices").fetchall()
+            for alert_id, patient_id in conn.execute("SELECT id, patient_id FROM alerts"):
+                self.seen.alerts[str(alert_id)] = patient_id
+            self.seen.gp_of = dict(conn.execute("SELECT id, gp_username FROM patients").fetchall())
         self.seen.batteries = dict(rows)
+        assert self.mail is not None
+        self.seen.mails = self.mail.box.messages()
+        self.seen.mail_page = (await asyncio.to_thread(httpx.get, f"{self.mail.url}/", timeout=10)).text
+        links = [link for mail in self.seen.mails if EMAILS[GP] in mail.recipients for link in _links(mail)]
+        gp = next(login for login in self.logins if login.username == GP)
+        self.seen.opened = await asyncio.to_thread(_open_as, self.gateway.url, gp, links[:3])
         return summary
 
     async def _serve(self) -> None:
@@ -225,6 +245,21 @@ class _ObservedDemo(Demo):
             self.seen.foreign_status = refused.status_code
 
 
+def _links(mail: Mail) -> list[str]:
+    return re.findall(r"https?://\S+/alerts/\d+", mail.text)
+
+
+def _open_as(url: str, login: Login, links: list[str]) -> dict[str, int]:
+    """What ``login`` gets opening each link after logging in through the form (anti-forgery token first)."""
+    with httpx.Client(base_url=url, timeout=10, follow_redirects=True) as browser:
+        form = re.search(
+            r'action="/login".*?name="csrf" value="([^"]+)"', browser.get("/login").text, re.DOTALL
+        )
+        assert form is not None
+        browser.post("/login", data={"username": login.username, "password": login.password, "csrf": form[1]})
+        return {link: browser.get(link, follow_redirects=False).status_code for link in links}
+
+
 @dataclass(frozen=True)
 class _Run:
     demo: _ObservedDemo
@@ -234,7 +269,10 @@ class _Run:
 
 @pytest.fixture(scope="module")
 def played() -> Iterator[_Run]:
-    options = DemoOptions(homes=3, days=7, duration=15, port=free_port(), seed=11, serve_after=True)
+    # 3 homes: one deteriorates, and is dealt first, to a team whose first patient is the GP's (the mail).
+    options = DemoOptions(
+        homes=3, days=7, duration=15, port=free_port(), seed=11, serve_after=True, mail_port=free_port()
+    )
     console = Console(file=io.StringIO(), width=160)
     demo = _ObservedDemo(options, console)
     summary = asyncio.run(demo.run())
@@ -298,3 +336,48 @@ def test_each_home_reports_its_devices_batteries_through_its_status(played: _Run
     assert {device: expected[device] for device in reported} == reported
     homes = {device.split("-")[1] for device in reported}
     assert len(homes) == len(played.demo.homes)
+
+
+# -- the demo's mail, end to end (tests/homewatch/test_demo_mail.py tests the sink and its page) ----------
+
+
+@pytest.mark.e2e
+def test_a_deteriorating_patient_s_alert_reaches_the_gp_by_e_mail_with_a_link_and_without_the_name(
+    played: _Run,
+) -> None:
+    demo, seen = played.demo, played.demo.seen
+    deteriorating = {h.patient.id: h.patient for h in demo.homes if h.patient.deteriorating}
+    to_gp = [mail for mail in seen.mails if EMAILS[GP] in mail.recipients]
+    assert to_gp, f"the GP got no e-mail; the sink got {[m.recipients for m in seen.mails]}"
+    links = {
+        found: mail
+        for mail in to_gp
+        for found in re.findall(rf"{re.escape(demo.gateway.url)}/alerts/(\d+)", mail.text)  # type: ignore[union-attr]
+    }
+    about = {seen.alerts[alert]: mail for alert, mail in links.items() if alert in seen.alerts}
+    assert about.keys() & deteriorating.keys(), "no e-mail to the GP links a deteriorating patient's alert"
+    # The links open the alert in the demo's web UI for her, once logged in.
+    assert seen.opened and set(seen.opened.values()) == {200}, seen.opened
+    for patient_id, mail in about.items():
+        assert seen.gp_of[patient_id] == GP  # she is told only of her own patients
+        told = f"{mail.subject}\n{mail.text}\n{mail.raw.decode('utf-8', 'replace')}"
+        patient = next(h.patient for h in demo.homes if h.patient.id == patient_id)
+        # "Synthetic patient N": neither the name nor its given name (the initials are allowed).
+        for part in (patient.name, patient.name.split()[0]):
+            assert part.lower() not in told.lower(), f"an e-mail names the patient ({part!r})"
+
+
+@pytest.mark.e2e
+def test_the_summary_and_the_mail_page_say_what_was_delivered_to_whom(played: _Run) -> None:
+    demo, summary = played.demo, played.summary
+    assert demo.mail is not None
+    assert summary.mail_url == demo.mail.url and f"{demo.mail.url}/" in played.output
+    received: dict[str, int] = {}
+    for mail in demo.seen.mails:
+        for address in mail.recipients:
+            received[address] = received.get(address, 0) + 1
+    assert dict(summary.emails) == received and summary.emails_delivered == sum(received.values()) > 0
+    assert f"to {EMAILS[GP]}" in played.output
+    # Every address the sink got mail for is a demo user's; each message is listed on the page.
+    assert set(received) <= set(EMAILS.values())
+    assert all(f'href="/messages/{mail.number}"' in demo.seen.mail_page for mail in demo.seen.mails)

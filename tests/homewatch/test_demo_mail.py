@@ -2,20 +2,19 @@
 .eml files in the demo's folder), a page that lists it with clickable links and shows nothing it was not
 sent, demo users with addresses for every deteriorating patient's nurse and GP, and, end to end, a short
 demo in which a deteriorating patient's alert reaches the patient's GP by e-mail: a link into the demo's
-web UI at /alerts/<id>, and not the patient's name.
+web UI at /alerts/<id>, and not the patient's name. Those two end-to-end tests live in
+tests/homewatch/test_demo_gateway.py and read the one short demo it plays: one file, so that the suite
+(pytest-xdist, ``--dist loadfile``) plays one demo for both, not two.
 
 Everything is real: SMTP over TCP to aiosmtpd, the page over HTTP, PostgreSQL, and the demo's own runner
 with its gateway, broker and emulated homes."""
 
 from __future__ import annotations
 
-import asyncio
-import io
-import re
 import smtplib
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -24,14 +23,11 @@ from typing import cast
 import httpx
 import psycopg
 import pytest
-from rich.console import Console
 
 from gateway.broker import free_port
 from homewatch.demo.home import SimulatedHome
-from homewatch.demo.mail import DEFAULT_PAGE_PORT, Mail, MailBox, MailError, MailSink, choose_page_port
-from homewatch.demo.provision import CARE_TEAMS, EMAILS, GP, Login, municipalities_for, provision
-from homewatch.demo.runner import Demo, DemoOptions
-from homewatch.demo.summary import DemoSummary
+from homewatch.demo.mail import DEFAULT_PAGE_PORT, MailBox, MailError, MailSink, choose_page_port
+from homewatch.demo.provision import CARE_TEAMS, EMAILS, GP, municipalities_for, provision
 from models.cohort.synthetic import SyntheticPatient, make_cohort
 
 WALL = datetime(2026, 3, 2, 8, 15, tzinfo=UTC)
@@ -187,115 +183,3 @@ def test_every_deteriorating_patient_s_nurse_has_an_address_and_each_team_s_firs
     # One deteriorating patient per team (12 homes), each of them the GP's.
     assert {team[p] for p in deteriorating} == {t.nurse for t in CARE_TEAMS}
     assert all(gp[p] == GP for p in deteriorating)
-
-
-# -- end to end: a short demo ------------------------------------------------------------------------
-
-
-@dataclass
-class _Seen:
-    mails: list[Mail] = field(default_factory=list)
-    alerts: dict[str, str] = field(default_factory=dict)  # alert id -> patient id
-    gp_of: dict[str, str | None] = field(default_factory=dict)  # patient id -> GP's username
-    page: str = ""  # the mail page's list
-    # A link in the GP's mail -> the status she gets opening it.
-    opened: dict[str, int] = field(default_factory=dict)
-
-
-class _ObservedDemo(Demo):
-    """The demo, read at its end: what its sink received, the alerts in its database, its mail page."""
-
-    def __init__(self, options: DemoOptions, console: Console) -> None:
-        super().__init__(options, console)
-        self.seen = _Seen()
-
-    async def _finish(self) -> DemoSummary:
-        summary = await super()._finish()
-        assert self.mail is not None and self.database_url is not None
-        self.seen.mails = self.mail.box.messages()
-        self.seen.page = (await asyncio.to_thread(httpx.get, f"{self.mail.url}/", timeout=10)).text
-        with psycopg.connect(self.database_url) as conn:
-            for alert_id, patient_id in conn.execute("SELECT id, patient_id FROM alerts"):
-                self.seen.alerts[str(alert_id)] = patient_id
-            self.seen.gp_of = dict(conn.execute("SELECT id, gp_username FROM patients").fetchall())
-        links = [link for mail in self.seen.mails if EMAILS[GP] in mail.recipients for link in _links(mail)]
-        gp = next(login for login in self.logins if login.username == GP)
-        self.seen.opened = await asyncio.to_thread(_open_as, self.gateway.url, gp, links[:3])  # type: ignore[union-attr]
-        return summary
-
-
-def _links(mail: Mail) -> list[str]:
-    return re.findall(r"https?://\S+/alerts/\d+", mail.text)
-
-
-def _open_as(url: str, login: Login, links: list[str]) -> dict[str, int]:
-    """What ``login`` gets opening each link after logging in through the form (anti-forgery token first)."""
-    with httpx.Client(base_url=url, timeout=10, follow_redirects=True) as browser:
-        form = re.search(
-            r'action="/login".*?name="csrf" value="([^"]+)"', browser.get("/login").text, re.DOTALL
-        )
-        assert form is not None
-        browser.post("/login", data={"username": login.username, "password": login.password, "csrf": form[1]})
-        return {link: browser.get(link, follow_redirects=False).status_code for link in links}
-
-
-@dataclass(frozen=True)
-class _Run:
-    demo: _ObservedDemo
-    summary: DemoSummary
-    output: str
-
-
-@pytest.fixture(scope="module")
-def played() -> Iterator[_Run]:
-    # 3 homes: one deteriorates, and is dealt first, to a team whose first patient is the GP's.
-    options = DemoOptions(
-        homes=3, days=7, duration=15, port=free_port(), seed=11, workers=0, mail_port=free_port()
-    )
-    console = Console(file=io.StringIO(), width=160)
-    demo = _ObservedDemo(options, console)
-    summary = asyncio.run(demo.run())
-    assert isinstance(console.file, io.StringIO)
-    yield _Run(demo, summary, console.file.getvalue())
-
-
-@pytest.mark.e2e
-def test_a_deteriorating_patient_s_alert_reaches_the_gp_by_e_mail_with_a_link_and_without_the_name(
-    played: _Run,
-) -> None:
-    demo, seen = played.demo, played.demo.seen
-    deteriorating = {h.patient.id: h.patient for h in demo.homes if h.patient.deteriorating}
-    to_gp = [mail for mail in seen.mails if EMAILS[GP] in mail.recipients]
-    assert to_gp, f"the GP got no e-mail; the sink got {[m.recipients for m in seen.mails]}"
-    links = {
-        found: mail
-        for mail in to_gp
-        for found in re.findall(rf"{re.escape(demo.gateway.url)}/alerts/(\d+)", mail.text)  # type: ignore[union-attr]
-    }
-    about = {seen.alerts[alert]: mail for alert, mail in links.items() if alert in seen.alerts}
-    assert about.keys() & deteriorating.keys(), "no e-mail to the GP links a deteriorating patient's alert"
-    # The links open the alert in the demo's web UI for her, once logged in.
-    assert seen.opened and set(seen.opened.values()) == {200}, seen.opened
-    for patient_id, mail in about.items():
-        assert seen.gp_of[patient_id] == GP  # she is told only of her own patients
-        told = f"{mail.subject}\n{mail.text}\n{mail.raw.decode('utf-8', 'replace')}"
-        patient = next(h.patient for h in demo.homes if h.patient.id == patient_id)
-        # "Synthetic patient N": neither the name nor its given name (the initials are allowed).
-        for part in (patient.name, patient.name.split()[0]):
-            assert part.lower() not in told.lower(), f"an e-mail names the patient ({part!r})"
-
-
-@pytest.mark.e2e
-def test_the_summary_and_the_mail_page_say_what_was_delivered_to_whom(played: _Run) -> None:
-    demo, summary = played.demo, played.summary
-    assert demo.mail is not None
-    assert summary.mail_url == demo.mail.url and f"{demo.mail.url}/" in played.output
-    received: dict[str, int] = {}
-    for mail in demo.seen.mails:
-        for address in mail.recipients:
-            received[address] = received.get(address, 0) + 1
-    assert dict(summary.emails) == received and summary.emails_delivered == sum(received.values()) > 0
-    assert f"to {EMAILS[GP]}" in played.output
-    # Every address the sink got mail for is a demo user's; each message is listed on the page.
-    assert set(received) <= set(EMAILS.values())
-    assert all(f'href="/messages/{mail.number}"' in demo.seen.page for mail in demo.seen.mails)

@@ -91,8 +91,8 @@ class _Subscriber:
         self.identifiers += [e["resource"]["identifier"][0]["value"] for e in bundle["entry"]]
 
     def close(self) -> None:
+        self.client.disconnect()  # first: the network loop then ends at once, not at its 1 s timeout
         self.client.loop_stop()
-        self.client.disconnect()
 
 
 def _wait(predicate: Any, timeout: float = 10.0) -> bool:

@@ -58,5 +58,5 @@ def test_configured_bound_applies_and_evictions_are_reported_in_the_status(
     finally:
         agent.publisher.stop()
         agent.outbox.close()
+        listener.disconnect()  # first: the network loop then ends at once, not at its 1 s timeout
         listener.loop_stop()
-        listener.disconnect()

@@ -70,5 +70,5 @@ def test_statuses_interleaved_with_a_backlog_lose_no_reading(tmp_path: Path, bro
     finally:
         publisher.stop(timeout=2)
         outbox.close()
+        sink.disconnect()  # first: the network loop then ends at once, not at its 1 s timeout
         sink.loop_stop()
-        sink.disconnect()

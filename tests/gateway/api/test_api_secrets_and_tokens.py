@@ -60,7 +60,12 @@ def test_production_refuses_a_published_short_or_hand_typed_secret(
     assert PUBLISHED in PUBLISHED_SECRETS
 
 
-@pytest.mark.parametrize("secret", [secrets.token_urlsafe(32), secrets.token_hex(32), secrets.token_hex(16)])
+# Named ids: the secrets are new each run, and pytest-xdist's workers must collect the same test ids.
+@pytest.mark.parametrize(
+    "secret",
+    [secrets.token_urlsafe(32), secrets.token_hex(32), secrets.token_hex(16)],
+    ids=["base64url", "hex", "hex-of-16-bytes"],
+)
 def test_production_accepts_32_random_bytes_however_encoded(
     secret: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,7 +22,11 @@ from pathlib import Path
 import atheris
 import orjson
 
-with atheris.instrument_imports():
+# Coverage of the code the decision runs: homewatch's packages and the FHIR models and pydantic under
+# them (found with sys.setprofile over mutated Bundles). The rest these imports pull in (psycopg, asyncio,
+# yaml, email, the standard library) is not instrumented: that took ~25 s of every start, for a few
+# edges of the standard library's own (5000 runs: 1286 edges instead of 1362).
+with atheris.instrument_imports(include=["fhir_contract", "gateway", "fhir", "fhir_core", "pydantic"]):
     from fhir_contract.limits import EFFECTIVE_FLOOR, FHIR_ID, IDENTIFIER_VALUE, MAX_CLOCK_AHEAD
     from gateway.ingest.processing import error_report, process_message, receipt
     from gateway.ingest.storing import quarantine_entries
