@@ -45,10 +45,12 @@ demo: install
 	$(BIN)/homewatch demo $(ARGS)
 
 # Two test processes (pytest-xdist), a file each at a time: a file's module-scoped set-up (a demo run, a
-# browser's world) stays in one process. TEST_WORKERS=0 runs everything in this one process.
+# browser's world) stays in one process. Files are handed out in collection order, which puts the longest
+# first (tests/conftest.py), not xdist's default of the most tests first, which left the 2-minute
+# one-test schemathesis file to the end. TEST_WORKERS=0 runs everything in this one process.
 TEST_WORKERS ?= 2
 test: install chromium
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
 # The fault tests (each ends with a reconciliation from PostgreSQL, printed as one table at the end) and
 # the fuzzers at a large budget. `make test` runs the same tests with the fuzzers' small budget.

@@ -113,8 +113,9 @@ def any_broker(request: pytest.FixtureRequest) -> Iterator[BrokerEndpoint]:
         yield endpoint
 
 
-# The longest files, longest first: pytest-xdist hands files out in collection order, and a 2-minute file
-# handed out last keeps one process working alone at the end. Everything else keeps its order.
+# The longest files, longest first: pytest-xdist (``--no-loadscope-reorder``, see the Makefile) hands
+# files out in collection order, and a 2-minute file handed out last keeps one process working alone at
+# the end. Everything else keeps its order.
 LONGEST_FILES = (
     "tests/gateway/api/test_api_schemathesis.py",
     "tests/homewatch/test_demo_gateway.py",
