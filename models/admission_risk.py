@@ -28,7 +28,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -314,14 +314,28 @@ def load(path: Path) -> RiskModel:
         metadata = json.loads(sidecar.read_text(encoding="utf-8"))
     except Exception as exc:  # any unpickling or JSON failure means the same thing to the caller
         raise ModelError(path, f"cannot read the model ({exc})") from exc
-    if not isinstance(blob, dict) or blob.get("model") not in READABLE_VERSIONS:
-        raise ModelError(path, f"not a {MODEL_VERSION} model")
+    problem = blob_problem(blob) or sidecar_problem(metadata)
+    if problem is not None:
+        raise ModelError(path, problem)
+    return RiskModel(blob["estimator"], metadata)
+
+
+def blob_problem(blob: object) -> str | None:
+    """Why an unpickled model file is not a model this code reads; None when it is (``load`` and the
+    registry's ``models.model_bytes`` both ask)."""
+    if not isinstance(blob, dict) or blob.get("model") not in READABLE_VERSIONS or "estimator" not in blob:
+        return f"not a {MODEL_VERSION} model"
+    return None
+
+
+def sidecar_problem(metadata: Mapping[str, Any]) -> str | None:
+    """Why a model's sidecar metadata is not one this code scores with; None when it is."""
     features = metadata.get("features")
     if not isinstance(features, list) or not features or not set(features) <= set(MODEL_FEATURES):
-        raise ModelError(path, "the model's features differ from this version's; retrain it")
+        return "the model's features differ from this version's; retrain it"
     if "alert_score" not in metadata:  # its alert_threshold is on the risk, not on the rise in risk
-        raise ModelError(path, "the model predates alerts on the rise in risk; retrain it")
-    return RiskModel(blob["estimator"], metadata)
+        return "the model predates alerts on the rise in risk; retrain it"
+    return None
 
 
 # --- alerts ---------------------------------------------------------------------------------------------

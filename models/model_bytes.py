@@ -24,8 +24,14 @@ from typing import Any, Final
 
 import joblib
 
-from models.admission_risk import MODEL_VERSION, READABLE_VERSIONS, SHIPPED_MODEL, ModelError, RiskModel
-from models.features import MODEL_FEATURES
+from models.admission_risk import (
+    MODEL_VERSION,
+    SHIPPED_MODEL,
+    ModelError,
+    RiskModel,
+    blob_problem,
+    sidecar_problem,
+)
 
 #: The model card that ships next to the default model.
 SHIPPED_CARD: Final = Path(__file__).with_name("MODEL_CARD.md")
@@ -65,8 +71,9 @@ def model_from_bytes(
         blob = joblib.load(io.BytesIO(data))
     except Exception as exc:  # any unpickling failure means the same thing to the caller
         raise ModelBytesError(f"cannot read the model ({exc})", version) from exc
-    if not isinstance(blob, dict) or blob.get("model") not in READABLE_VERSIONS or "estimator" not in blob:
-        raise ModelBytesError(f"not a {MODEL_VERSION} model", version)
+    problem = blob_problem(blob)
+    if problem is not None:
+        raise ModelBytesError(problem, version)
     return renamed(RiskModel(blob["estimator"]), metadata, version)
 
 
@@ -74,11 +81,9 @@ def renamed(model: RiskModel, metadata: Mapping[str, Any], version: str | None) 
     """``model``'s estimator with ``metadata``, named ``version`` (the same bytes may be registered under
     several names); ModelBytesError when the metadata is not what ``load`` accepts from a sidecar (the
     features some of this version's, an alert score on the rise in risk)."""
-    features = metadata.get("features")
-    if not isinstance(features, list) or not features or not set(features) <= set(MODEL_FEATURES):
-        raise ModelBytesError("the model's features differ from this version's; retrain it", version)
-    if "alert_score" not in metadata:  # its alert_threshold is on the risk, not on the rise in risk
-        raise ModelBytesError("the model predates alerts on the rise in risk; retrain it", version)
+    problem = sidecar_problem(metadata)
+    if problem is not None:
+        raise ModelBytesError(problem, version)
     named = dict(metadata)
     if version is not None:
         named["model"] = version
