@@ -20,6 +20,7 @@ Connect"); the provider's ``oidc_username_claim`` names a user of ``users``, and
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -111,6 +112,25 @@ class GatewaySettings(BaseSettings):
     # late is nothing; more often would only read the same readings again.
     missing_check_minutes: float = Field(default=5.0, gt=0)
 
+    # Where the embedded PostgreSQL keeps its data when no database URL is given to `homewatch admin`
+    # (and to `homewatch gateway serve --data-dir`): a folder that outlives the process.
+    # None: ~/.local/share/homewatch.
+    data_dir: Path | None = None
+    # The broker's dynamic-security administrator (deploy/mosquitto): with it, enrolling a hub creates its
+    # broker account and revoking deletes it (gateway.broker_accounts). None: the broker keeps no accounts
+    # (the embedded, anonymous broker of the demo and the tests), and enrolment says so.
+    broker_admin_username: str | None = None
+    broker_admin_password: SecretStr | None = None
+    # What an enrolled hub is told in its hub.toml: the broker address as the homes reach it (None: the
+    # gateway's mqtt_host / mqtt_port) and the CA certificate that signed the broker's (copied into the
+    # hub's folder; set means the hubs use TLS).
+    hub_mqtt_host: str | None = None
+    hub_mqtt_port: int | None = Field(default=None, ge=1, le=65535)
+    hub_ca_file: Path | None = None
+    # How often the gateway publishes the retained configuration of hubs whose published version lags
+    # (an assignment made while the broker was away), in seconds.
+    config_publish_interval_s: float = Field(default=30.0, gt=0)
+
     # Development without a secret: a random key of this settings object (copies and pickles keep it).
     _development_key: str = PrivateAttr(default_factory=lambda: secrets.token_urlsafe(MIN_SECRET_BYTES))
 
@@ -167,6 +187,11 @@ class GatewaySettings(BaseSettings):
     def web_base_url(self) -> str:
         """The base of links to the web UI in messages sent outside it (no trailing slash)."""
         return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
+
+    @property
+    def embedded_data_dir(self) -> Path:
+        """The embedded PostgreSQL's folder when no database URL is given (``data_dir`` or its default)."""
+        return self.data_dir if self.data_dir is not None else Path.home() / ".local" / "share" / "homewatch"
 
     @property
     def oidc_enabled(self) -> bool:

@@ -68,7 +68,16 @@ class Home:
             )
         enroll_hub(conn, Hub(self.municipality_id, self.hub_id, self.patient_id))
         for device_id, kind in ((self.oximeter_id, "pulse-oximeter"), (self.cuff_id, "blood-pressure-cuff")):
-            enroll_device(conn, Device(self.municipality_id, device_id, self.hub_id, self.patient_id, kind))
+            if _has_column(conn, "devices", "removed_at"):  # migration 0015
+                enroll_device(
+                    conn, Device(self.municipality_id, device_id, self.hub_id, self.patient_id, kind)
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO devices (municipality_id, id, hub_id, patient_id, kind) VALUES (%s, %s, %s, %s, %s)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (self.municipality_id, device_id, self.hub_id, self.patient_id, kind),
+                )
 
     def spo2(
         self,

@@ -269,13 +269,16 @@ def enroll_hub(conn: psycopg.Connection[Any], hub: Hub) -> None:
 
 
 def enroll_device(conn: psycopg.Connection[Any], device: Device) -> None:
-    """Create a device or re-pair it; its hub and patient must belong to the device's municipality."""
+    """Create a device or re-pair it (a removed device is assigned again); its hub and patient must belong
+    to the device's municipality."""
     row = conn.execute(
         "INSERT INTO devices (municipality_id, id, hub_id, patient_id, kind, address)"
         " SELECT h.municipality_id, %s, h.id, h.patient_id, %s, %s FROM hubs h"
         " WHERE h.municipality_id = %s AND h.id = %s AND h.patient_id = %s"
         " ON CONFLICT (id) DO UPDATE SET hub_id = EXCLUDED.hub_id, patient_id = EXCLUDED.patient_id,"
-        " kind = EXCLUDED.kind, address = EXCLUDED.address"
+        " kind = EXCLUDED.kind, address = EXCLUDED.address, removed_at = NULL,"
+        " assigned_at = CASE WHEN devices.removed_at IS NULL AND devices.hub_id = EXCLUDED.hub_id"
+        "  THEN devices.assigned_at ELSE now() END"
         " WHERE devices.municipality_id = EXCLUDED.municipality_id"
         " RETURNING id",
         (device.id, device.kind, device.address, device.municipality_id, device.hub_id, device.patient_id),
@@ -292,7 +295,9 @@ def enroll_device(conn: psycopg.Connection[Any], device: Device) -> None:
 def hub_assignments(
     conn: psycopg.Connection[Any], hubs: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], HubAssignment]:
-    """Assignments of many ``(municipality_id, hub_id)`` pairs in one query; unknown pairs are absent."""
+    """Assignments of many ``(municipality_id, hub_id)`` pairs in one query; unknown pairs are absent.
+
+    A revoked hub is absent (ingest refuses it) and a removed device is not among its hub's devices."""
     pairs = sorted(set(hubs))
     if not pairs:
         return {}
@@ -302,8 +307,9 @@ def hub_assignments(
             " coalesce(array_agg(d.id) FILTER (WHERE d.id IS NOT NULL), '{}')"
             " FROM unnest(%s::text[], %s::text[]) AS want(municipality_id, hub_id)"
             " JOIN hubs h ON h.municipality_id = want.municipality_id AND h.id = want.hub_id"
+            " AND h.revoked_at IS NULL"
             " LEFT JOIN devices d ON d.hub_id = h.id AND d.municipality_id = h.municipality_id"
-            " AND d.patient_id = h.patient_id"
+            " AND d.patient_id = h.patient_id AND d.removed_at IS NULL"
             " GROUP BY h.municipality_id, h.id, h.patient_id",
             ([m for m, _ in pairs], [h for _, h in pairs]),
         )
