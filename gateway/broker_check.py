@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -76,6 +77,7 @@ class ProbeTarget:
     username: str | None
     password: str | None
     mqtt5: bool
+    ca_file: Path | None = None  # the broker's CA; None: the system's CA certificates
 
     @classmethod
     def from_settings(cls, settings: GatewaySettings) -> ProbeTarget:
@@ -86,6 +88,7 @@ class ProbeTarget:
             settings.mqtt_username,
             settings.mqtt_password,
             settings.mqtt_v5,
+            settings.mqtt_ca_file,
         )
 
 
@@ -138,7 +141,8 @@ class _Client:
         if target.username is not None:
             self.client.username_pw_set(target.username, target.password)
         if target.tls:
-            self.client.tls_set()  # the system's CA certificates, as ingest does
+            # The broker's CA (mqtt_ca_file), else the system's CA certificates, as ingest does.
+            self.client.tls_set(ca_certs=str(target.ca_file) if target.ca_file is not None else None)
         self.client.max_inflight_messages_set(INFLIGHT)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

@@ -5,9 +5,10 @@ given; migrated either way), the broker (an embedded one unless ``mqtt_url`` or 
 the scorer LISTENing for new data, the alert dispatcher (``gateway.alerts.dispatcher``: e-mails and
 webhooks of the alerts' outbox, escalations, ended snoozes, every ``alert_jobs_interval_s`` of its
 clock), the 30-day admission risk on its schedule (at start, then every ``risk_interval_hours``), the
-missing-measurement job (every ``missing_check_minutes`` of its clock), the ingest workers, and the HTTP
-server (web UI, FHIR API, ``/healthz``, ``/metrics``). ``stop`` undoes it in reverse order and stops
-only what it started.
+missing-measurement job (every ``missing_check_minutes`` of its clock), the config job (hubs' retained
+configuration whose published version lags, every ``config_publish_interval_s``), the ingest workers, and
+the HTTP server (web UI, FHIR API, ``/healthz``, ``/metrics``). ``stop`` undoes it in reverse order and
+stops only what it started.
 
 One path from ingest to the scorer, whatever the options: an ingest worker announces the patients with
 new data by PostgreSQL NOTIFY from inside its batch's transaction, and the scorer LISTENs
@@ -41,6 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -57,8 +59,10 @@ from gateway.api.app import create_app
 from gateway.api.pool import open_pool
 from gateway.broker import BrokerEndpoint, EmbeddedBroker
 from gateway.broker_check import check_external_broker
+from gateway.config_job import ConfigJob
 from gateway.errors import GatewayError
 from gateway.http_server import check_port_free, start_http, stop_http
+from gateway.hub_config import config_publisher
 from gateway.settings import GatewaySettings
 from gateway.store.embedded import EmbeddedPostgres, create_database
 from gateway.store.ingest_metrics import IngestTotals, ingest_totals
@@ -122,7 +126,7 @@ def check_broker(host: str, port: int) -> None:
 class GatewayOptions:
     """Where the gateway finds its parts; what it is not given, it starts itself (embedded)."""
 
-    database_url: str | None = None  # None: an embedded PostgreSQL in a temporary folder
+    database_url: str | None = None  # None: an embedded PostgreSQL in ``data_dir``/postgres
     mqtt_url: str | None = None  # an external broker, probed at start
     broker: BrokerEndpoint | None = None  # a broker already running (the demo's); not with mqtt_url
     workers: int | None = None  # ingest worker processes; 0: a thread of this process; None: one per core
@@ -132,6 +136,9 @@ class GatewayOptions:
     # The gateway's "now" for scores, alerts and the web UI; None: the wall clock. The demo's simulated
     # clock (homewatch.demo.clock), which never runs ahead of the wall clock.
     clock: Callable[[], datetime] | None = None
+    # The embedded PostgreSQL's folder is ``data_dir``/postgres, kept (`homewatch admin` uses the same one);
+    # None: a temporary folder, deleted at stop. Last, so the fields before it keep their positions.
+    data_dir: Path | None = None
 
 
 class Gateway:
@@ -151,6 +158,7 @@ class Gateway:
         self.admission_risk: AdmissionRiskSchedule | None = None
         self.dispatcher: Dispatcher | None = None
         self.missing: MissingMeasurementJob | None = None
+        self.config_job: ConfigJob | None = None
         self.workers: IngestWorkers | None = None
         self._counted_at_start = IngestTotals()
         self._http: tuple[uvicorn.Server, threading.Thread] | None = None
@@ -213,6 +221,11 @@ class Gateway:
             database_url, timedelta(minutes=settings.missing_check_minutes), clock=opts.clock
         )
         self.missing.start()
+        # Hubs' retained configuration that an administrator changed while the broker was away.
+        self.config_job = ConfigJob(
+            database_url, config_publisher(settings), settings.config_publish_interval_s
+        )
+        self.config_job.start()
         self.workers = IngestWorkers(settings, endpoint, count, logging.getLogger().getEffectiveLevel())
         self._counted_at_start = self._ingest_totals()
         self.workers.start(timeout)
@@ -233,7 +246,8 @@ class Gateway:
         """The database URL, starting an embedded PostgreSQL when none was given; migrated."""
         database_url = self.options.database_url
         if database_url is None:
-            self._pg = EmbeddedPostgres()
+            data_dir = self.options.data_dir
+            self._pg = EmbeddedPostgres(None if data_dir is None else data_dir / "postgres")
             database_url = create_database(self._pg.start(), EMBEDDED_DATABASE)
             log.info("embedded PostgreSQL: %s", database_url)
         applied = migrate_database(database_url)
@@ -248,6 +262,9 @@ class Gateway:
         if self.workers is not None:
             self.workers.stop()
             self.workers = None
+        if self.config_job is not None:
+            self.config_job.stop()
+            self.config_job = None
         if self.missing is not None:
             self.missing.stop()
             self.missing = None

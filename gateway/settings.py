@@ -50,7 +50,10 @@ class GatewaySettings(BaseSettings):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     mqtt_v5: bool = True
-    mqtt_tls: bool = False  # mqtts://: TLS with the system's CA certificates
+    mqtt_tls: bool = False  # mqtts://: TLS, verified against mqtt_ca_file or the system's CA certificates
+    # The CA certificate that signed the broker's (a private CA, as `homewatch admin broker init` makes);
+    # None: the system's CA certificates.
+    mqtt_ca_file: Path | None = None
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     # MQTT 5 shared-subscription group: workers in one group share the stream (ingest scales out).

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from homewatch import model_registry_cli, model_training_cli
+from homewatch import admin_cli, model_registry_cli, model_training_cli
+from homewatch.cli_common import fail as _fail
+from homewatch.cli_common import gateway_settings as _gateway_settings
 
 if TYPE_CHECKING:
     import psycopg
 
-    from gateway.settings import GatewaySettings
     from models.admission_risk import RiskModel
     from models.cohort_reader import Cohort
 
@@ -50,31 +51,9 @@ team_app = typer.Typer(help="Care teams: the nurses of a team see the team's pat
 app.add_typer(edge_app, name="edge")
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(models_app, name="models")
+app.add_typer(admin_cli.app, name="admin")
 gateway_app.add_typer(user_app, name="user")
 gateway_app.add_typer(team_app, name="team")
-
-
-def _fail(message: str) -> typer.Exit:
-    """One line on stderr, no traceback, non-zero exit."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
-
-
-def _gateway_settings() -> GatewaySettings:
-    """The gateway's settings from the environment; a refusal (no secret outside development, a bad
-    value) is one line and exit code 2."""
-    from pydantic import ValidationError
-
-    from gateway.settings import GatewaySettings
-
-    try:
-        return GatewaySettings()
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["loc"]:  # a field's own error names the variable; the secret check names it itself
-            message = f"HOMEWATCH_{str(error['loc'][0]).upper()}: {message}"
-        raise _fail(f"settings: {message}") from None
 
 
 @app.command()
@@ -443,6 +422,15 @@ def gateway_serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port.")] = 8000,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="HOMEWATCH_DATA_DIR",
+            help="Without --database-url: keep the embedded PostgreSQL in DATA_DIR/postgres, the one"
+            " `homewatch admin` uses.",
+            show_default="a temporary folder",
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway until SIGTERM or SIGINT: ingest workers, scorer, web UI, FHIR API, /metrics."""
     import logging
@@ -472,7 +460,7 @@ def gateway_serve(
     elif settings.metrics_token is None:
         log.warning("HOMEWATCH_METRICS_TOKEN is not set: /metrics refuses every request")
     options = GatewayOptions(
-        database_url=database_url, mqtt_url=mqtt_url, workers=workers, host=host, port=port
+        database_url=database_url, mqtt_url=mqtt_url, workers=workers, host=host, port=port, data_dir=data_dir
     )
     try:
         serve(options, settings)

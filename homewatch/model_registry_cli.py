@@ -5,7 +5,7 @@ municipality may score with and their held-out figures, activating one (refused,
 override is given, when it does not beat NEWS2 on its held-out data by the margin), rolling back, and a
 version's model card. Who acts is named with ``--by``, and must be, in ``users``, a municipality
 administrator of that municipality or a system administrator; the audit log records them. Every refusal
-is one line on stderr and exit code 2 (``homewatch.cli._fail``), and nothing is changed.
+is one line on stderr and exit code 2 (``homewatch.cli_common.fail``), and nothing is changed.
 
 ``register`` adds the commands to ``homewatch models`` (``homewatch.cli`` calls it); the helpers of
 ``homewatch.cli`` are imported where used, so this module can be imported first.
@@ -17,6 +17,8 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from homewatch.cli_common import fail as _fail
 
 if TYPE_CHECKING:
     import psycopg
@@ -37,12 +39,6 @@ def register(models_app: typer.Typer) -> None:
     models_app.command("activate")(models_activate)
     models_app.command("rollback")(models_rollback)
     models_app.command("card")(models_card)
-
-
-def _fail(message: str) -> typer.Exit:
-    from homewatch.cli import _fail as fail
-
-    return fail(message)
 
 
 def _known_municipality(conn: psycopg.Connection[Any], municipality: str) -> None:

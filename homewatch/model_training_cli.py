@@ -19,7 +19,7 @@ Training on a municipality's own history is the normal way to get a model it can
   database (``gateway.store.cohort_import``), so that a gateway can train on a history it did not record.
 
 Every refusal (unreachable database, unknown municipality, too little history) is one line on stderr and
-exit code 2 (``homewatch.cli._fail``). The helpers of ``homewatch.cli`` are imported where used, so this
+exit code 2 (``homewatch.cli_common.fail``). The helpers of ``homewatch.cli`` are imported where used, so this
 module can be imported by it first.
 """
 
@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
+from homewatch.cli_common import fail as _fail
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -45,12 +47,6 @@ if TYPE_CHECKING:
 SOURCE_DATABASE: Final = "database"
 # Columns of the table when the output is not a terminal (Rich would take 80 and wrap every row).
 _PLAIN_WIDTH: Final = 130
-
-
-def _fail(message: str) -> typer.Exit:
-    from homewatch.cli import _fail as fail
-
-    return fail(message)
 
 
 def version_name(municipality: str, now: datetime | None = None) -> str:

@@ -74,7 +74,8 @@ class Home:
                 )
             else:
                 conn.execute(
-                    "INSERT INTO devices (municipality_id, id, hub_id, patient_id, kind) VALUES (%s, %s, %s, %s, %s)"
+                    "INSERT INTO devices (municipality_id, id, hub_id, patient_id, kind)"
+                    " VALUES (%s, %s, %s, %s, %s)"
                     " ON CONFLICT (id) DO NOTHING",
                     (self.municipality_id, device_id, self.hub_id, self.patient_id, kind),
                 )

@@ -28,11 +28,18 @@ the ``status_extra`` callable adds (the service adds the devices); the Last Will
 to ``on_config`` (raw bytes, on paho's thread); judging them is :mod:`edge_agent.remote_config`'s job.
 TLS and the hub's credentials come from :class:`~edge_agent.config.MqttConfig`. The drain thread also
 gives the outbox its turn to write readings a full disk refused (``Outbox.retry``).
+
+Reconnecting is paho's (its network thread waits, then tries again), but the wait is ours:
+:func:`reconnect_delay` draws each one at random between a floor and a cap that doubles per failed
+attempt ("full jitter"). paho's own back-off doubles deterministically, so after a broker restart every
+hub of a municipality would retry in the same instants; jittered, their attempts spread out and the
+broker sees a bounded connect rate (``bench/hub_fleet.py`` measures both, ``docs/scaling.md``).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import ssl
 import threading
 import time
@@ -60,10 +67,35 @@ WINDOW = 16
 UNCONFIRMED_MAX = 64
 # The longest wait for a receipt before sending a Bundle again, however long the gateway is away.
 RECEIPT_WAIT_MAX_S = 1800.0
-# paho's reconnect back-off: first retry after 1 s, doubling to 60 s so hundreds of hubs coming
-# back after an outage do not all hit the broker in the same second.
-RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 60
+# Reconnect back-off (reconnect_delay): never sooner than 1 s after losing the link (a broker that refuses
+# us is not hammered), never later than 60 s (a hub is back within a minute of the broker); the random
+# part in between is what keeps thousands of hubs that lost the broker together from retrying together.
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 60.0
 AGENT_VERSION = "0.1.0"
+
+
+def reconnect_delay(
+    attempt: int,
+    rng: random.Random,
+    *,
+    minimum: float = RECONNECT_MIN_S,
+    maximum: float = RECONNECT_MAX_S,
+) -> float:
+    """Seconds to wait before reconnection attempt ``attempt`` (0: the first after the link was lost).
+
+    Uniform in ``[minimum, cap]``, the cap doubling from ``2 * minimum`` per failed attempt up to
+    ``maximum``: 1-2 s, 1-4 s, 1-8 s, ... 1-60 s with the defaults. Each hub draws from its own ``rng``, so
+    hubs disconnected in the same instant (a broker restart) do not come back in the same instants, as
+    they would with paho's deterministic doubling (1, 2, 4, ... s); the floor keeps a hub the broker
+    refuses from retrying in a tight loop. ``rng`` is injected so tests and the fleet benchmark can seed
+    it.
+    """
+    if attempt < 0:
+        raise ValueError(f"attempt must be 0 or more, not {attempt}")
+    if not 0 < minimum <= maximum:
+        raise ValueError(f"need 0 < minimum <= maximum, not {minimum}, {maximum}")
+    cap = min(maximum, minimum * 2.0 ** min(attempt + 1, 64))  # the exponent bounded: no float overflow
+    return rng.uniform(minimum, cap)
 
 
 @dataclass(slots=True)
@@ -90,8 +122,11 @@ class _Batch:
 class MqttPublisher:
     """Sends what is in the outbox; ``start()`` / ``stop()``. Thread-based, never blocks an event loop."""
 
-    def __init__(self, config: HubConfig, outbox: Outbox) -> None:
+    def __init__(self, config: HubConfig, outbox: Outbox, *, rng: random.Random | None = None) -> None:
         self._config = config
+        # Seeded from the operating system unless given: no two hubs draw the same reconnect delays.
+        self._rng = rng if rng is not None else random.Random()
+        self._reconnect_attempt = 0  # failed attempts since the last successful CONNACK
         self._outbox = outbox
         self._await_receipts = config.mqtt.delete_after == "gateway"
         self.stats = PublisherStats()
@@ -119,7 +154,7 @@ class MqttPublisher:
         self.on_config: Callable[[bytes], None] | None = None
         self._apply_credentials(config)
         self._client.max_inflight_messages_set(WINDOW)
-        self._client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        # No reconnect_delay_set here: paho calls on_connect_fail or on_disconnect before every wait.
         self._client.will_set(config.topic("status"), self._status("offline"), qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -223,6 +258,7 @@ class MqttPublisher:
         log.info(
             "hub %s: connected to %s:%d", self._config.hub_id, self._config.mqtt.host, self._config.mqtt.port
         )
+        self._reconnect_attempt = 0
         topics = [(self._config.topic("errors"), 1), (self._config.topic("config"), 1)]
         if self._await_receipts:
             topics.append((self._config.topic("receipts"), 1))
@@ -237,7 +273,19 @@ class MqttPublisher:
             self._slot_free.notify_all()
         self._connected.set()
 
+    def _schedule_reconnect(self) -> None:
+        """Choose the wait before paho's next connection attempt (:func:`reconnect_delay`).
+
+        Called on paho's network thread from ``on_disconnect`` and ``on_connect_fail``, which paho runs
+        before it waits. ``reconnect_delay_set`` resets paho's doubling, so its next wait is the minimum
+        given, here the delay drawn (paho annotates the bounds as int; its wait is float arithmetic).
+        """
+        delay = reconnect_delay(self._reconnect_attempt, self._rng)
+        self._reconnect_attempt += 1
+        self._client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]
+
     def _on_connect_fail(self, _c: mqtt.Client, _u: object) -> None:
+        self._schedule_reconnect()
         if not self._stopping.is_set():
             log.warning(
                 "hub %s: cannot reach %s:%d (TLS or network); retrying with back-off",
@@ -248,6 +296,7 @@ class MqttPublisher:
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
         self._connected.clear()
+        self._schedule_reconnect()
         if not self._stopping.is_set():
             log.info("hub %s: disconnected (%s); paho reconnects with back-off", self._config.hub_id, reason)
 

@@ -29,17 +29,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from gateway.api import (
     admin_alert_pages,
     admin_pages,
+    administration_pages,
     alert_fhir,
     alert_pages,
     alert_stream,
     fhir_api,
     findr_pages,
+    fleet_pages,
     health,
+    invitation_pages,
     language,
     metrics,
     model_monitoring_pages,
     model_pages,
     patient_pages,
+    quarantine_pages,
     review_fhir,
     review_pages,
     web,
@@ -186,11 +190,15 @@ def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bo
     app.include_router(findr_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(alert_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(language.router)
+    app.include_router(invitation_pages.router)
     app.include_router(admin_pages.router)
     app.include_router(admin_alert_pages.router)
+    app.include_router(administration_pages.router)
     # Before any /admin/models/{version} route, which would otherwise take "monitoring" for a version.
     app.include_router(model_monitoring_pages.router)
     app.include_router(model_pages.router)
+    app.include_router(quarantine_pages.router)
+    app.include_router(fleet_pages.router)
     app.include_router(fhir_api.router)
     app.include_router(review_fhir.router)
     app.include_router(alert_fhir.router)

@@ -3,8 +3,9 @@
 ``templates/base.html`` calls these (template globals). Which links a role gets follows
 ``gateway.store.access``: nurses and GPs work with patients (the worklist, the weekly review and the
 alerts, whose link shows how many of their patients' alerts are not yet acknowledged), administrators see
-no patient and get the audit log, the alert deliveries, the alert settings and the risk models. Whether a
-route lets a user in is decided by the route, not by the menu.
+no patient and get the audit log, the alert deliveries, the alert settings, the risk models, the homes
+(hubs and devices), the quarantine and the fleet. Whether a route lets a user in is decided by the route,
+not by the menu.
 
 The alert count is one query on the request's own connection: the clinical pages' routers lend it to the
 templates (``lend_connection``, a router dependency), so a page counts without taking a second pooled
@@ -33,11 +34,14 @@ AUDIT = ("/admin/audit", N_("Audit log"))
 DELIVERIES = ("/admin/deliveries", N_("Alert deliveries"))
 ALERT_SETTINGS = ("/admin/alert-settings", N_("Alert settings"))
 MODELS = ("/admin/models", N_("Risk models"))
+HOMES = ("/admin/homes", N_("Homes"))
+QUARANTINE = ("/admin/quarantine", N_("Quarantine"))
+FLEET = ("/admin/fleet", N_("Fleet"))
 NAVIGATION: Mapping[str, tuple[tuple[str, str], ...]] = {
     NURSE: (WORKLIST, REVIEW, ALERTS),
     GP: (WORKLIST, REVIEW, ALERTS),
-    MUNICIPALITY_ADMIN: (AUDIT, DELIVERIES, ALERT_SETTINGS, MODELS),
-    SYSTEM_ADMIN: (AUDIT, DELIVERIES, ALERT_SETTINGS, MODELS),
+    MUNICIPALITY_ADMIN: (AUDIT, DELIVERIES, ALERT_SETTINGS, MODELS, HOMES, QUARANTINE, FLEET),
+    SYSTEM_ADMIN: (AUDIT, DELIVERIES, ALERT_SETTINGS, MODELS, HOMES, QUARANTINE, FLEET),
 }
 ROLE_NAMES: Mapping[str, str] = {
     NURSE: N_("Nurse"),

@@ -16,8 +16,9 @@ from urllib.parse import quote, urlencode
 from markupsafe import Markup
 
 from gateway.api.i18n import N_, gettext
-from gateway.api.presenters import age, patient_url, score_text, top_reasons, unit
+from gateway.api.presenters import age, patient_url, score_text, top_reasons, unit, when
 from gateway.api.sparkline import sparkline
+from gateway.fleet import DeviceActivity
 from gateway.store.reviews import ADMISSION_RISK, OUTCOMES, TRIAGE, Review
 from gateway.store.worklist import TREND_DAYS, Reading, Risk, WorklistRow
 from models.news2 import PARAMETERS
@@ -166,6 +167,24 @@ def trend(row: WorklistRow, now: datetime) -> Markup:
     return sparkline(points, start=start, end=now, low=0.0, high=NEWS2_MAX / 2, label=label)
 
 
+def silent_device_text(device: DeviceActivity, since: datetime, now: datetime) -> str:
+    """A silent device on the card (``WorklistRow.silent_devices``): which one, and since when."""
+    # patient_pages imports this module, so its words for device kinds are looked up when called.
+    from gateway.api.patient_pages import device_kind
+
+    name = f"{device_kind(device.kind)} ({device.device_id})"
+    if device.last_reading is None:
+        return gettext(
+            "%(device)s: no reading since it was assigned %(when)s (%(age)s)",
+            device=name,
+            when=when(since),
+            age=age(since, now),
+        )
+    return gettext(
+        "%(device)s: no reading since %(when)s (%(age)s)", device=name, when=when(since), age=age(since, now)
+    )
+
+
 def review_url(patient_id: str) -> str:
     """The patient's review history and form."""
     return f"{patient_url(patient_id)}/reviews"
@@ -191,6 +210,7 @@ REVIEW_GLOBALS: Mapping[str, Any] = {
     "tel_url": tel_url,
     "trend": trend,
     "review_url": review_url,
+    "silent_device_text": silent_device_text,
     "OUTCOMES": OUTCOMES,
     "TRIAGE": TRIAGE,
 }

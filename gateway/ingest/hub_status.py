@@ -1,11 +1,19 @@
 """What the gateway makes of a hub's retained ``status`` message: pure functions over bytes.
 
 A hub (``edge_agent.service.HubService``) publishes ``homewatch/v1/{municipality}/{hub}/status``,
-retained: ``{"state": "online", "devices": [{"id", "connected", "lastSeen", "battery", ...}], ...}``
-while it runs, and ``{"state": "offline"}`` as its Last Will or when it stops. The gateway keeps only
-what the nurses' page needs: whether the hub is online and, per device, battery, connection and the
-time the hub last heard from it. Everything else in the message (firmware, clock, outbox, errors) is
-the hub's own business and is not read, so a hub may add fields without the gateway refusing them.
+retained: ``{"state": "online", "agentVersion", "queueDepth", "awaitingReceipt", "evicted", "outboxFull",
+"heldInMemory", "configVersion", "configError", "devices": [{"id", "connected", "lastSeen", "battery",
+"clock", "clockOffsetS", "errors", "lastError", ...}], ...}`` while it runs, and ``{"state": "offline",
+"agentVersion"}`` as its Last Will or when it stops. The gateway reads what the nurses' page and the
+fleet view (``gateway.fleet``) need; anything else (firmware, model, serial, address, ...) is the hub's
+own business and is not read, so a hub may add fields without the gateway refusing them.
+
+Two strictnesses. The core of a status (``state``; per device ``id``, ``connected``, ``battery``,
+``lastSeen``) is checked as a GATT parser checks its fields: one wrong, the whole status is refused. The
+fleet's figures (agent version, outbox, evictions, config, and per device clock and errors) were added
+later and are only reported: one of a wrong type or out of range is left out (None), named in
+``HubStatus.ignored`` with its reason, and the rest is kept, so a hub with one odd counter still shows
+online with its devices. A field that is absent is None without a reason (an older hub sends none).
 
 The message comes from the network, so every function here answers with a value and never raises:
 
@@ -23,10 +31,12 @@ Left to others: subscribing and acknowledging (``mqtt_ingest``), the transaction
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -40,6 +50,19 @@ STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/status"
 MAX_STATUS_BYTES = 64 * 1024
 # More device entries than any home has (a hub serves one patient); more is a wrong shape.
 MAX_DEVICES = 64
+# The hub's version strings ("0.1.0", a config version) are short; a longer text is not one.
+MAX_VERSION_CHARS = 64
+# A counter stored in an integer column (PostgreSQL ``integer``): a hub's outbox holds at most some
+# hundred thousand rows (``edge_agent.outbox``), so anything near this is a wrong value, not a big one.
+MAX_COUNT = 2**31 - 1
+# Evictions are counted by reading kind (a few dozen kinds exist); more entries is a wrong shape.
+MAX_EVICTED_KINDS = 64
+# A device clock reset to 1970 is some 56 years off; a larger offset is no clock's.
+MAX_CLOCK_OFFSET_S = 100 * 365.25 * 24 * 3600
+# The clock states the hub reports (``edge_agent.clock_sync.ClockStatus``).
+CLOCK_STATES: Final = frozenset({"in-sync", "wrong", "unset", "unknown"})
+# Texts the operator reads (the hub's last error, its refusal of a config) are cut to this.
+MAX_TEXT_CHARS = 300
 
 # Refusal codes (the observation codes ``bad-topic`` and ``unknown-hub`` are shared with ``processing``).
 TOO_LARGE = "too-large"
@@ -53,20 +76,52 @@ AssignmentLookup = Callable[[str, str], HubAssignment | None]
 
 @dataclass(frozen=True, slots=True)
 class DeviceStatus:
-    """One device as the hub reports it: battery in % (None: not read), connected now, last heard of."""
+    """One device as the hub reports it: battery in % (None: not read), connected now, last heard of;
+    its clock ("in-sync", "wrong", "unset", "unknown"; None: not read) and offset in seconds, the errors
+    the hub counted for it since its agent started and the last one: its type ("GattError") and
+    "Type: message" to read."""
 
     device_id: str
     connected: bool
     battery: int | None
     last_seen: datetime | None
+    clock: str | None = None
+    clock_offset_s: float | None = None
+    errors: int | None = None
+    last_error: str | None = None
+    last_error_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoredField:
+    """A field of a status left out because its value was wrong, and why (``path``: "queueDepth",
+    "devices[1].errors")."""
+
+    path: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class HubStatus:
-    """A parsed status: the hub online (running) or offline (its Last Will), and its devices."""
+    """A parsed status: the hub online (running) or offline (its Last Will), its devices, and the fleet's
+    figures (None: not sent, or left out for the reason in ``ignored``). ``evicted``: readings dropped
+    from a full outbox, by reading kind, as ``(kind, count)`` pairs in kind order."""
 
     online: bool
     devices: tuple[DeviceStatus, ...]
+    agent_version: str | None = None
+    queue_depth: int | None = None
+    awaiting_receipt: int | None = None
+    evicted: tuple[tuple[str, int], ...] | None = None
+    outbox_full: bool | None = None
+    held_in_memory: int | None = None
+    config_version: str | None = None
+    config_error: str | None = None
+    ignored: tuple[IgnoredField, ...] = field(default=())
+
+    @property
+    def evicted_total(self) -> int | None:
+        return None if self.evicted is None else sum(count for _, count in self.evicted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +173,114 @@ def _timestamp(value: Any) -> datetime | None:
     return parsed if parsed.utcoffset() is not None else None
 
 
-def _device(index: int, entry: Any) -> DeviceStatus | StatusRefusal:
+class _Ignored:
+    """Collects the fields left out of one status (the module docstring: reported, not refused)."""
+
+    def __init__(self) -> None:
+        self.fields: list[IgnoredField] = []
+
+    def add(self, path: str, reason: str) -> None:
+        self.fields.append(IgnoredField(path, reason))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _count(body: Mapping[str, Any], key: str, ignored: _Ignored, where: str = "") -> int | None:
+    """A whole number 0..MAX_COUNT, None when absent or null; otherwise left out with a reason."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not _is_int(value):
+        ignored.add(f"{where}{key}", f"{where}{key} is not a whole number")
+        return None
+    if not 0 <= value <= MAX_COUNT:
+        ignored.add(f"{where}{key}", f"{where}{key} {clip(str(value), 40)} is not 0..{MAX_COUNT}")
+        return None
+    return int(value)
+
+
+def _text(value: Any) -> str | None:
+    """A text without control characters, else None."""
+    if not isinstance(value, str) or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return None
+    return value
+
+
+def _version(body: Mapping[str, Any], key: str, ignored: _Ignored) -> str | None:
+    """A version string of 1..MAX_VERSION_CHARS printable characters; None when absent or null."""
+    value = body.get(key)
+    if value is None:
+        return None
+    text = _text(value)
+    if text is None or not 0 < len(text) <= MAX_VERSION_CHARS:
+        ignored.add(key, f"{key} is not a text of 1..{MAX_VERSION_CHARS} printable characters")
+        return None
+    return text
+
+
+def _flag(body: Mapping[str, Any], key: str, ignored: _Ignored) -> bool | None:
+    value = body.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    ignored.add(key, f"{key} is not true or false")
+    return None
+
+
+def _evicted(body: Mapping[str, Any], ignored: _Ignored) -> tuple[tuple[str, int], ...] | None:
+    """``evicted``: an object of reading kind -> count (``Outbox.evicted``); None when absent."""
+    value = body.get("evicted")
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or len(value) > MAX_EVICTED_KINDS:
+        ignored.add("evicted", f"evicted is not an object of at most {MAX_EVICTED_KINDS} kinds")
+        return None
+    pairs = []
+    for kind, count in value.items():
+        text = _text(kind)
+        if text is None or not 0 < len(text) <= MAX_VERSION_CHARS:
+            ignored.add("evicted", "evicted has a kind that is not a short printable text")
+            return None
+        if not _is_int(count) or not 0 <= count <= MAX_COUNT:
+            ignored.add("evicted", f"evicted[{clip(text, 40)}] is not a whole number 0..{MAX_COUNT}")
+            return None
+        pairs.append((text, int(count)))
+    return tuple(sorted(pairs))
+
+
+def _problem(value: Any, keys: tuple[str, str], where: str, ignored: _Ignored) -> str | None:
+    """An object such as the hub's ``lastError`` ({"type", "message"}) or ``configError`` ({"field",
+    "reason"}; field null when the message as a whole was bad) as one line "first: second", cut to
+    MAX_TEXT_CHARS; None when absent or null."""
+    if value is None:
+        return None
+    first, second = (value.get(k) if isinstance(value, Mapping) else None for k in keys)
+    if not isinstance(first, str | None) or not isinstance(second, str):
+        ignored.add(where, f"{where} is not an object with texts {keys[0]!r} and {keys[1]!r}")
+        return None
+    line = second if first is None else f"{first}: {second}"
+    # One line without control characters (PostgreSQL's text refuses NUL; a newline would break a table).
+    line = " ".join("".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in line).split())
+    return line if len(line) <= MAX_TEXT_CHARS else line[: MAX_TEXT_CHARS - 1] + "…"
+
+
+def _clock(entry: Mapping[str, Any], where: str, ignored: _Ignored) -> tuple[str | None, float | None]:
+    """``clock`` (one of CLOCK_STATES) and ``clockOffsetS`` (seconds); each None when absent or wrong."""
+    clock = entry.get("clock")
+    if clock is not None and clock not in CLOCK_STATES:
+        ignored.add(f"{where}.clock", f"{where}.clock is not one of {', '.join(sorted(CLOCK_STATES))}")
+        clock = None
+    offset = entry.get("clockOffsetS")
+    if offset is not None:
+        number = isinstance(offset, int | float) and not isinstance(offset, bool)
+        if not number or not math.isfinite(offset) or abs(offset) > MAX_CLOCK_OFFSET_S:
+            ignored.add(f"{where}.clockOffsetS", f"{where}.clockOffsetS is not a number of seconds")
+            offset = None
+    return clock, None if offset is None else float(offset)
+
+
+def _device(index: int, entry: Any, ignored: _Ignored) -> DeviceStatus | StatusRefusal:
     """One entry of ``devices``: the same order of checks as a GATT parser, one field at a time."""
     where = f"devices[{index}]"
     if not isinstance(entry, Mapping):
@@ -144,7 +306,18 @@ def _device(index: int, entry: Any) -> DeviceStatus | StatusRefusal:
     last_seen = _timestamp(raw_seen)
     if raw_seen is not None and last_seen is None:
         return StatusRefusal(INVALID_STATUS, f"{where}.lastSeen is not an ISO 8601 time with an offset")
-    return DeviceStatus(device_id, connected, battery, last_seen)
+    # The fleet's figures: reported, not refused (module docstring).
+    clock, offset = _clock(entry, where, ignored)
+    errors = _count(entry, "errors", ignored, f"{where}.")
+    last_error = _problem(entry.get("lastError"), ("type", "message"), f"{where}.lastError", ignored)
+    # The type is the hub's error class name: a Python identifier (what gateway.fleet judges by).
+    error_type = entry["lastError"].get("type") if last_error is not None else None
+    if error_type is not None and not (error_type.isidentifier() and len(error_type) <= MAX_VERSION_CHARS):
+        ignored.add(f"{where}.lastError", f"{where}.lastError.type is not a class name")
+        last_error = error_type = None
+    return DeviceStatus(
+        device_id, connected, battery, last_seen, clock, offset, errors, last_error, error_type
+    )
 
 
 def parse_status(payload: bytes, max_bytes: int = MAX_STATUS_BYTES) -> HubStatus | StatusRefusal:
@@ -167,15 +340,28 @@ def parse_status(payload: bytes, max_bytes: int = MAX_STATUS_BYTES) -> HubStatus
         return StatusRefusal(INVALID_STATUS, "devices is not a list")
     if len(entries) > MAX_DEVICES:
         return StatusRefusal(INVALID_STATUS, f"{len(entries)} devices is more than {MAX_DEVICES}")
+    ignored = _Ignored()
     devices: list[DeviceStatus] = []
     for index, entry in enumerate(entries):
-        device = _device(index, entry)
+        device = _device(index, entry, ignored)
         if isinstance(device, StatusRefusal):
             return device
         devices.append(device)
     if len({d.device_id for d in devices}) != len(devices):
         return StatusRefusal(INVALID_STATUS, "a device is listed twice")
-    return HubStatus(state == "online", tuple(devices))
+    return HubStatus(
+        online=state == "online",
+        devices=tuple(devices),
+        agent_version=_version(body, "agentVersion", ignored),
+        queue_depth=_count(body, "queueDepth", ignored),
+        awaiting_receipt=_count(body, "awaitingReceipt", ignored),
+        evicted=_evicted(body, ignored),
+        outbox_full=_flag(body, "outboxFull", ignored),
+        held_in_memory=_count(body, "heldInMemory", ignored),
+        config_version=_version(body, "configVersion", ignored),
+        config_error=_problem(body.get("configError"), ("field", "reason"), "configError", ignored),
+        ignored=tuple(ignored.fields),
+    )
 
 
 def decide_status(
@@ -201,4 +387,4 @@ def decide_status(
         for d in parsed.devices
         if d.device_id not in assignment.device_ids
     )
-    return StatusDecision(topic, source, HubStatus(parsed.online, kept), None, dropped)
+    return StatusDecision(topic, source, dataclasses.replace(parsed, devices=kept), None, dropped)

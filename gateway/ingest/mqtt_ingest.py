@@ -201,7 +201,9 @@ class IngestWorker:
         if username is not None:
             self._client.username_pw_set(username, password)
         if settings.mqtt_tls:
-            self._client.tls_set()  # the system's CA certificates; the broker's name is verified
+            # The broker's CA (mqtt_ca_file), else the system's CA certificates; its name is verified.
+            ca_file = settings.mqtt_ca_file
+            self._client.tls_set(ca_certs=str(ca_file) if ca_file is not None else None)
         self._thread = threading.Thread(target=self._run, name=f"ingest-{client_id}", daemon=True)
         # Its own thread and connection: a worker thread stuck in a statement must still show as stuck.
         self._heart = threading.Thread(target=self._beat_loop, name=f"heartbeat-{client_id}", daemon=True)

@@ -14,8 +14,11 @@ Rules, in order:
    ``not-a-bundle``, ``too-large``, ``too-many-entries``; whole message).
 4. Each entry is validated on its own against the contract (``fhir_contract.validate``); one bad
    Observation never rejects its good neighbours.
-5. A valid Observation must be about the hub's patient, from one of the hub's devices, and, when it
-   names a gateway (the ``observation-gatewayDevice`` extension), name this hub (else ``not-authorised``).
+5. A valid Observation must be about the hub's patient (else ``not-authorised``), from a device assigned
+   to the hub now (else ``unassigned-device``: a device never assigned to this hub, or removed from it;
+   the reading is held in the quarantine for the administrator and never attributed to anyone, and
+   ``gateway.ingest.reprocess`` stores it once an enrolment fix assigns the device), and, when it names
+   a gateway (the ``observation-gatewayDevice`` extension), name this hub (else ``not-authorised``).
 
 ``error_report`` turns the rejections of a message into the OperationOutcome the hub receives on its
 ``errors`` topic (each reason cut to ``MAX_REASON_CHARS``, so a hostile value echoed in a reason can
@@ -47,6 +50,9 @@ OBSERVATIONS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/observations"
 BAD_TOPIC = "bad-topic"
 UNKNOWN_HUB = "unknown-hub"
 NOT_AUTHORISED = "not-authorised"
+# A reading of the hub's patient from a device not assigned to the hub (never, or removed since): held in
+# the quarantine for the administrator (``gateway.ingest.reprocess`` after an enrolment fix).
+UNASSIGNED_DEVICE = "unassigned-device"
 # The database refused a row the contract accepted (e.g. a JSON string holding \u0000, which jsonb
 # cannot store), or storing a message failed in a way a retry cannot mend. Raised by ``storing`` and the
 # worker, listed here so every code lives in one place.
@@ -63,6 +69,7 @@ _ISSUE_TYPE = {
     BAD_TOPIC: "invalid",
     UNKNOWN_HUB: "forbidden",
     NOT_AUTHORISED: "forbidden",
+    UNASSIGNED_DEVICE: "forbidden",
     UNSTORABLE: "exception",
     DEAD_LETTERED: "exception",
     CONFLICT: "conflict",
@@ -160,13 +167,19 @@ def _identifier_of(resource: Any) -> str | None:
     return None
 
 
-def _authorisation_problem(obs: ValidObservation, assignment: HubAssignment) -> str | None:
+def _authorisation_problem(obs: ValidObservation, assignment: HubAssignment) -> tuple[str, str] | None:
+    """(code, reason) when the hub may not report ``obs``; None when it may."""
     if obs.patient_id != assignment.patient_id:
-        return f"hub {assignment.hub_id} does not serve patient {obs.patient_id}"
+        return NOT_AUTHORISED, f"hub {assignment.hub_id} does not serve patient {obs.patient_id}"
     if obs.device_id not in assignment.device_ids:
-        return f"device {obs.device_id} is not enrolled on hub {assignment.hub_id}"
+        reason = (
+            f"device {obs.device_id} is not assigned to hub {assignment.hub_id} (never, or removed):"
+            " the reading is held for the administrator, not attributed"
+        )
+        return UNASSIGNED_DEVICE, reason
     if obs.hub_id is not None and obs.hub_id != assignment.hub_id:
-        return f"gatewayDevice names hub {obs.hub_id}, but the message came from hub {assignment.hub_id}"
+        reason = f"gatewayDevice names hub {obs.hub_id}, but the message came from hub {assignment.hub_id}"
+        return NOT_AUTHORISED, reason
     return None
 
 
@@ -217,7 +230,8 @@ def process_message(
             continue
         problem = _authorisation_problem(checked, assignment)
         if problem is not None:
-            rejections.append(Rejection(index, checked.identifier, NOT_AUTHORISED, problem, resource))
+            code, reason = problem
+            rejections.append(Rejection(index, checked.identifier, code, reason, resource))
             continue
         accepted.append(checked)
         positions.append(index)

@@ -1,7 +1,8 @@
 """Storing hubs' status messages: decided by ``hub_status``, written by ``gateway.store.hub_status``.
 
 ``store_statuses`` takes the status messages of one worker batch and, in ONE transaction of the
-caller's connection, stores each accepted status as its hub's newest or quarantines a refused one with
+caller's connection, stores each accepted status as its hub's newest (and, when something that matters
+changed, a row of the hub's status history: ``gateway.store.hub_status``) or quarantines a refused one with
 its reason (the same ``quarantine`` table as refused Observations). Each message is written in its own
 savepoint, so a row the database refuses is quarantined as ``unstorable`` and never takes the other
 statuses (or the Observations of the batch, which are committed separately by ``BatchStore``) with it.
@@ -14,6 +15,7 @@ subscription and acknowledgement (``mqtt_ingest``), retries while the database i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -21,7 +23,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from gateway.ingest.hub_status import StatusDecision, decide_status, parse_status_topic
+from gateway.ingest.hub_status import HubStatus, StatusDecision, decide_status, parse_status_topic
 from gateway.ingest.processing import UNKNOWN_HUB, UNSTORABLE, clip
 from gateway.store.hub_status import HubStatusWrite, StatusDevice, save_hub_status
 from gateway.store.repository import HubAssignment, QuarantineEntry, hub_assignments, quarantine_many
@@ -64,6 +66,43 @@ def store_statuses(
     return decisions
 
 
+def _write(
+    status: HubStatus, municipality_id: str, hub_id: str, received_at: datetime, retained: bool
+) -> HubStatusWrite:
+    """What the store writes of an accepted status (the fields a hub sent wrong are None already)."""
+    return HubStatusWrite(
+        municipality_id,
+        hub_id,
+        received_at,
+        status.online,
+        live=not retained,
+        devices=tuple(
+            StatusDevice(
+                d.device_id,
+                d.connected,
+                d.battery,
+                d.last_seen,
+                d.clock,
+                d.clock_offset_s,
+                d.errors,
+                d.last_error,
+                d.last_error_type,
+            )
+            for d in status.devices
+        ),
+        agent_version=status.agent_version,
+        queue_depth=status.queue_depth,
+        awaiting_receipt=status.awaiting_receipt,
+        evicted=None if status.evicted is None else dict(status.evicted),
+        outbox_full=status.outbox_full,
+        held_in_memory=status.held_in_memory,
+        config_applied=status.config_version,
+        config_error=status.config_error,
+        fields_ignored=len(status.ignored),
+        ignored_reason=status.ignored[0].reason if status.ignored else None,
+    )
+
+
 def _store_one(
     conn: psycopg.Connection[Any], message: StatusMessage, decision: StatusDecision, received_at: datetime
 ) -> None:
@@ -89,15 +128,16 @@ def _store_one(
             len(decision.dropped),
             decision.dropped[0].reason,
         )
-    write = HubStatusWrite(
-        source.municipality_id,
-        source.hub_id,
-        received_at,
-        decision.status.online,
-        live=not message.retained,
-        devices=tuple(
-            StatusDevice(d.device_id, d.connected, d.battery, d.last_seen) for d in decision.status.devices
-        ),
+    if decision.status.ignored:
+        log.warning(
+            "hub %s: %d field(s) of its status left out (%s)",
+            source.hub_id,
+            len(decision.status.ignored),
+            decision.status.ignored[0].reason,
+        )
+    write = _write(decision.status, source.municipality_id, source.hub_id, received_at, message.retained)
+    write = dataclasses.replace(
+        write,
         devices_dropped=len(decision.dropped),
         dropped_reason=decision.dropped[0].reason if decision.dropped else None,
     )

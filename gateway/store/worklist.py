@@ -15,7 +15,9 @@ Consistency of a card: the NEWS2, its band and its reasons all come from one sco
 the open alert comes with the score it was raised on (``alerts.score_id``), so a card can say when that
 was not the NEWS2 it shows; every reading carries its own time. Which measurements a patient is
 expected to take follows from the enrolled devices (``EXPECTED_BY_DEVICE``), and a reading older than
-:data:`STALE_AFTER` is lagging. Wording is left to ``gateway.api.presenters``.
+:data:`STALE_AFTER` is lagging. Each assigned device (not removed, its hub not revoked) comes with its
+newest reading (``gateway.store.fleet.last_reading_sql``), so the card can say which device went silent
+and since when (``gateway.fleet``'s rule). Wording is left to ``gateway.api.presenters``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from fhir_contract.device import contract_kind
+from gateway.fleet import DeviceActivity
 from gateway.store import access
+from gateway.store.fleet import last_reading_sql
 from gateway.store.reviews import ADMISSION_RISK, REVIEW_FIELDS, Review, review_expressions, review_from
 from gateway.store.synthetic import patient_enrolled_synthetic, resource_labelled
 
@@ -168,6 +172,7 @@ class WorklistRow:
     trend_method: str  # ADMISSION_RISK or NEWS2: what ``trend`` plots
     trend: tuple[TrendPoint, ...]
     last_review: Review | None
+    devices: tuple[DeviceActivity, ...] = ()  # assigned devices with their newest reading
 
     @property
     def alert_on_shown_news2(self) -> bool:
@@ -180,6 +185,11 @@ class WorklistRow:
 
     def reviewed_since(self, since: datetime) -> bool:
         return self.last_review is not None and self.last_review.reviewed_at >= since
+
+    def silent_devices(self, now: datetime) -> tuple[tuple[DeviceActivity, datetime], ...]:
+        """The assigned devices silent at ``now`` (``gateway.fleet``'s rule), each with since when."""
+        found = ((d, d.silent_since(now)) for d in self.devices)
+        return tuple((d, since) for d, since in found if since is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +332,8 @@ def _page_query(viewer: access.Viewer, wanted: WorklistFilter) -> sql.Composed:
     )
     return sql.SQL(
         "SELECT pg.*, wk.score AS week_risk, wk.computed_at AS week_at, tr.ats AS trend_at,"
-        " tr.vals AS trend_vals, dv.kinds AS device_kinds, {review},"
+        " tr.vals AS trend_vals, dv.kinds AS device_kinds, ad.ids AS ad_ids, ad.kinds AS ad_kinds,"
+        " ad.assigned AS ad_assigned, ad.expected AS ad_expected, ad.lasts AS ad_lasts, {review},"
         " {measurement_columns}"
         " FROM ({ranked}) pg"
         " LEFT JOIN LATERAL (SELECT s.score, s.computed_at FROM scores s"
@@ -339,6 +350,17 @@ def _page_query(viewer: access.Viewer, wanted: WorklistFilter) -> sql.Composed:
         "  ORDER BY day, s.computed_at DESC, s.id DESC) d) tr ON true"
         " LEFT JOIN LATERAL (SELECT array_agg(DISTINCT d.kind) AS kinds FROM devices d"
         "  WHERE d.municipality_id = pg.municipality_id AND d.patient_id = pg.id) dv ON true"
+        # The assigned devices and the newest reading of each, for the silent-device flag.
+        " LEFT JOIN LATERAL (SELECT array_agg(a.id ORDER BY a.kind, a.id) AS ids,"
+        "  array_agg(a.kind ORDER BY a.kind, a.id) AS kinds,"
+        "  array_agg(a.assigned_at ORDER BY a.kind, a.id) AS assigned,"
+        "  array_agg(a.expected_interval ORDER BY a.kind, a.id) AS expected,"
+        "  array_agg(a.last_reading ORDER BY a.kind, a.id) AS lasts"
+        "  FROM (SELECT dev.id, dev.kind, dev.assigned_at, dev.expected_interval,"
+        "   {last_reading} AS last_reading"
+        "   FROM devices dev JOIN hubs ah ON ah.id = dev.hub_id AND ah.revoked_at IS NULL"
+        "   WHERE dev.municipality_id = pg.municipality_id AND dev.patient_id = pg.id"
+        "   AND dev.removed_at IS NULL) a) ad ON true"
         " LEFT JOIN LATERAL (SELECT * FROM reviews rv WHERE rv.municipality_id = pg.municipality_id"
         "  AND rv.patient_id = pg.id ORDER BY rv.reviewed_at DESC, rv.id DESC LIMIT 1) rv ON true"
         " {measurement_joins}"
@@ -352,6 +374,7 @@ def _page_query(viewer: access.Viewer, wanted: WorklistFilter) -> sql.Composed:
             for i, value in enumerate(review_expressions("rv", sql.SQL("pg.p_synth")))
         ),
         measurement_columns=measurement_columns,
+        last_reading=last_reading_sql("dev"),
         measurement_joins=sql.SQL(" ").join(_measurement_join(m) for m in MEASUREMENTS),
     )
 
@@ -498,7 +521,13 @@ def _row(row: Mapping[str, Any]) -> WorklistRow:
         trend_method=NEWS2 if row["risk_id"] is None else ADMISSION_RISK,
         trend=trend,
         last_review=review,
+        devices=_devices(row),
     )
+
+
+def _devices(row: Mapping[str, Any]) -> tuple[DeviceActivity, ...]:
+    columns = ("ad_ids", "ad_kinds", "ad_assigned", "ad_expected", "ad_lasts")
+    return tuple(DeviceActivity(*values) for values in zip(*(row[c] or () for c in columns), strict=True))
 
 
 @dataclass(frozen=True, slots=True)

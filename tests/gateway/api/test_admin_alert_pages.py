@@ -476,6 +476,9 @@ def test_the_administrators_menu_links_both_pages(
         "/admin/deliveries",
         "/admin/alert-settings",
         "/admin/models",
+        "/admin/homes",
+        "/admin/quarantine",
+        "/admin/fleet",
     ]
 
 

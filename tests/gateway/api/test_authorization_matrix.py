@@ -692,6 +692,11 @@ MATRIX: Mapping[tuple[str, str], Kind] = {
     ("POST", "/login"): Covered("test_sessions.py, test_api_auth.py, test_api_login_throttle.py"),
     ("POST", "/login/access-token"): Covered("test_api_auth.py, test_api_access_token_errors.py"),
     ("POST", "/logout"): Covered("test_api_logout.py"),
+    # An invitation's link (invitation_pages.py, issue 20): no session; a link that is no invitation is 404
+    # for anyone, and nothing else is shown. Open, used and expired links, the form's token and the
+    # throttle are proved with real invitations.
+    ("GET", "/invite/{token}"): Public(404),
+    ("POST", "/invite/{token}"): Covered("test_invitation_pages.py"),
     # The language: anyone, with this browser's token.
     ("POST", "/language"): BrowserForm({"language": "en", "next": "/"}),
     # The web UI's clinical pages and forms.
@@ -737,6 +742,38 @@ MATRIX: Mapping[tuple[str, str], Kind] = {
     ("POST", "/admin/models/rollback"): AdminForm({"municipality": OWN}, ok=400),
     # The active model on live data (issue 19): figures over many patients, never a patient.
     ("GET", "/admin/models/monitoring"): AdminPage(),
+    # The administrator's homes (administration_pages.py, issue 20): patients by id (never a name), hubs
+    # and devices; each form once by each administrator (the second is a new link, new credentials, or
+    # already done). Adding a municipality (a system administrator's only) and the revoke confirmation
+    # (of one hub, another municipality's 404) are proved for every caller in test_administration_pages.py.
+    ("GET", "/admin/homes"): AdminPage(),
+    ("GET", "/admin/homes/revoke"): Covered("test_administration_pages.py"),
+    ("POST", "/admin/homes/municipalities"): Covered("test_administration_pages.py"),
+    ("POST", "/admin/homes/patients"): AdminForm(
+        {"municipality": OWN, "patient": "pt-new", "name": "Eva Ny", "care_team": "0101-nord"}
+    ),
+    ("POST", "/admin/homes/hubs"): AdminForm(
+        {"municipality": OWN, "hub": HUB_ID, "patient": OWN_TEAM}, ok=200
+    ),
+    ("POST", "/admin/homes/devices"): AdminForm(
+        {"municipality": OWN, "hub": HUB_ID, "kind": "scale", "address": "AA:BB:CC:DD:EE:01"}
+    ),
+    ("POST", "/admin/homes/devices/remove"): AdminForm({"device": f"dev-{OWN_TEAM}-spo2"}),
+    ("POST", "/admin/homes/hubs/revoke"): AdminForm({"hub": HUB_ID}),
+    ("POST", "/admin/homes/users"): AdminForm(
+        {"municipality": OWN, "role": "nurse", "email": "new.nurse@kk.example"}, ok=200
+    ),
+    # The quarantine (quarantine_pages.py, issue 20): the list is the administrator's municipality's; a
+    # row, its re-processing and dismissal, for every caller and another municipality's administrator, are
+    # proved with quarantined rows.
+    ("GET", "/admin/quarantine"): AdminPage(),
+    ("GET", "/admin/quarantine/{row_id:int}"): Covered("test_quarantine_pages.py"),
+    ("POST", "/admin/quarantine/{row_id:int}/reprocess"): Covered("test_quarantine_pages.py"),
+    ("POST", "/admin/quarantine/{row_id:int}/dismiss"): Covered("test_quarantine_pages.py"),
+    # The fleet (fleet_pages.py, issue 20): hubs and devices, patients by id (never a name). One hub's page,
+    # for every caller and another municipality's administrator, is proved with hubs in test_fleet_pages.py.
+    ("GET", "/admin/fleet"): AdminPage(),
+    ("GET", "/admin/fleet/{hub_id}"): Covered("test_fleet_pages.py"),
     # The FHIR API.
     ("GET", "/fhir/Patient"): FhirSearch("_id"),
     ("GET", "/fhir/Patient/{patient_id}"): FhirRead(),

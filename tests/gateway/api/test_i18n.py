@@ -290,6 +290,9 @@ def test_the_main_menu_follows_the_role() -> None:
                 ("/admin/deliveries", "Alarmafsendelser"),
                 ("/admin/alert-settings", "Alarmindstillinger"),
                 ("/admin/models", "Risikomodeller"),
+                ("/admin/homes", "Hjem"),
+                ("/admin/quarantine", "Karantæne"),
+                ("/admin/fleet", "Flåde"),
             ]
         assert navigation("hub", "/") == []
         assert role_name("municipality_admin") == "Kommunal administrator"

@@ -140,6 +140,8 @@ def test_the_login_form_token_is_bound_to_its_cookie_and_reusable_in_that_browse
         ("nurse", "/patients/p-high/thresholds", 200),
         ("nurse", "/no-such-page", 404),
         ("municipality_admin", "/admin/audit", 200),
+        ("municipality_admin", "/admin/homes", 200),
+        ("system_admin", "/admin/homes", 200),
         (None, "/login", 200),
         (None, "/no-such-page", 404),
     ],

@@ -263,3 +263,53 @@ def test_filters_with_control_characters_are_a_400_not_a_database_error(
     login(client, "anna")
     assert client.get(f"/?{query}").status_code == 400
     assert client.get(f"/review?{query}").status_code == 400
+
+
+# --- issue 20: a silent device is a clinical risk ------------------------------------------------------
+
+
+def silent(html: str) -> list[str]:
+    """The devices a card flags silent."""
+    return re.findall(r'class="silent-device" data-device="([^"]+)"', html)
+
+
+def test_a_silent_device_shows_on_the_card_with_which_device_and_since_when(
+    client: TestClient, ranked: RankedWorld
+) -> None:
+    login(client, "anna")
+    page = client.get("/").text
+    lagging = card(page, "p-lagging")
+    assert silent(lagging) == ["p-lagging-cuff"]  # its cuff's newest reading is 40 hours old
+    assert "Device silent" in lagging
+    assert "Blood pressure cuff (p-lagging-cuff): no reading since" in lagging and "(40 hours ago)" in lagging
+    assert silent(card(page, "p-risk-mid")) == []  # readings 4 and 5 hours old
+    assert silent(card(page, "p-news2-only")) == []  # its cuff never measured, but was assigned just now
+    history = client.get("/patients/p-lagging/reviews").text  # the card of the review pages too
+    assert silent(card(history, "p-lagging")) == ["p-lagging-cuff"]
+
+
+def test_a_device_that_never_delivered_is_silent_once_its_window_passed_since_its_assignment(
+    client: TestClient, ranked: RankedWorld, db: psycopg.Connection[Any]
+) -> None:
+    enrol(db, "0101", "p-quiet", "Tove Termo", devices=("thermometer", "pulse-oximeter"))
+    db.execute(
+        "UPDATE devices SET assigned_at = %s WHERE patient_id = 'p-quiet'", (ranked.now - timedelta(days=3),)
+    )
+    db.execute("UPDATE devices SET expected_interval = interval '7 days' WHERE id = 'p-quiet-oxi'")
+    login(client, "anna")
+    quiet = card(client.get("/").text, "p-quiet")
+    assert silent(quiet) == ["p-quiet-thermo"]  # the oximeter is expected weekly
+    assert (
+        "Thermometer (p-quiet-thermo): no reading since it was assigned" in quiet and "(3 days ago)" in quiet
+    )
+
+
+def test_a_removed_device_and_a_revoked_hubs_devices_are_not_flagged(
+    client: TestClient, ranked: RankedWorld, db: psycopg.Connection[Any]
+) -> None:
+    login(client, "anna")
+    db.execute("UPDATE devices SET removed_at = now() WHERE id = 'p-lagging-cuff'")
+    assert silent(card(client.get("/").text, "p-lagging")) == []
+    db.execute("UPDATE devices SET removed_at = NULL WHERE id = 'p-lagging-cuff'")
+    db.execute("UPDATE hubs SET revoked_at = now() WHERE id = 'hub-p-lagging'")
+    assert silent(card(client.get("/").text, "p-lagging")) == []

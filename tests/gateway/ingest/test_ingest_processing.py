@@ -87,10 +87,17 @@ def test_observation_for_another_patient_is_not_authorised() -> None:
     assert outcome.rejections[0].identifier == identifier(foreign)
 
 
-def test_unknown_device_is_not_authorised() -> None:
-    outcome = run(bundle([HOME.spo2(95, device_id="STOLEN")]))
-    assert codes(outcome) == [(0, "not-authorised")]
+def test_a_device_assigned_to_nobody_is_held_under_its_own_code() -> None:
+    outcome = run(bundle([HOME.spo2(95, device_id="STOLEN"), HOME.spo2(94)]))
+    assert codes(outcome) == [(0, "unassigned-device")]
     assert "STOLEN" in outcome.rejections[0].reason
+    assert outcome.rejections[0].resource["resourceType"] == "Observation"  # kept whole for the quarantine
+    assert [o.device_id for o in outcome.accepted] == [HOME.oximeter_id]  # its neighbour is stored
+
+
+def test_a_foreign_patient_from_an_unassigned_device_is_still_not_authorised() -> None:
+    outcome = run(bundle([HOME.spo2(95, patient_id="p-other", device_id="STOLEN")]))
+    assert codes(outcome) == [(0, "not-authorised")]
 
 
 def test_gateway_extension_naming_another_hub_is_not_authorised() -> None:
@@ -171,7 +178,8 @@ def test_error_report_is_a_valid_operation_outcome_naming_each_entry() -> None:
     report = error_report(outcome)
     OperationOutcome.model_validate(report)
     issues = report["issue"]
-    assert [i["details"]["coding"][0]["code"] for i in issues] == ["impossible-value", "not-authorised"]
+    assert [i["details"]["coding"][0]["code"] for i in issues] == ["impossible-value", "unassigned-device"]
+    assert issues[1]["code"] == "forbidden"
     assert issues[0]["expression"] == ["Bundle.entry[1].resource"]
     assert issues[0]["extension"][0]["valueIdentifier"]["value"] == identifier(impossible)
     assert all(i["details"]["text"] for i in issues)
