@@ -248,6 +248,45 @@ def hub_revoke(
         typer.echo(f"broker account {'deleted' if done.account_removed else 'was gone already'}")
 
 
+@hub_app.command("configure")
+def hub_configure(
+    hub: Annotated[str, typer.Option(help="The hub's id.")],
+    status_interval: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds between the hub's status messages (10 to 3600; docs/scaling.md).", show_default="60"
+        ),
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="The home's time zone.", show_default="Europe/Copenhagen")
+    ] = None,
+    bundle_size: Annotated[
+        int | None, typer.Option(help="Readings per Bundle at most.", show_default="50")
+    ] = None,
+    max_connections: Annotated[
+        int | None, typer.Option(help="Devices the hub keeps connected at once.", show_default="7")
+    ] = None,
+    reset: Annotated[
+        list[str] | None,
+        typer.Option(help="Give a setting back to the hub's own file (repeat it): status_interval_s, ..."),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    by: By = None,
+) -> None:
+    """Set a hub's settings; the hub gets them in its retained config and applies them without a restart."""
+    from gateway.administration.homes import HubSettings, configure_hub
+    from gateway.hub_config import config_publisher
+
+    wanted = HubSettings(status_interval, timezone, bundle_size, max_connections, tuple(reset or ()))
+    settings = _settings()
+    with _database(database_url, settings) as conn:
+        now, changed = configure_hub(
+            conn, settings, hub, wanted, by=_by(by), publisher=config_publisher(settings)
+        )
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(now.items())) or "the hub's own file"
+    typer.echo(f"hub {hub}: {'settings changed' if changed else 'nothing changed'} ({shown})")
+
+
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 

@@ -35,10 +35,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 
-from fhir_contract.limits import is_fhir_id
+from fhir_contract.limits import MAX_BUNDLE_ENTRIES, is_fhir_id
 from gateway.administration.errors import AdministrationError
 from gateway.administration.kit import (
     CA_FILE,
@@ -52,7 +53,7 @@ from gateway.administration.kit import (
 from gateway.api.i18n import gettext as _
 from gateway.broker_accounts import BrokerAccounts, BrokerAccountsError
 from gateway.broker_session import BrokerUnavailable
-from gateway.hub_config import ConfigPublisher, publish_hub_config
+from gateway.hub_config import SETTINGS_KEYS, ConfigPublisher, publish_hub_config
 from gateway.settings import GatewaySettings
 from gateway.store import administration as store
 
@@ -679,6 +680,97 @@ def remove_device(
     if hub is not None and hub.revoked_at is None:
         _publish(conn, publisher, device.municipality_id, device.hub_id)
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class HubSettings:
+    """What an administrator may set for a hub besides its devices (``gateway.hub_config.SETTINGS_KEYS``):
+    None leaves a setting as it is; ``reset`` names settings given back to the hub's own file."""
+
+    status_interval_s: float | None = None
+    timezone: str | None = None
+    bundle_size: int | None = None
+    max_connections: int | None = None
+    reset: tuple[str, ...] = ()
+
+
+# The ranges the hub accepts (edge_agent.remote_config.RemoteConfig): a value outside them would make the
+# hub refuse the whole config. A status more often than every 10 s is no use to anyone and costs the
+# broker (docs/scaling.md); one a day would leave a hub offline for days before the fleet says so.
+MIN_STATUS_INTERVAL_S, MAX_STATUS_INTERVAL_S = 10.0, 3_600.0
+MAX_HUB_CONNECTIONS = 32
+
+
+def _hub_setting_changes(wanted: HubSettings) -> dict[str, Any]:
+    changes: dict[str, Any] = {name: None for name in wanted.reset}
+    unknown = sorted(set(wanted.reset) - set(SETTINGS_KEYS))
+    if unknown:
+        raise _fail(
+            _(
+                "%(name)s is not a hub setting; one of %(names)s.",
+                name=unknown[0],
+                names=", ".join(SETTINGS_KEYS),
+            )
+        )
+    if wanted.status_interval_s is not None:
+        if not MIN_STATUS_INTERVAL_S <= wanted.status_interval_s <= MAX_STATUS_INTERVAL_S:
+            raise _fail(
+                _(
+                    "The status interval must be %(low)d to %(high)d seconds.",
+                    low=MIN_STATUS_INTERVAL_S,
+                    high=MAX_STATUS_INTERVAL_S,
+                )
+            )
+        changes["status_interval_s"] = wanted.status_interval_s
+    if wanted.timezone is not None:
+        try:
+            ZoneInfo(wanted.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _fail(
+                _("%(zone)r is not a time zone, e.g. Europe/Copenhagen.", zone=wanted.timezone)
+            ) from None
+        changes["timezone"] = wanted.timezone
+    if wanted.bundle_size is not None:
+        if not 1 <= wanted.bundle_size <= MAX_BUNDLE_ENTRIES:
+            raise _fail(_("The bundle size must be 1 to %(high)d readings.", high=MAX_BUNDLE_ENTRIES))
+        changes["bundle_size"] = wanted.bundle_size
+    if wanted.max_connections is not None:
+        if not 1 <= wanted.max_connections <= MAX_HUB_CONNECTIONS:
+            raise _fail(_("The connections must be 1 to %(high)d.", high=MAX_HUB_CONNECTIONS))
+        changes["max_connections"] = wanted.max_connections
+    return changes
+
+
+def configure_hub(
+    conn: psycopg.Connection[Any],
+    settings: GatewaySettings,
+    hub_id: str,
+    wanted: HubSettings,
+    *,
+    by: str,
+    publisher: ConfigPublisher | None,
+    within: str | None = None,
+    client: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Set the hub's remote settings (its status interval, time zone, bundle size, connections) and publish
+    its config, so the hub applies them without a restart; the settings now and whether they changed."""
+    hub_id, by = _id(hub_id), _by(by)
+    changes = _hub_setting_changes(wanted)
+    with _committed(conn):
+        hub = _hub(conn, hub_id, within)
+        if hub.revoked_at is not None:
+            raise _revoked(hub)
+        changed = bool(changes) and store.merge_hub_settings(conn, hub_id, changes)
+        if changed:
+            store.bump_config_version(conn, hub_id)
+            detail = f"{hub_id} " + ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
+            store.audit_administration(
+                conn, by, hub.municipality_id, "hub-configure", [hub.patient_id], detail, client=client
+            )
+        now = store.hub_settings(conn, hub_id)
+    if changed:
+        _publish(conn, publisher, hub.municipality_id, hub_id)
+    return now, changed
 
 
 def revoke_hub(

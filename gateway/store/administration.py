@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from gateway.store.audit import record_audit
 from gateway.store.users import user_by_name
@@ -169,6 +170,23 @@ def record_credentials(conn: psycopg.Connection[Any], hub_id: str, broker_userna
     assert row is not None, f"hub {hub_id} vanished"
     issued: datetime = row[0]
     return issued
+
+
+def merge_hub_settings(conn: psycopg.Connection[Any], hub_id: str, changes: dict[str, Any]) -> bool:
+    """Merge ``changes`` into the hub's settings (a key set to None is dropped: the hub's own file rules
+    again); False when nothing changed."""
+    row = conn.execute(
+        "UPDATE hubs SET settings = jsonb_strip_nulls(settings || %s::jsonb) WHERE id = %s"
+        " AND settings IS DISTINCT FROM jsonb_strip_nulls(settings || %s::jsonb) RETURNING 1",
+        (Jsonb(changes), hub_id, Jsonb(changes)),
+    ).fetchone()
+    return row is not None
+
+
+def hub_settings(conn: psycopg.Connection[Any], hub_id: str) -> dict[str, Any]:
+    """The settings an administrator set for the hub (empty: the hub's own file rules)."""
+    row = conn.execute("SELECT settings FROM hubs WHERE id = %s", (hub_id,)).fetchone()
+    return {} if row is None else dict(row[0])
 
 
 def bump_config_version(conn: psycopg.Connection[Any], hub_id: str) -> int:
