@@ -90,6 +90,8 @@ DONE: Mapping[str, str] = {
         " new configuration when it can."
     ),
     "removed": N_("Device %(subject)s is removed; the hub gets its new configuration."),
+    "configured": N_("Hub %(subject)s has new settings; it gets them in its configuration."),
+    "unchanged": N_("Hub %(subject)s already has these settings: nothing changed."),
     "revoked": N_("Hub %(subject)s is revoked: the gateway refuses it and its broker account is deleted."),
 }
 ROLE_NAMES: Mapping[str, str] = {
@@ -396,6 +398,63 @@ def assign_device(
         return _refused(request, user, conn, chosen, names, form, "device", refused)
     done = "device" if assigned.published or assigned.outcome == "unchanged" else "device-unpublished"
     return RedirectResponse(done_url(chosen, done, assigned.device_id), status_code=303)
+
+
+def _number(text: str, kind: type[int] | type[float], message: str) -> int | float | None:
+    """A form's optional number (empty: None); ``message`` when it is not one."""
+    if not text.strip():
+        return None
+    try:
+        return kind(text.strip().replace(",", "."))
+    except ValueError:
+        raise AdministrationError(message) from None
+
+
+def _hub_settings(form: Mapping[str, str]) -> homes.HubSettings:
+    interval = _number(
+        form.get("status_interval", ""), float, _("Write the status interval in seconds, e.g. 300.")
+    )
+    bundle = _number(form.get("bundle_size", ""), int, _("Write the bundle size as a whole number, e.g. 50."))
+    connections = _number(
+        form.get("max_connections", ""), int, _("Write the connections as a whole number, e.g. 7.")
+    )
+    return homes.HubSettings(
+        status_interval_s=interval,
+        timezone=form.get("timezone", "").strip() or None,
+        bundle_size=None if bundle is None else int(bundle),
+        max_connections=None if connections is None else int(connections),
+    )
+
+
+@router.post("/hubs/settings", response_class=HTMLResponse, response_model=None)
+def configure_hub(
+    request: Request,
+    user: AdminUser,
+    form: CheckedForm,
+    conn: DbDep,
+    settings: SettingsDep,
+    client: ClientAddress,
+) -> Response:
+    """Set a hub's settings (status interval, time zone, bundle size, connections); its config is
+    published and the hub applies them without a restart. Empty fields leave a setting as it is."""
+    chosen, names = _chosen(user, conn, form.get("municipality", ""))
+    hub_id = form.get("hub", "").strip()
+    try:
+        _now, changed = homes.configure_hub(
+            conn,
+            settings,
+            hub_id,
+            _hub_settings(form),
+            by=user.username,
+            publisher=fleet_broker(request).publisher,
+            within=within(user),
+            client=client,
+        )
+    except AdministrationError as refused:
+        return _refused(request, user, conn, chosen, names, form, "settings", refused)
+    return RedirectResponse(
+        done_url(chosen, "configured" if changed else "unchanged", hub_id), status_code=303
+    )
 
 
 def _unknown(message: str) -> HTTPException:

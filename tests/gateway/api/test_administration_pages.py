@@ -604,3 +604,55 @@ def test_the_kit_zip_unpacks_as_write_kit_writes_the_folder(tmp_path: Path) -> N
         unpacked = tmp_path / "unzipped" / "hub-q" / path.name
         assert unpacked.read_bytes() == path.read_bytes()
         assert unpacked.stat().st_mode & 0o777 == path.stat().st_mode & 0o777
+
+
+def test_hub_settings_from_the_page_reach_the_hub_and_a_bad_value_keeps_what_was_typed(
+    client: TestClient, settings: GatewaySettings, db: Conn, mosquitto: DynsecBroker, homes_world: None
+) -> None:
+    csrf = _as(client, settings, ADMIN_KBH)
+    password, _, _ = _kit(
+        _post(
+            client,
+            "/admin/homes/hubs",
+            {"csrf": csrf, "municipality": KBH, "hub": "hub-a", "patient": "pt-a"},
+        ).text
+    )
+    hub = Hub(mosquitto, "hub-a", password)
+    try:
+        fields = {
+            "csrf": csrf,
+            "municipality": KBH,
+            "hub": "hub-a",
+            "status_interval": "300",
+            "bundle_size": "20",
+        }
+        saved = _post(client, "/admin/homes/hubs/settings", fields)
+        assert saved.status_code == 303 and "done=configured&subject=hub-a" in saved.headers["location"]
+        config = hub.config_with('"status_interval_s":300')
+        assert b'"bundle_size":20' in config
+        assert "Hub hub-a has new settings" in client.get(saved.headers["location"]).text
+        again = _post(client, "/admin/homes/hubs/settings", fields)
+        assert "done=unchanged" in again.headers["location"]
+        assert [r[4] for r in _audit(db, "hub-configure")] == ["pt-a"]
+    finally:
+        hub.close()
+    bad = _post(
+        client,
+        "/admin/homes/hubs/settings",
+        {
+            "csrf": csrf,
+            "municipality": KBH,
+            "hub": "hub-a",
+            "status_interval": "5",
+            "timezone": "Europe/Paris",
+        },
+    )
+    assert bad.status_code == 400 and "10" in _problem(bad.text, "settings")
+    assert 'value="Europe/Paris"' in bad.text
+    other = _post(
+        client,
+        "/admin/homes/hubs/settings",
+        {"csrf": csrf, "municipality": KBH, "hub": "hub-frb", "bundle_size": "9"},
+    )
+    assert other.status_code == 400 and "hub-frb" in _problem(other.text, "settings")
+    assert db.execute("SELECT settings FROM hubs WHERE id = 'hub-frb'").fetchone() == ({},)

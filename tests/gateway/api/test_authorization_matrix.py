@@ -760,6 +760,9 @@ MATRIX: Mapping[tuple[str, str], Kind] = {
     ),
     ("POST", "/admin/homes/devices/remove"): AdminForm({"device": f"dev-{OWN_TEAM}-spo2"}),
     ("POST", "/admin/homes/hubs/revoke"): AdminForm({"hub": HUB_ID}),
+    ("POST", "/admin/homes/hubs/settings"): AdminForm(
+        {"municipality": OWN, "hub": HUB_ID, "status_interval": "300"}
+    ),
     ("POST", "/admin/homes/users"): AdminForm(
         {"municipality": OWN, "role": "nurse", "email": "new.nurse@kk.example"}, ok=200
     ),
