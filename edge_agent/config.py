@@ -10,13 +10,16 @@ is data in :mod:`edge_agent.ble.profiles`; what the server may change remotely i
 from __future__ import annotations
 
 import tomllib
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge_agent.outbox.sqlite_outbox import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS
 from fhir_contract.limits import MAX_BUNDLE_ENTRIES
+from fhir_contract.plan import PlanError, PlanItem, parse_plan
 
 DeviceKind = Literal[
     "blood-pressure-cuff",
@@ -116,6 +119,30 @@ class EmulationConfig(BaseModel):
     interval_s: float = Field(default=5.0, gt=0)
 
 
+class VoiceConfig(BaseModel):
+    """What the hub says to the patient (``edge_agent.reminders``): the plan's reminders and
+    confirmations, spoken by a local engine. Local only: the server's config message cannot set it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # None (the default): speak when the hub has a measurement plan; false: never.
+    enabled: bool | None = None
+    language: Literal["da", "en"] = "da"
+    # Nothing is said from start (included) to end (excluded), on the home's wall clock; equal: never quiet.
+    quiet_hours_start: dt_time = dt_time(22, 0)
+    quiet_hours_end: dt_time = dt_time(7, 0)
+    # "espeak": the loudspeaker (espeak-ng); "wav": one WAV file per prompt in wav_dir (tests, a player
+    # of its own); "none": decide and log what would be said, say nothing.
+    engine: Literal["espeak", "wav", "none"] = "espeak"
+    wav_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _wav_needs_a_folder(self) -> Self:
+        if (self.engine == "wav") != (self.wav_dir is not None):
+            raise ValueError('wav_dir goes with engine = "wav" (and only with it)')
+        return self
+
+
 class HubConfig(BaseModel):
     """Everything one hub needs to run."""
 
@@ -143,7 +170,42 @@ class HubConfig(BaseModel):
     # Send a blood-pressure cuff's intermediate cuff pressure (0x2A36) as preliminary Observations.
     # Off by default (PHD IG: a value still being measured); the gateway never scores them.
     send_intermediate_cuff_pressure: bool = False
+    # The patient's measurement plan (fhir_contract.plan: what to measure, when, with what grace), in its
+    # JSON form; usually set by the nurse and sent in the retained config. Empty: no plan, no reminders.
+    plan: tuple[dict[str, Any], ...] = ()
+    voice: VoiceConfig = VoiceConfig()
     emulation: EmulationConfig | None = None
+
+    @field_validator("timezone", mode="after")
+    @classmethod
+    def _a_known_zone(cls, timezone: str) -> str:
+        # Checked here, so a bad zone (in the file or a config message) is refused, not a crash later.
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f"unknown time zone {timezone!r} (an IANA name such as Europe/Copenhagen)"
+            ) from None
+        return timezone
+
+    @field_validator("plan", mode="after")
+    @classmethod
+    def _a_plan_both_sides_read(cls, plan: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        try:
+            parse_plan(list(plan))
+        except PlanError as exc:
+            raise ValueError(str(exc)) from None
+        return plan
+
+    @property
+    def plan_items(self) -> tuple[PlanItem, ...]:
+        """The plan as ``fhir_contract.plan`` items (validated when the configuration was made)."""
+        return parse_plan(list(self.plan))
+
+    @property
+    def speaks(self) -> bool:
+        """Whether the hub says the plan's prompts: there is a plan and the voice is not switched off."""
+        return bool(self.plan) and self.voice.enabled is not False
 
     @classmethod
     def from_toml(cls, path: Path) -> HubConfig:
@@ -182,7 +244,8 @@ class HubConfig(BaseModel):
             }
         )
         outbox = self.outbox_path if self.outbox_path.is_absolute() else base / self.outbox_path
-        return self.model_copy(update={"mqtt": mqtt, "outbox_path": outbox})
+        voice = self.voice.model_copy(update={"wav_dir": fix(self.voice.wav_dir) or self.voice.wav_dir})
+        return self.model_copy(update={"mqtt": mqtt, "outbox_path": outbox, "voice": voice})
 
     @property
     def remote_cache_path(self) -> Path:

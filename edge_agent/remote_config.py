@@ -3,7 +3,8 @@
 The payload is a JSON object with any of these keys (nothing else):
 
 - ``patient_id`` (string), ``devices`` (list of ``{"id", "address", "kind"}``), ``timezone``,
-  ``bundle_size``, ``max_connections``, ``status_interval_s``; optionally ``version`` (any string, only
+  ``bundle_size``, ``max_connections``, ``status_interval_s``, ``plan`` (the measurement plan,
+  ``fhir_contract.plan``'s JSON form); optionally ``version`` (any string, only
   logged and echoed in the status so the server can see what the hub applied).
 
 Merge rule (:func:`merge`): **a key the server sends replaces the local file's value as a whole**
@@ -24,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edge_agent.config import DeviceConfig, HubConfig, HubConfigError, first_error
 from fhir_contract.limits import MAX_BUNDLE_ENTRIES
+from fhir_contract.plan import PlanError, parse_plan
 
 __all__ = ["RemoteConfig", "RemoteConfigError", "load_cache", "merge", "parse_remote", "save_cache"]
 
@@ -53,9 +55,31 @@ class RemoteConfig(BaseModel):
     bundle_size: int | None = Field(default=None, ge=1, le=MAX_BUNDLE_ENTRIES)
     max_connections: int | None = Field(default=None, ge=1, le=32)
     status_interval_s: float | None = Field(default=None, ge=1.0)
+    # The measurement plan (fhir_contract.plan's JSON form); an empty list: no plan.
+    plan: tuple[dict[str, Any], ...] | None = None
+
+    @field_validator("plan", mode="after")
+    @classmethod
+    def _a_plan_both_sides_read(
+        cls, plan: tuple[dict[str, Any], ...] | None
+    ) -> tuple[dict[str, Any], ...] | None:
+        if plan is not None:
+            try:
+                parse_plan(list(plan))
+            except PlanError as exc:
+                raise ValueError(str(exc)) from None
+        return plan
 
 
-_SETTINGS = ("patient_id", "devices", "timezone", "bundle_size", "max_connections", "status_interval_s")
+_SETTINGS = (
+    "patient_id",
+    "devices",
+    "timezone",
+    "bundle_size",
+    "max_connections",
+    "status_interval_s",
+    "plan",
+)
 
 
 def parse_remote(payload: bytes) -> RemoteConfig:

@@ -6,7 +6,10 @@ one (cached next to the outbox), applies each new retained ``config`` message (a
 configuration restarts the agent in place: devices closed, publisher drained, outbox closed, then the
 new agent; a bad message is logged and reported in the status and changes nothing), and republishes
 the retained ``status`` every ``status_interval_s`` and when a device's state changes or the outbox's
-disk fills or has room again (at most every :data:`MIN_STATUS_GAP_S`). :meth:`HubService.run` returns
+disk fills or has room again (at most every :data:`MIN_STATUS_GAP_S`). While the configuration has a
+measurement plan (and the voice is on) it runs the :class:`~edge_agent.reminders.Reminders`, fed every
+Observation the agent stores; a config message that changes only the plan updates them without
+restarting the agent. :meth:`HubService.run` returns
 when its stop event is set; signals are the caller's business (``homewatch edge run`` sets the event on
 SIGTERM/SIGINT).
 
@@ -22,8 +25,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +35,7 @@ from edge_agent.agent import HubAgent
 from edge_agent.ble.backend import BleBackend
 from edge_agent.ble.connection import DeviceState, LinkPolicy
 from edge_agent.config import DeviceConfig, EmulationConfig, HubConfig, HubConfigError
+from edge_agent.reminders import Reminders, ReminderSettings, speaker_for
 from edge_agent.remote_config import (
     RemoteConfig,
     RemoteConfigError,
@@ -90,7 +94,10 @@ class HubService:
         correct_device_clocks: bool = True,
         emulate: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``now`` and ``sleep`` are the reminders' clock (a simulated one in tests)."""
         self.local = local
         self._backend = backend
         self._policy = link_policy
@@ -107,6 +114,11 @@ class HubService:
         self._last_status = float("-inf")
         self.agent: HubAgent | None = None
         self.config = local
+        # Fed every stored reading from the start, so a plan that arrives later knows what was measured.
+        self.reminders = Reminders(
+            speaker_for(local.voice), ReminderSettings.from_config(local), now=now, sleep=sleep
+        )
+        self._reminding: asyncio.Task[None] | None = None
 
     # -- life --------------------------------------------------------------------------------------
 
@@ -126,6 +138,7 @@ class HubService:
             await self._start_agent()
             await self._serve(stop)
         finally:
+            await self._stop_reminders()
             await self._stop_agent()
             if self._emulator is not None:
                 await self._emulator.close()
@@ -163,10 +176,13 @@ class HubService:
             loop.call_soon_threadsafe(self._payloads.put_nowait, payload)
 
         agent.publisher.on_config = on_config
+        for session in agent.sessions.values():
+            session.on_stored = self.reminders.stored
         self.agent = agent
         self._last_key = None
         self._refresh_status_fields()
         await agent.start()
+        await self._follow_plan()
         log.info(
             "hub %s: agent started for patient %s with %d device(s)%s",
             config.hub_id,
@@ -210,12 +226,39 @@ class HubService:
             log.info("hub %s: config message changes nothing", hub)
             self._publish_status(force=True)
             return
+        if merged.model_copy(update={"plan": self.config.plan}) == self.config:
+            log.info("hub %s: applying a new measurement plan %s", hub, merged.plan)
+            self.config = merged
+            await self._follow_plan()
+            self._publish_status(force=True)
+            return
         log.info(
             "hub %s: applying remote config %s; restarting the agent", hub, describe(remote) if remote else {}
         )
         self.config = merged
         await self._stop_agent()
         await self._start_agent()
+
+    # -- reminders ---------------------------------------------------------------------------------
+
+    async def _follow_plan(self) -> None:
+        """Run the reminders while the configuration has a plan and the voice is on, with its settings."""
+        if not self.config.speaks:
+            await self._stop_reminders()
+            return
+        self.reminders.update(ReminderSettings.from_config(self.config))
+        if self._reminding is None or self._reminding.done():
+            self._reminding = asyncio.create_task(self.reminders.run(), name="reminders")
+            log.info(
+                "hub %s: reminders on for %d planned measurement(s)", self.local.hub_id, len(self.config.plan)
+            )
+
+    async def _stop_reminders(self) -> None:
+        task, self._reminding = self._reminding, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # -- status ------------------------------------------------------------------------------------
 

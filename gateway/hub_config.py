@@ -5,11 +5,19 @@ The payload (:func:`config_payload`, pure) has exactly the keys the hub accepts
 (``edge_agent.remote_config.RemoteConfig``; the gateway imports nothing of the hub, a test parses the
 payload with the hub's own parser): ``version`` (``str(config_version)``, which the hub echoes as
 ``configVersion`` in its status), ``patient_id``, ``devices`` (every device in use: ``id``, ``address``,
-``kind``; the hub replaces its list with this one as a whole) and the hub's settings that an
-administrator set (``timezone``, ``bundle_size``, ``max_connections``, ``status_interval_s``). A device
-without a Bluetooth address is left out (the hub could not find it, and one bad entry would make the hub
-refuse the whole message); any other settings key is left out too. Keys are sorted, so the same
-configuration is always the same bytes (the hub ignores a payload it has applied already).
+``kind``; the hub replaces its list with this one as a whole), ``plan`` (the patient's measurement plan
+in force, ``fhir_contract.plan.plan_json``, set by a nurse: ``gateway.administration.plans``) and the
+hub's settings that an administrator set (``timezone``, ``bundle_size``, ``max_connections``,
+``status_interval_s``). A device without a Bluetooth address is left out (the hub could not find it, and
+one bad entry would make the hub refuse the whole message); any other settings key is left out too. Keys
+are sorted, so the same configuration is always the same bytes (the hub ignores a payload it has applied
+already).
+
+``plan`` is an empty list when the patient has no plan, never left out: the hub replaces a key it is
+sent and keeps its own file's value for a key it is not (``edge_agent.remote_config.merge``), so a plan
+the nurse removed would go on reminding the patient if the key were only absent. It is left out only
+when the stored plan cannot be read (``gateway.store.plans.PlanUnreadable``): then the hub keeps the plan
+it runs rather than being told to drop it.
 
 :func:`publish_hub_config` reads the hub with its row locked (``gateway.store.hub_config``), publishes,
 and marks the version published, all in one transaction: two publishers of one hub take turns, so an
@@ -31,6 +39,7 @@ from typing import Any, Protocol
 import orjson
 import psycopg
 
+from fhir_contract.plan import plan_json
 from gateway.broker_rules import HUB_ID_PATTERN, MUNICIPALITY_PATTERN
 from gateway.broker_session import DEFAULT_TIMEOUT_S, BrokerAddress, BrokerSession, BrokerUnavailable
 from gateway.errors import GatewayFailure
@@ -85,6 +94,10 @@ def config_payload(record: HubConfigRecord) -> bytes:
         "patient_id": record.patient_id,
         "devices": devices,
     }
+    if record.plan is not None:
+        body["plan"] = plan_json(record.plan)
+    else:
+        log.warning("hub %s: its stored plan is unreadable and left out of its config", record.hub_id)
     for key, value in record.settings.items():
         if key in SETTINGS_KEYS and value is not None:
             body[key] = value

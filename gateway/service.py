@@ -45,6 +45,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 import psycopg
 import uvicorn
@@ -218,7 +219,10 @@ class Gateway:
         self.admission_risk = _admission_risk_schedule(database_url, settings, opts.clock)
         # Missing measurements ('missing' alerts) on the same clock as the scores.
         self.missing = MissingMeasurementJob(
-            database_url, timedelta(minutes=settings.missing_check_minutes), clock=opts.clock
+            database_url,
+            timedelta(minutes=settings.missing_check_minutes),
+            clock=opts.clock,
+            zone=ZoneInfo(settings.time_zone),  # a plan's times of day, for a hub that names no zone
         )
         self.missing.start()
         # Hubs' retained configuration that an administrator changed while the broker was away.

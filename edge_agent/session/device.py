@@ -105,6 +105,9 @@ class DeviceSession:
         self._last_key: int | None = None  # last history record stored
         self._backfilled = False  # this connection's history transfer completed
         self._connection: LinkConnection | None = None  # the current connection, to report state on
+        # Told (on the event loop) of the Observations each put stored, once they are durable: the
+        # hub's reminders confirm a planned measurement with it (edge_agent.reminders).
+        self.on_stored: Callable[[list[dict[str, Any]]], None] | None = None
 
     @property
     def correction(self) -> ClockCorrection | None:
@@ -322,4 +325,6 @@ class DeviceSession:
         # SQLite with synchronous=FULL waits for the disk: off the event loop.
         added = await asyncio.to_thread(self._outbox.put, observations, progress=marker)
         self._stats.observations_stored += added
+        if self.on_stored is not None and observations:
+            self.on_stored(observations)
         return added

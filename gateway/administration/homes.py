@@ -29,8 +29,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -50,6 +49,7 @@ from gateway.administration.kit import (
     KitSpec,
     render_hub_toml,
 )
+from gateway.administration.transactions import committed as _committed
 from gateway.api.i18n import gettext as _
 from gateway.broker_accounts import BrokerAccounts, BrokerAccountsError
 from gateway.broker_session import BrokerUnavailable
@@ -520,16 +520,6 @@ def _publish(
     """Publish the hub's retained config now (False: no publisher, or the broker is away: the gateway's
     config job publishes it later)."""
     return publish_hub_config(conn, publisher, municipality_id, hub_id)
-
-
-@contextmanager
-def _committed(conn: psycopg.Connection[Any]) -> Iterator[None]:
-    """A transaction, committed before the broker hears of it when the caller's connection is not in
-    autocommit (what the broker is told must be what the gateway's other connections read)."""
-    with conn.transaction():
-        yield
-    if not conn.autocommit:
-        conn.commit()
 
 
 def assign_device(

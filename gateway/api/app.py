@@ -43,6 +43,7 @@ from gateway.api import (
     model_monitoring_pages,
     model_pages,
     patient_pages,
+    plan_pages,
     quarantine_pages,
     review_fhir,
     review_pages,
@@ -188,6 +189,7 @@ def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bo
     app.include_router(review_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(patient_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(findr_pages.router, dependencies=HEADER_DEPENDENCIES)
+    app.include_router(plan_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(alert_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(language.router)
     app.include_router(invitation_pages.router)

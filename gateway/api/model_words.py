@@ -314,6 +314,7 @@ _MISSING_MEASUREMENTS = {
     "SpO2": N_("SpO2"),
     "weight": N_("weight"),
     "temperature": N_("temperature"),
+    "blood glucose": N_("blood glucose"),
 }
 
 
@@ -342,6 +343,20 @@ def _missing(m: re.Match[str]) -> str:
         measurement=gettext(_MISSING_MEASUREMENTS[m["measurement"]]),
         since=str(locale.datetime_formats["medium"]).format(clock, day),
         hours=_num(m["hours"]),
+    )
+
+
+def _planned_missing(m: re.Match[str]) -> str:
+    due = datetime.strptime(m["due"], "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    localization = current()
+    zone, locale = localization.time_zone, localization.locale
+    day = format_skeleton("yMMMd", due, tzinfo=zone, locale=locale)
+    clock = format_skeleton("Hm", due, tzinfo=zone, locale=locale)
+    return gettext(
+        "Planned %(measurement)s measurement due %(due)s not received (grace %(minutes)s min)",
+        measurement=gettext(_MISSING_MEASUREMENTS[m["measurement"]]),
+        due=str(locale.datetime_formats["medium"]).format(clock, day),
+        minutes=m["minutes"],
     )
 
 
@@ -391,6 +406,11 @@ _SENTENCES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]],
             rf"No (?P<measurement>{_alternatives(_MISSING_MEASUREMENTS)}) received since "
             rf"(?P<since>\d{{4}}-\d\d-\d\d \d\d:\d\d) UTC \(expected every (?P<hours>{_N}) h\)",
             _missing,
+        ),
+        (
+            rf"Planned (?P<measurement>{_alternatives(_MISSING_MEASUREMENTS)}) measurement due "
+            r"(?P<due>\d{4}-\d\d-\d\d \d\d:\d\d) UTC not received \(grace (?P<minutes>\d+) min\)",
+            _planned_missing,
         ),
         # NEWS2's note (models.news2).
         (

@@ -44,6 +44,7 @@ from gateway.api.i18n import N_, current
 from gateway.api.i18n import gettext as _
 from gateway.api.limits_form import FormError, bound_name, field_name, form_value, parse_limits
 from gateway.api.patient_scores import method_histories
+from gateway.api.patient_symptoms import symptom_section
 from gateway.api.patient_vitals import (
     BASELINE_HISTORY,
     BY_KEY,
@@ -56,6 +57,7 @@ from gateway.api.patient_vitals import (
     triage_row,
     vital_charts,
 )
+from gateway.api.plan_pages import plan_section
 from gateway.api.presenters import patient_url, unit
 from gateway.api.review_presenters import outcome_label, review_url, reviewer, tel_url, triage_label
 from gateway.api.web import render_page
@@ -163,12 +165,14 @@ def _overview(
         charts=charts,
         news2=patient_views.latest_news2(conn, user, patient.id),
         histories=method_histories(scores),
+        symptoms=symptom_section(conn, user, patient.id),
         alerts=alerts,
         alert_histories=alert_inbox.patient_alert_histories(conn, user, patient.id, [a.id for a in alerts]),
         alert_done=confirmation(done),
         reviews=reviews_of(conn, user, patient.id),
         notes=notes.notes_of(conn, user, patient.id),
         findr=patient_section(conn, user, patient.id, now),
+        plan=plan_section(conn, user, patient.id),
         note=note or NoteForm(),
         note_max=notes.NOTE_MAX_CHARS,
         limits=list(limits.values()),

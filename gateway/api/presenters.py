@@ -246,6 +246,8 @@ _KINDS = {
     "glucose-undetermined-whole-blood": N_("Glucose, whole blood (sample type unknown)"),
     "glucose-undetermined-plasma": N_("Glucose, plasma (sample type unknown)"),
     "cgm-glucose": N_("Glucose (continuous monitor)"),
+    # Not a reading kind: a measurement plan's (fhir_contract.plan), the key of its 'missing' alert.
+    "glucose": N_("Blood glucose"),
     "battery-level": N_("Battery level"),
 }
 # The parts of a blood-pressure panel, when a panel lacks systolic or diastolic.

@@ -19,6 +19,12 @@ Rules, in order:
    the reading is held in the quarantine for the administrator and never attributed to anyone, and
    ``gateway.ingest.reprocess`` stores it once an enrolment fix assigns the device), and, when it names
    a gateway (the ``observation-gatewayDevice`` extension), name this hub (else ``not-authorised``).
+6. An entry that is a QuestionnaireResponse (the patient's answers to a daily symptom check) is
+   validated by ``fhir_contract.questionnaire`` instead (its codes ``unknown-questionnaire`` and
+   ``invalid-answer`` beside the contract's own), and must be about the hub's patient, answered by
+   them (``source``, when sent) and recorded by this hub (``author``, when sent; else
+   ``not-authorised``). It is accepted into ``MessageOutcome.responses``, rejected like any entry, and
+   counted in the receipt like an Observation.
 
 ``error_report`` turns the rejections of a message into the OperationOutcome the hub receives on its
 ``errors`` topic (each reason cut to ``MAX_REASON_CHARS``, so a hostile value echoed in a reason can
@@ -37,6 +43,14 @@ from datetime import datetime
 from typing import Any
 
 from fhir_contract.limits import is_fhir_id
+from fhir_contract.questionnaire import (
+    INVALID_ANSWER,
+    RESPONSE_IDENTIFIER_SYSTEM,
+    UNKNOWN_QUESTIONNAIRE,
+    ValidResponse,
+    is_questionnaire_response,
+    validate_response,
+)
 from fhir_contract.terminology import IDENTIFIER_SYSTEM
 from fhir_contract.validate import ContractViolation, ValidObservation, parse_bundle, validate_observation
 from gateway.store.repository import HubAssignment
@@ -83,6 +97,8 @@ _ISSUE_TYPE = {
     "unit-mismatch": "value",
     "impossible-value": "value",
     "missing-element": "required",
+    UNKNOWN_QUESTIONNAIRE: "not-found",
+    INVALID_ANSWER: "code-invalid",
 }
 REJECTION_CODE_SYSTEM = "urn:homewatch:ingest-rejection"
 IDENTIFIER_EXTENSION = "urn:homewatch:observation-identifier"
@@ -119,6 +135,8 @@ class Rejection:
     code: str
     reason: str
     resource: Any = None
+    # What ``identifier`` is an identifier of: an Observation's, or a QuestionnaireResponse's.
+    identifier_system: str = IDENTIFIER_SYSTEM
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +152,9 @@ class MessageOutcome:
     bundle_id: str | None = None
     # How many entries the Bundle had (0 when the payload was no Bundle).
     entries: int = 0
+    # The accepted QuestionnaireResponses, and the Bundle entry of each (``response_positions[i]``).
+    responses: tuple[ValidResponse, ...] = ()
+    response_positions: tuple[int, ...] = ()
 
     @property
     def message_rejected(self) -> bool:
@@ -183,6 +204,44 @@ def _authorisation_problem(obs: ValidObservation, assignment: HubAssignment) -> 
     return None
 
 
+def _response_identifier_of(resource: Any) -> str | None:
+    """The identifier of a QuestionnaireResponse entry, if it has a readable one, even when invalid."""
+    identifier = resource.get("identifier") if isinstance(resource, Mapping) else None
+    if isinstance(identifier, Mapping) and identifier.get("system") == RESPONSE_IDENTIFIER_SYSTEM:
+        value = identifier.get("value")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _decide_response(
+    index: int, resource: Any, assignment: HubAssignment, now: datetime | None
+) -> ValidResponse | Rejection:
+    """A QuestionnaireResponse entry: the contract's check, then whether this hub may send it."""
+
+    def rejected(code: str, reason: str) -> Rejection:
+        identifier = _response_identifier_of(resource)
+        return Rejection(index, identifier, code, reason, resource, RESPONSE_IDENTIFIER_SYSTEM)
+
+    try:
+        response = validate_response(resource, now=now)
+    except ContractViolation as exc:
+        return rejected(exc.code, exc.reason)
+    except Exception as exc:
+        # As for Observations: odd input is a rejection, never a crash that is redelivered for ever.
+        log.warning("validator failed on entry %d with %r; rejecting it as invalid-fhir", index, exc)
+        return rejected("invalid-fhir", f"entry could not be checked: {exc}")
+    if response.patient_id != assignment.patient_id:
+        return rejected(
+            NOT_AUTHORISED, f"hub {assignment.hub_id} does not serve patient {response.patient_id}"
+        )
+    if response.source_patient_id not in (None, response.patient_id):
+        return rejected(NOT_AUTHORISED, "the answers must be the patient's own (source = the subject)")
+    if response.hub_id not in (None, assignment.hub_id):
+        reason = f"author names hub {response.hub_id}, but the message came from hub {assignment.hub_id}"
+        return rejected(NOT_AUTHORISED, reason)
+    return response
+
+
 def _validate(index: int, resource: Any, now: datetime | None) -> ValidObservation | Rejection:
     try:
         return validate_observation(resource, now=now)
@@ -223,7 +282,17 @@ def process_message(
     accepted: list[ValidObservation] = []
     positions: list[int] = []
     rejections: list[Rejection] = []
+    responses: list[ValidResponse] = []
+    response_positions: list[int] = []
     for index, resource in enumerate(resources):
+        if is_questionnaire_response(resource):
+            decided = _decide_response(index, resource, assignment, now)
+            if isinstance(decided, Rejection):
+                rejections.append(decided)
+            else:
+                responses.append(decided)
+                response_positions.append(index)
+            continue
         checked = _validate(index, resource, now)
         if isinstance(checked, Rejection):
             rejections.append(checked)
@@ -243,6 +312,8 @@ def process_message(
         tuple(positions),
         bundle_id=bundle.id,
         entries=len(resources),
+        responses=tuple(responses),
+        response_positions=tuple(response_positions),
     )
 
 
@@ -263,7 +334,8 @@ def receipt(outcome: MessageOutcome) -> dict[str, Any] | None:
     rejected = sum(r.index is not None for r in outcome.rejections)
     if outcome.message_rejected:
         rejected = outcome.entries
-    return {"bundle": outcome.bundle_id, "accepted": len(outcome.accepted), "rejected": rejected}
+    accepted = len(outcome.accepted) + len(outcome.responses)
+    return {"bundle": outcome.bundle_id, "accepted": accepted, "rejected": rejected}
 
 
 def clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
@@ -290,7 +362,7 @@ def error_report(outcome: MessageOutcome) -> dict[str, Any]:
             issue["extension"] = [
                 {
                     "url": IDENTIFIER_EXTENSION,
-                    "valueIdentifier": {"system": IDENTIFIER_SYSTEM, "value": rejection.identifier},
+                    "valueIdentifier": {"system": rejection.identifier_system, "value": rejection.identifier},
                 }
             ]
         issues.append(issue)

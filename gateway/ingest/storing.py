@@ -1,10 +1,11 @@
 """Storing what ``processing`` decided: one place for the MQTT worker and for ``POST /fhir``.
 
 ``store_decisions`` runs in the caller's transaction: the accepted Observations go in (idempotent on
-the reading: municipality, device and identifier), every rejection is quarantined with what was
-refused, and the patients with new data are announced with the earliest effective time of their new
-readings (``gateway.store.new_data``: ``pg_notify``, which PostgreSQL delivers only if the transaction
-commits, so the scorer never hears of rows that are not there).
+the reading: municipality, device and identifier), then the accepted QuestionnaireResponses
+(``response_storing``: idempotent on municipality, hub and identifier), every rejection is
+quarantined with what was refused, and the patients with new data are announced with the earliest
+effective time of their new readings (``gateway.store.new_data``: ``pg_notify``, which PostgreSQL
+delivers only if the transaction commits, so the scorer never hears of rows that are not there).
 
 Nothing a sender puts in a message may stop storing, or reach another sender's readings:
 
@@ -45,6 +46,7 @@ from gateway.ingest.processing import (
     clip,
     parse_topic,
 )
+from gateway.ingest.response_storing import store_responses
 from gateway.store.errors import describe, is_transient
 from gateway.store.new_data import announce_new_data
 from gateway.store.repository import (
@@ -78,6 +80,10 @@ class StoredDecisions:
     patients: dict[str, dict[str, datetime]]
     # Per outcome: the Bundle entries stored as new rows (the others accepted were duplicates).
     new_positions: list[frozenset[int]] = dataclasses.field(default_factory=list)
+    # The QuestionnaireResponses stored as new rows, and those stored already (``inserted`` and
+    # ``duplicates`` count Observations only; ``new_positions`` holds both kinds).
+    responses_inserted: int = 0
+    responses_duplicates: int = 0
 
 
 def store_decisions(
@@ -89,6 +95,7 @@ def store_decisions(
     except (psycopg.DataError, psycopg.IntegrityError) as exc:
         log.warning("a row was refused by the database (%s); storing the batch row by row", exc)
         stored = _store_one_by_one(conn, [d.outcome for d in decided])
+    stored = _with_responses(conn, stored)
     quarantine_many(
         conn,
         [
@@ -100,6 +107,18 @@ def store_decisions(
     if notify_channel is not None:
         announce_new_data(conn, notify_channel, stored.patients)
     return stored
+
+
+def _with_responses(conn: psycopg.Connection[Any], stored: StoredDecisions) -> StoredDecisions:
+    """``stored`` with the accepted QuestionnaireResponses of its outcomes stored too."""
+    responses = store_responses(conn, stored.outcomes)
+    return dataclasses.replace(
+        stored,
+        outcomes=responses.outcomes,
+        new_positions=[a | b for a, b in zip(stored.new_positions, responses.new_positions, strict=True)],
+        responses_inserted=responses.inserted,
+        responses_duplicates=responses.duplicates,
+    )
 
 
 def _rows(outcomes: Sequence[MessageOutcome]) -> tuple[list[DeliveredObservation], list[tuple[int, int]]]:

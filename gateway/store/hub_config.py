@@ -6,16 +6,23 @@ broker (migration 0015). ``lock_hub_config`` reads one hub's configuration with 
 two publishers of the same hub (an administrator's change and the gateway's config job) take turns: the
 later one reads the later version, and an older payload can never be published over a newer one.
 ``mark_published`` then records the version that went out (never lowering it). ``lagging_hubs`` lists
-the hubs to publish again; a revoked hub gets no configuration and is never listed. Building and
+the hubs to publish again; a revoked hub gets no configuration and is never listed. The hub's patient's
+measurement plan in force comes with it (``gateway.store.plans``; migration 0019). Building and
 publishing the payload is ``gateway.hub_config``'s.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+
+from fhir_contract.plan import PlanItem
+from gateway.store.plans import PlanUnreadable, current_plan
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +46,9 @@ class HubConfigRecord:
     config_version: int
     config_published: int
     revoked: bool
+    # The patient's measurement plan in force: empty when none was set or it was removed; None when the
+    # stored plan cannot be read (the payload then leaves the hub's plan as it is).
+    plan: tuple[PlanItem, ...] | None = ()
 
 
 def lock_hub_config(
@@ -59,6 +69,13 @@ def lock_hub_config(
         " WHERE municipality_id = %s AND hub_id = %s AND removed_at IS NULL ORDER BY id",
         (municipality_id, hub_id),
     ).fetchall()
+    plan: tuple[PlanItem, ...] | None
+    try:
+        stored = current_plan(conn, municipality_id, str(patient_id))
+        plan = () if stored is None else stored.items
+    except PlanUnreadable as exc:
+        log.warning("hub %s: %s; its plan is left out of its config", hub_id, exc)
+        plan = None
     return HubConfigRecord(
         municipality_id,
         hub_id,
@@ -68,6 +85,7 @@ def lock_hub_config(
         int(version),
         int(published),
         bool(revoked),
+        plan,
     )
 
 

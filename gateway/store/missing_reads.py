@@ -9,15 +9,22 @@ measurement with its newest reading taken up to ``now`` (or none yet). A reading
 carried a number (a hub drops an impossible value but the patient did measure); a preliminary one (a cuff
 still inflating) does not.
 
+For a patient with a measurement plan (``gateway.store.plans``) the job asks instead for the times of
+the readings of each planned measurement in a window (``readings_taken``; what ``fhir_contract.plan``
+matches against the plan's occurrences) and the newest reading of each (``newest_readings``). A planned
+measurement is read from :data:`PLAN_READING_KINDS`: the worklist's kinds, and a glucose meter's for
+glucose (a continuous monitor's stream is no planned measurement: it would count for every occurrence).
+
 ``active_missing_alerts`` and ``resolve_received`` let the job end an alert by itself once a newer reading
-of the measurement is stored: resolved with no person (``resolved_by`` and the event's actor NULL), outcome
-:data:`RECEIVED`, and a 'resolved' event in the same transaction. Whether a measurement is overdue is
+of the measurement is stored (``newest_readings`` of the alerts' measurements, whatever raised them):
+resolved with no person (``resolved_by`` and the event's actor NULL), outcome :data:`RECEIVED`, and a
+'resolved' event in the same transaction. Whether a measurement is overdue is
 ``gateway.alerts.missing``'s; the lifecycle of raising is ``gateway.alerts.lifecycle``'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,13 +32,25 @@ from typing import Any
 import psycopg
 
 from fhir_contract.device import contract_kind
+from fhir_contract.plan import MEASUREMENTS as PLANNED_MEASUREMENTS
 from fhir_contract.status import PRELIMINARY
+from fhir_contract.terminology import reading_types
 from gateway.store.alerts import add_event
 from gateway.store.worklist import EXPECTED_BY_DEVICE, MEASUREMENTS
 
 #: alerts.outcome of a missing-measurement alert that a newer reading ended.
 RECEIVED = "measurement-received"
 _READING_KINDS: Mapping[str, tuple[str, ...]] = {m.key: m.kinds for m in MEASUREMENTS}
+#: The reading kinds each measurement a plan may name is taken as (module docstring).
+PLAN_READING_KINDS: Mapping[str, tuple[str, ...]] = {
+    **{key: kinds for key, kinds in _READING_KINDS.items() if key in PLANNED_MEASUREMENTS},
+    "glucose": tuple(sorted(kind for kind in reading_types() if kind.startswith("glucose-"))),
+}
+assert set(PLAN_READING_KINDS) == set(PLANNED_MEASUREMENTS)
+# Every measurement a 'missing' alert may be keyed by, with its reading kinds.
+_ALERT_READING_KINDS: Mapping[str, tuple[str, ...]] = {**_READING_KINDS, **PLAN_READING_KINDS}
+# A reading that counts: taken, not a cuff still inflating (shared by the queries below).
+_COUNTS = "o.resource ->> 'status' IS DISTINCT FROM %(preliminary)s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +121,82 @@ def expected_readings(
         },
     ).fetchall()
     return [ExpectedReading(str(m), str(p), str(key), at, ident) for m, p, key, at, ident in rows]
+
+
+def _kind_arrays(measurements: Iterable[str]) -> dict[str, list[str]]:
+    wanted = sorted(set(measurements) & _ALERT_READING_KINDS.keys())
+    return {
+        "kind_measurements": [m for m in wanted for _ in _ALERT_READING_KINDS[m]],
+        "kinds": [kind for m in wanted for kind in _ALERT_READING_KINDS[m]],
+    }
+
+
+def newest_readings(
+    conn: psycopg.Connection[Any], wanted: Sequence[tuple[str, str, str]], *, now: datetime
+) -> dict[tuple[str, str, str], ExpectedReading]:
+    """The newest reading taken at or before ``now`` of each ``(municipality, patient, measurement)``
+    wanted (a measurement of a plan or of a 'missing' alert); one with none yet has ``last_at`` None."""
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        "WITH wanted AS (SELECT DISTINCT * FROM unnest(%(municipalities)s::text[], %(patients)s::text[],"
+        "  %(measurements)s::text[]) AS w(municipality_id, patient_id, measurement)),"
+        " reading_kinds AS (SELECT * FROM unnest(%(kind_measurements)s::text[], %(kinds)s::text[])"
+        "  AS r(measurement, kind))"
+        " SELECT w.municipality_id, w.patient_id, w.measurement, n.effective, n.identifier FROM wanted w"
+        " LEFT JOIN LATERAL (SELECT x.effective, x.identifier FROM reading_kinds rk CROSS JOIN LATERAL ("
+        "  SELECT o.effective, o.identifier FROM observations o"
+        "  WHERE o.municipality_id = w.municipality_id AND o.patient_id = w.patient_id AND o.kind = rk.kind"
+        f"  AND o.effective <= %(now)s AND {_COUNTS}"
+        "  ORDER BY o.effective DESC, o.identifier DESC LIMIT 1) x WHERE rk.measurement = w.measurement"
+        "  ORDER BY x.effective DESC, x.identifier DESC LIMIT 1) n ON true",
+        {
+            "municipalities": [m for m, _p, _k in wanted],
+            "patients": [p for _m, p, _k in wanted],
+            "measurements": [k for _m, _p, k in wanted],
+            **_kind_arrays(k for _m, _p, k in wanted),
+            "now": now,
+            "preliminary": PRELIMINARY,
+        },
+    ).fetchall()
+    return {
+        (str(m), str(p), str(k)): ExpectedReading(str(m), str(p), str(k), at, ident)
+        for m, p, k, at, ident in rows
+    }
+
+
+def readings_taken(
+    conn: psycopg.Connection[Any], wanted: Sequence[tuple[str, str, str, datetime]], *, now: datetime
+) -> dict[tuple[str, str, str], list[datetime]]:
+    """When each ``(municipality, patient, measurement, from)`` wanted was measured, from ``from`` up to
+    ``now`` (both included), oldest first; a measurement without a reading there is left out."""
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        "WITH wanted AS (SELECT * FROM unnest(%(municipalities)s::text[], %(patients)s::text[],"
+        "  %(measurements)s::text[], %(since)s::timestamptz[]) AS w(municipality_id, patient_id, measurement,"
+        "  since)),"
+        " reading_kinds AS (SELECT * FROM unnest(%(kind_measurements)s::text[], %(kinds)s::text[])"
+        "  AS r(measurement, kind))"
+        " SELECT w.municipality_id, w.patient_id, w.measurement, o.effective"
+        " FROM wanted w JOIN reading_kinds rk ON rk.measurement = w.measurement"
+        " JOIN observations o ON o.municipality_id = w.municipality_id AND o.patient_id = w.patient_id"
+        f"  AND o.kind = rk.kind AND o.effective >= w.since AND o.effective <= %(now)s AND {_COUNTS}"
+        " ORDER BY w.municipality_id, w.patient_id, w.measurement, o.effective",
+        {
+            "municipalities": [m for m, _p, _k, _s in wanted],
+            "patients": [p for _m, p, _k, _s in wanted],
+            "measurements": [k for _m, _p, k, _s in wanted],
+            "since": [s for _m, _p, _k, s in wanted],
+            **_kind_arrays(k for _m, _p, k, _s in wanted),
+            "now": now,
+            "preliminary": PRELIMINARY,
+        },
+    ).fetchall()
+    found: dict[tuple[str, str, str], list[datetime]] = {}
+    for m, p, k, at in rows:
+        found.setdefault((str(m), str(p), str(k)), []).append(at)
+    return found
 
 
 def active_missing_alerts(conn: psycopg.Connection[Any]) -> list[ActiveMissing]:

@@ -7,6 +7,7 @@ publisher, and a broker process per test (``broker`` in ``tests/conftest.py``).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from agent_helpers import FAST, Devices, ObservationSink, StartAgent, hub_config
 from edge_agent.agent import HubAgent
 from edge_agent.ble.connection import LinkPolicy
 from edge_agent.emulation.radio import HomeRadio
+from edge_agent.voice import find_espeak
 from gateway.broker import BrokerEndpoint
 
 
@@ -66,3 +68,18 @@ async def start_agent(radio: HomeRadio, broker: BrokerEndpoint, tmp_path: Path) 
     for agent in agents:
         async with asyncio.timeout(30):  # a hub that cannot stop is a failure, not a hang
             await agent.stop()
+
+
+# Speech: Debian's espeak-ng or a clear skip, except under CI (`CI` set), where that is a failure: `make test`
+# installs espeak-ng as root (the Makefile's `espeak` target), so CI never passes without speech.
+NO_ESPEAK = "no espeak-ng: install it (apt-get install -y espeak-ng, which `make test` does as root)"
+
+
+@pytest.fixture
+def espeak() -> str:
+    executable = find_espeak()
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{NO_ESPEAK}; CI must run the voice tests")
+        pytest.skip(NO_ESPEAK)
+    return executable

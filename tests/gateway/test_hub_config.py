@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, get_args
 
 import orjson
@@ -17,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from edge_agent.config import DeviceKind
-from edge_agent.remote_config import RemoteConfig, parse_remote
+from edge_agent.config import DeviceKind, HubConfig, MqttConfig
+from edge_agent.remote_config import RemoteConfig, merge, parse_remote
+from fhir_contract.plan import MAX_TIMES, MEASUREMENTS, PlanItem, parse_plan, plan_json
 from gateway.broker import BrokerEndpoint, EmbeddedBroker, free_port
 from gateway.broker_session import BrokerAddress
 from gateway.config_job import ConfigJob
@@ -40,6 +43,12 @@ from gateway.store.repository import Municipality, Patient
 MUNICIPALITY, PATIENT, HUB, OTHER_HUB = "0101", "p-cfg", "hub-cfg", "hub-other"
 TOPIC = f"homewatch/v1/{MUNICIPALITY}/{HUB}/config"
 KINDS: tuple[str, ...] = get_args(DeviceKind)
+PLAN = parse_plan(
+    [
+        {"measurement": "blood-pressure", "times": ["08:00", "20:00"], "grace_minutes": 120},
+        {"measurement": "weight", "times": ["07:30"], "days": [1, 3, 5], "grace_minutes": 240},
+    ]
+)
 
 
 def _record(**changes: Any) -> HubConfigRecord:
@@ -60,15 +69,18 @@ def _record(**changes: Any) -> HubConfigRecord:
 
 
 def test_the_payload_has_exactly_the_keys_the_hub_accepts() -> None:
-    assert set(RemoteConfig.model_fields) == {"version", "patient_id", "devices", *SETTINGS_KEYS}
+    assert set(RemoteConfig.model_fields) == {"version", "patient_id", "devices", "plan", *SETTINGS_KEYS}
     settings_ = {
         "timezone": "Europe/Copenhagen",
         "bundle_size": 20,
         "max_connections": 3,
         "status_interval_s": 60,
     }
-    remote = parse_remote(config_payload(_record(settings=settings_)))
+    payload = config_payload(_record(settings=settings_, plan=PLAN))
+    assert set(orjson.loads(payload)) == set(RemoteConfig.model_fields)
+    remote = parse_remote(payload)
     assert remote.version == "3" and remote.patient_id == PATIENT
+    assert remote.plan is not None and parse_plan(list(remote.plan)) == PLAN
     assert [(d.id, d.kind, d.address) for d in remote.devices or ()] == [
         ("cuff-1", "blood-pressure-cuff", "C4:7C:8D:6A:12:0F")
     ]
@@ -88,11 +100,32 @@ def test_a_device_without_an_address_and_a_key_the_hub_refuses_are_left_out_not_
     payload = config_payload(record)
     remote = parse_remote(payload)  # the hub would refuse the whole message for any of those
     assert [d.id for d in remote.devices or ()] == ["scale-1"]
-    assert set(orjson.loads(payload)) == {"version", "patient_id", "devices"}
+    assert set(orjson.loads(payload)) == {"version", "patient_id", "devices", "plan"}
 
 
 def test_no_devices_is_an_empty_list_so_the_hub_drops_its_local_ones() -> None:
     assert parse_remote(config_payload(_record(devices=()))).devices == ()
+
+
+def test_no_plan_is_an_empty_list_so_a_removed_plan_reaches_the_hub() -> None:
+    local = HubConfig(
+        municipality=MUNICIPALITY,
+        hub_id=HUB,
+        patient_id=PATIENT,
+        devices=(),
+        mqtt=MqttConfig(host="127.0.0.1"),
+        outbox_path=Path("outbox.sqlite3"),  # never opened
+        plan=tuple(plan_json(PLAN)),
+    )
+    assert local.plan_items == PLAN  # the plan the hub runs, from its file or an earlier config
+    remote = parse_remote(config_payload(_record(plan=())))
+    assert remote.plan == ()
+    assert merge(local, remote).plan_items == ()  # the hub stops reminding
+
+
+def test_an_unreadable_stored_plan_is_left_out_so_the_hub_keeps_its_own() -> None:
+    payload = config_payload(_record(plan=None))
+    assert "plan" not in orjson.loads(payload) and parse_remote(payload).plan is None
 
 
 def test_the_same_configuration_is_always_the_same_bytes() -> None:
@@ -102,6 +135,21 @@ def test_the_same_configuration_is_always_the_same_bytes() -> None:
 
 
 _IDS = st.from_regex(r"[A-Za-z0-9\-.]{1,40}", fullmatch=True)
+_PLAN_ITEMS = st.builds(
+    PlanItem,
+    st.sampled_from(MEASUREMENTS),
+    st.lists(
+        st.times().map(lambda t: t.replace(second=0, microsecond=0)),
+        min_size=1,
+        max_size=MAX_TIMES,
+        unique=True,
+    )
+    .map(sorted)
+    .map(tuple),
+    st.frozensets(st.integers(1, 7), min_size=1),
+    st.integers(15, 1440).map(lambda minutes: timedelta(minutes=minutes)),
+)
+_PLANS = st.lists(_PLAN_ITEMS, max_size=len(MEASUREMENTS), unique_by=lambda item: item.measurement).map(tuple)
 _SETTINGS = st.fixed_dictionaries(
     {},
     optional={
@@ -131,15 +179,21 @@ _SETTINGS = st.fixed_dictionaries(
     hub_settings=_SETTINGS,
     version=st.integers(1, 2**31 - 1),
     patient=_IDS,
+    plan=_PLANS,
 )
 def test_whatever_is_stored_the_payload_is_one_the_hub_accepts(
-    devices: list[ConfigDevice], hub_settings: dict[str, Any], version: int, patient: str
+    devices: list[ConfigDevice],
+    hub_settings: dict[str, Any],
+    version: int,
+    patient: str,
+    plan: tuple[PlanItem, ...],
 ) -> None:
     record = _record(
-        devices=tuple(devices), settings=hub_settings, config_version=version, patient_id=patient
+        devices=tuple(devices), settings=hub_settings, config_version=version, patient_id=patient, plan=plan
     )
     remote = parse_remote(config_payload(record))
     assert remote.version == str(version) and remote.patient_id == patient
+    assert remote.plan is not None and parse_plan(list(remote.plan)) == plan
     assert [d.id for d in remote.devices or ()] == [d.id for d in devices if d.address]
     sent = {key for key in SETTINGS_KEYS if getattr(remote, key) is not None}
     assert sent == {key for key in SETTINGS_KEYS if hub_settings.get(key) is not None}

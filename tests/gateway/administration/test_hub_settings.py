@@ -4,17 +4,15 @@ accepts; bad values are one line and change nothing."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from paho.mqtt.enums import CallbackAPIVersion
+from retained_config import retained_config
 from typer.testing import CliRunner
 
 from edge_agent.remote_config import parse_remote
@@ -65,27 +63,6 @@ def _settings(broker: BrokerEndpoint) -> GatewaySettings:
     )
 
 
-def _retained(broker: BrokerEndpoint) -> bytes:
-    got: list[bytes] = []
-    arrived = threading.Event()
-
-    def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        got.append(bytes(message.payload))
-        arrived.set()
-
-    client = mqtt.Client(CallbackAPIVersion.VERSION2)
-    client.on_message = on_message
-    client.on_connect = lambda c, *_: c.subscribe(TOPIC, qos=1)
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    try:
-        assert arrived.wait(5), "no retained config"
-    finally:
-        client.loop_stop()
-        client.disconnect()
-    return got[0]
-
-
 def _version(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute("SELECT config_version FROM hubs WHERE id = 'hub-1'").fetchone()
     assert row is not None
@@ -100,7 +77,7 @@ def test_settings_reach_the_hub_in_its_retained_config_and_again_changes_nothing
     wanted = HubSettings(status_interval_s=300, timezone="Europe/Copenhagen", bundle_size=20)
     now, changed = configure_hub(conn, gateway, "hub-1", wanted, by="ops", publisher=publisher)
     assert changed and now == {"status_interval_s": 300, "timezone": "Europe/Copenhagen", "bundle_size": 20}
-    remote = parse_remote(_retained(broker))  # what the hub makes of it: accepted whole
+    remote = parse_remote(retained_config(broker, TOPIC))  # what the hub makes of it: accepted whole
     assert (remote.status_interval_s, remote.timezone, remote.bundle_size) == (300, "Europe/Copenhagen", 20)
     assert remote.version == str(_version(conn))
     version = _version(conn)
@@ -109,7 +86,11 @@ def test_settings_reach_the_hub_in_its_retained_config_and_again_changes_nothing
     now, changed = configure_hub(
         conn, gateway, "hub-1", HubSettings(reset=("bundle_size",)), by="ops", publisher=publisher
     )
-    assert changed and "bundle_size" not in now and parse_remote(_retained(broker)).bundle_size is None
+    assert (
+        changed
+        and "bundle_size" not in now
+        and parse_remote(retained_config(broker, TOPIC)).bundle_size is None
+    )
     actions = conn.execute("SELECT action FROM audit_log WHERE action = 'hub-configure'").fetchall()
     assert len(actions) == 2
 

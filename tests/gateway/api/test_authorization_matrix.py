@@ -715,6 +715,12 @@ MATRIX: Mapping[tuple[str, str], Kind] = {
     ("POST", "/patients/{patient_id}/hospital-stays"): ClinicalForm(
         {"admitted": "2025-06-01T10:00"}, nurse_only=True
     ),
+    # The measurement plan (plan_pages.py, issue 21): set by the patient's care team's nurse only.
+    ("GET", "/patients/{patient_id}/plan"): ClinicalPage(nurse_only=True),
+    ("POST", "/patients/{patient_id}/plan"): ClinicalForm(
+        {"weight-on": "yes", "weight-times": "07:30", "weight-day-1": "yes", "weight-grace": "120"},
+        nurse_only=True,
+    ),
     ("POST", "/patients/{patient_id}/reviews"): ClinicalForm(REVIEW_FORM),
     ("POST", "/patients/{patient_id}/notes"): ClinicalForm({"text": "Rang; alt vel."}),
     ("POST", "/patients/{patient_id}/thresholds"): ClinicalForm(),

@@ -201,6 +201,7 @@ NURSE_PAGES = (
     "/patients/p-hf/readings",
     "/patients/p-hf/reviews",
     "/patients/p-hf/thresholds",
+    "/patients/p-hf/plan",
     "/patients/p-late",
     "/patients/p-late/reviews",
     "/patients/p-none",
