@@ -145,3 +145,18 @@ def test_cache_round_trips_and_ignores_a_damaged_file(tmp_path: Path) -> None:
     assert cached is not None and cached[0].patient_id == "p-9" and cached[0].version == "7"
     path.write_bytes(b"{broken")
     assert load_cache(path) is None
+
+
+def test_the_examples_commented_plan_and_voice_make_a_valid_configuration(tmp_path: Path) -> None:
+    # What an operator gets by uncommenting them: the example must not teach a configuration the hub refuses.
+    text = EXAMPLE.read_text()
+    lines = text.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("# plan = ["))
+    end = next(n for n, line in enumerate(lines) if line.startswith("# engine = "))
+    for n in range(start, end + 1):
+        if lines[n].startswith("# ") and not lines[n].startswith(("# The ", "# What ")):
+            lines[n] = lines[n][2:]
+    uncommented = "\n".join(lines).replace('password_file = "/etc/homewatch/mqtt-password"', "")
+    config = HubConfig.from_toml(_write(tmp_path, uncommented))
+    assert [item.measurement for item in config.plan_items] == ["blood-pressure"]
+    assert config.voice.language == "da" and config.voice.engine == "espeak"
