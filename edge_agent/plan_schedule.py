@@ -17,10 +17,11 @@ agree on the same readings.
 
 Which plan measurement an Observation is (:func:`measurement_of`) is decided by its code, never by the
 kind of device that sent it: the contract's reading type (``observation_kind``: the MDC code, the PHD
-supplemental type, LOINC when unambiguous) must be one whose LOINC code is in :data:`PLAN_LOINC`. A cuff's
-pulse rate is not blood pressure; a continuous oximeter's fast/slow SpO2 is a stream, not the planned spot
-check; a CGM measures by itself and is no planned glucose measurement. The gateway's worklist maps the
-same reading types to the same keys (``tests/edge_agent/test_plan_schedule.py`` checks it).
+supplemental type, LOINC when unambiguous) must be one of ``fhir_contract.plan.READING_KINDS``, the table
+the gateway's missing alert reads too. A cuff's pulse rate is not blood pressure; a continuous oximeter's
+fast/slow SpO2 is a stream, not the planned spot check; a CGM measures by itself and is no planned glucose
+measurement. The gateway's worklist maps the same reading types to the same keys
+(``tests/edge_agent/test_plan_schedule.py`` checks it).
 
 Speaking, quiet hours and remembering what was said are :mod:`edge_agent.reminders`' business.
 """
@@ -37,24 +38,12 @@ from edge_agent.outbox.priority import observation_kind
 from fhir_contract.plan import (
     EARLY,
     MAX_GRACE,
-    MEASUREMENTS,
+    READING_KINDS,
     Occurrence,
     PlanItem,
     match_readings,
     occurrences,
 )
-from fhir_contract.terminology import reading_types
-
-#: The LOINC codes (``fhir/terminology.json``, by mass and by moles) that name each plan measurement.
-PLAN_LOINC: Final[Mapping[str, frozenset[str]]] = {
-    "blood-pressure": frozenset({"85354-9"}),  # blood pressure panel
-    "spo2": frozenset({"59408-5", "2708-6"}),  # oxygen saturation by pulse oximetry
-    "weight": frozenset({"29463-7"}),  # body weight
-    "temperature": frozenset({"8310-5"}),  # body temperature
-    # glucose in capillary / venous / arterial / unspecified blood or plasma, mg/dL and mmol/L (a glucose
-    # meter's spot check); the CGM's interstitial codes (99504-3, 105272-9) are left out on purpose.
-    "glucose": frozenset({"41653-7", "14743-9", "2345-7", "14749-6", "2339-0", "15074-8"}),
-}
 
 #: How far back "missed" looks by default: the day before is what a reminder can still be about.
 LOOKBACK: Final = timedelta(days=1)
@@ -62,25 +51,10 @@ LOOKBACK: Final = timedelta(days=1)
 HORIZON: Final = timedelta(days=1)
 
 
-def _kinds_of_plan() -> dict[str, str]:
-    """Each contract reading type that counts for a plan measurement, with that measurement's key.
-    Variants (a supplemental type: fast/slow SpO2) share their plain type's LOINC code and never count."""
-    found: dict[str, str] = {}
-    for rtype in reading_types().values():
-        if rtype.supplemental_type is not None:
-            continue
-        codes = {rtype.loinc[0]} if rtype.loinc else set()
-        codes |= {by_unit[0] for _, by_unit in rtype.loinc_by_unit if by_unit}
-        keys = [key for key in MEASUREMENTS if codes & PLAN_LOINC[key]]
-        if len(keys) > 1:
-            raise ValueError(f"reading type {rtype.key} counts for {keys}: PLAN_LOINC overlaps")
-        if keys:
-            found[rtype.key] = keys[0]
-    return found
-
-
-#: Contract reading type -> plan measurement key (derived from :data:`PLAN_LOINC` and the terminology).
-MEASUREMENT_OF_KIND: Final[Mapping[str, str]] = _kinds_of_plan()
+#: Contract reading type -> plan measurement key (the contract's ``READING_KINDS`` turned round).
+MEASUREMENT_OF_KIND: Final[Mapping[str, str]] = {
+    kind: measurement for measurement, kinds in READING_KINDS.items() for kind in kinds
+}
 
 
 def measurement_of(observation: Mapping[str, Any]) -> str | None:

@@ -24,14 +24,26 @@ the bad field; nothing here does I/O or reads a clock.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from fhir_contract.terminology import reading_types
+
 #: The measurements a plan may name: the keys of the nurse's worklist and the missing alert.
 MEASUREMENTS: Final = ("blood-pressure", "spo2", "weight", "temperature", "glucose")
+#: The contract's reading types (``fhir/terminology.json`` keys) that count for each measurement: what the
+#: hub matches its Observations against and what the gateway reads for the missing alert. Spot checks
+#: only: a cuff's pulse, a continuous oximeter's fast/slow SpO2 and a CGM's stream count for nothing.
+READING_KINDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "blood-pressure": ("blood-pressure",),
+    "spo2": ("spo2",),
+    "weight": ("body-weight",),
+    "temperature": ("body-temperature",),
+    "glucose": tuple(sorted(kind for kind in reading_types() if kind.startswith("glucose-"))),
+}
 MAX_ITEMS: Final = len(MEASUREMENTS)
 MAX_TIMES: Final = 6
 MIN_GRACE: Final = timedelta(minutes=15)

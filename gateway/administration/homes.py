@@ -514,14 +514,6 @@ def _replace(path: Path, data: bytes, mode: int) -> Path:
 # --- devices --------------------------------------------------------------------------------------
 
 
-def _publish(
-    conn: psycopg.Connection[Any], publisher: ConfigPublisher | None, municipality_id: str, hub_id: str
-) -> bool:
-    """Publish the hub's retained config now (False: no publisher, or the broker is away: the gateway's
-    config job publishes it later)."""
-    return publish_hub_config(conn, publisher, municipality_id, hub_id)
-
-
 def assign_device(
     conn: psycopg.Connection[Any],
     settings: GatewaySettings,
@@ -637,7 +629,7 @@ def assign_device_outcome(
         store.audit_administration(
             conn, by, hub.municipality_id, "device-assign", [patient_id], detail, client=client
         )
-    published = [_publish(conn, publisher, hub.municipality_id, h) for h in changed]
+    published = [publish_hub_config(conn, publisher, hub.municipality_id, h) for h in changed]
     outcome: Outcome = "added" if known is None or known.removed_at is not None else "updated"
     return DeviceAssignment(wanted_id, outcome, published[0])
 
@@ -668,7 +660,7 @@ def remove_device(
         )
         hub = store.hub_record(conn, device.hub_id)
     if hub is not None and hub.revoked_at is None:
-        _publish(conn, publisher, device.municipality_id, device.hub_id)
+        publish_hub_config(conn, publisher, device.municipality_id, device.hub_id)
     return True
 
 
@@ -759,7 +751,7 @@ def configure_hub(
             )
         now = store.hub_settings(conn, hub_id)
     if changed:
-        _publish(conn, publisher, hub.municipality_id, hub_id)
+        publish_hub_config(conn, publisher, hub.municipality_id, hub_id)
     return now, changed
 
 

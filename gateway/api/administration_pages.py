@@ -25,11 +25,9 @@ add one. Every POST takes the session's anti-forgery token (``deps.CheckedForm``
 service layer with the client's address; an ``AdministrationError`` is shown above its form (400) with
 what was typed kept. Nurses and GPs get 403 (``deps.AdminUser``).
 
-The broker: the hub accounts (``gateway.broker_accounts.broker_accounts``) and the retained-config
-publisher (``gateway.hub_config.config_publisher``) are made once per app, on the first request that
-needs them, and kept in ``app.state.fleet_broker``. Neither holds a connection (each errand opens and
-closes its own), so there is nothing to close at shutdown, and a broker that is away costs the page one
-failed connection: a config not published now is published by the gateway's config job.
+The broker: the hub accounts and the retained-config publisher are the app's
+(``gateway.api.fleet_broker``); a broker that is away costs the page one failed connection: a config not
+published now is published by the gateway's config job.
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ import io
 import time
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
@@ -60,13 +57,11 @@ from gateway.api.deps import (
     SettingsDep,
     administered_municipality,
 )
+from gateway.api.fleet_broker import fleet_broker
 from gateway.api.i18n import N_
 from gateway.api.i18n import gettext as _
 from gateway.api.patient_pages import device_kind
 from gateway.api.web import render_page
-from gateway.broker_accounts import BrokerAccounts, broker_accounts
-from gateway.hub_config import ConfigPublisher, config_publisher
-from gateway.settings import GatewaySettings
 from gateway.store import access
 from gateway.store import administration as records
 from gateway.store.admin_homes import hubs_in_service, municipality_homes, patient_ids
@@ -99,28 +94,6 @@ ROLE_NAMES: Mapping[str, str] = {
     "gp": N_("General practitioner"),
     "admin": N_("Administrator"),
 }
-
-
-# --- the broker, once per app ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FleetBroker:
-    """What the pages tell the broker through: hub accounts (None: the broker keeps none) and the
-    publisher of retained configs."""
-
-    accounts: BrokerAccounts | None
-    publisher: ConfigPublisher | None
-
-
-def fleet_broker(request: Request) -> FleetBroker:
-    """The app's ``FleetBroker``, made from its settings on first use (see the module's docstring)."""
-    found: FleetBroker | None = getattr(request.app.state, "fleet_broker", None)
-    if found is None:
-        settings: GatewaySettings = request.app.state.settings
-        found = FleetBroker(broker_accounts(settings), config_publisher(settings))
-        request.app.state.fleet_broker = found
-    return found
 
 
 # --- scope and words --------------------------------------------------------------------------------

@@ -15,9 +15,9 @@ session's anti-forgery token (``deps.CheckedForm``). The plan's times are the ti
 patient's home, saved on the gateway's clock (``ui_now``: the demo's simulated time), from which on the
 missing-measurement alert expects them.
 
-The publisher of retained configs is made from the app's settings for each save: it holds no
-connection (each message opens and closes its own), and when the broker is away the gateway's config
-job publishes the plan later. ``plan_section`` is what the patient page shows (``patient_pages``).
+The publisher of retained configs is the app's (``gateway.api.fleet_broker``, as the administrator's
+pages use); when the broker is away the gateway's config job publishes the plan later.
+``plan_section`` is what the patient page shows (``patient_pages``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from gateway.api.auth import User
 from gateway.api.clock import ui_now
 from gateway.api.deps import CheckedForm, ClientAddress, ClinicalUser, DbDep
 from gateway.api.fhir_search import ID_PATTERN
+from gateway.api.fleet_broker import fleet_broker
 from gateway.api.i18n import N_
 from gateway.api.i18n import gettext as _
 from gateway.api.plan_form import (
@@ -55,7 +56,6 @@ from gateway.api.plan_form import (
 )
 from gateway.api.presenters import patient_url
 from gateway.api.web import render_page
-from gateway.hub_config import config_publisher
 from gateway.store import access, patient_views, plans
 from gateway.store.audit import record_audit
 from gateway.store.patient_views import PatientRow
@@ -224,7 +224,7 @@ def save_plan(
                 items,
                 by=user.username,
                 at=ui_now(request),
-                publisher=config_publisher(request.app.state.settings),
+                publisher=fleet_broker(request).publisher,
                 viewer=user,
                 client=client,
             )

@@ -12,8 +12,9 @@ still inflating) does not.
 For a patient with a measurement plan (``gateway.store.plans``) the job asks instead for the times of
 the readings of each planned measurement in a window (``readings_taken``; what ``fhir_contract.plan``
 matches against the plan's occurrences) and the newest reading of each (``newest_readings``). A planned
-measurement is read from :data:`PLAN_READING_KINDS`: the worklist's kinds, and a glucose meter's for
-glucose (a continuous monitor's stream is no planned measurement: it would count for every occurrence).
+measurement is read from :data:`PLAN_READING_KINDS` (``fhir_contract.plan.READING_KINDS``, the hub's
+table too): the worklist's kinds, and a glucose meter's for glucose (a continuous monitor's stream is no
+planned measurement: it would count for every occurrence).
 
 ``active_missing_alerts`` and ``resolve_received`` let the job end an alert by itself once a newer reading
 of the measurement is stored (``newest_readings`` of the alerts' measurements, whatever raised them):
@@ -32,21 +33,16 @@ from typing import Any
 import psycopg
 
 from fhir_contract.device import contract_kind
-from fhir_contract.plan import MEASUREMENTS as PLANNED_MEASUREMENTS
+from fhir_contract.plan import READING_KINDS
 from fhir_contract.status import PRELIMINARY
-from fhir_contract.terminology import reading_types
 from gateway.store.alerts import add_event
 from gateway.store.worklist import EXPECTED_BY_DEVICE, MEASUREMENTS
 
 #: alerts.outcome of a missing-measurement alert that a newer reading ended.
 RECEIVED = "measurement-received"
 _READING_KINDS: Mapping[str, tuple[str, ...]] = {m.key: m.kinds for m in MEASUREMENTS}
-#: The reading kinds each measurement a plan may name is taken as (module docstring).
-PLAN_READING_KINDS: Mapping[str, tuple[str, ...]] = {
-    **{key: kinds for key, kinds in _READING_KINDS.items() if key in PLANNED_MEASUREMENTS},
-    "glucose": tuple(sorted(kind for kind in reading_types() if kind.startswith("glucose-"))),
-}
-assert set(PLAN_READING_KINDS) == set(PLANNED_MEASUREMENTS)
+#: The reading kinds each measurement a plan may name is taken as: the contract's, which the hub reads too.
+PLAN_READING_KINDS: Mapping[str, tuple[str, ...]] = READING_KINDS
 # Every measurement a 'missing' alert may be keyed by, with its reading kinds.
 _ALERT_READING_KINDS: Mapping[str, tuple[str, ...]] = {**_READING_KINDS, **PLAN_READING_KINDS}
 # A reading that counts: taken, not a cuff still inflating (shared by the queries below).
