@@ -22,6 +22,7 @@ from edge_agent.config import HubConfig
 from edge_agent.outbox import Outbox
 from edge_agent.publish import MqttPublisher
 from edge_agent.session import AgentStats, DeviceSession
+from edge_agent.unattributed import UnattributedReadings
 
 __all__ = ["AgentStats", "HubAgent"]
 
@@ -53,6 +54,8 @@ class HubAgent:
             config.outbox_path, max_rows=config.outbox_max_rows, max_bytes=config.outbox_max_bytes
         )
         self.publisher = MqttPublisher(config, self.outbox)
+        # A shared device's measurements that no resident's User Index names wait here to be claimed.
+        self.unattributed = UnattributedReadings(UnattributedReadings.path_next_to(config.outbox_path))
         self.manager = ConnectionManager(
             backend, max_connections=config.max_connections, policy=link_policy, clock=clock
         )
@@ -70,6 +73,7 @@ class HubAgent:
                 clock=clock,
                 correct_clock=correct_device_clocks,
                 settle=settle,
+                unattributed=self.unattributed,
             )
             self.sessions[device.id] = session
             # Off (the default), 0x2A36 is not even subscribed: the cuff sends nothing while inflating.
@@ -112,3 +116,4 @@ class HubAgent:
         await self.manager.close()
         await asyncio.to_thread(self.publisher.stop)
         self.outbox.close()
+        self.unattributed.close()

@@ -10,6 +10,7 @@ is data in :mod:`edge_agent.ble.profiles`; what the server may change remotely i
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -52,13 +53,85 @@ def first_error(exc: ValidationError) -> tuple[str, str]:
 
 
 class DeviceConfig(BaseModel):
-    """One paired device: its FHIR Device id, Bluetooth address and kind."""
+    """One paired device: its FHIR Device id, Bluetooth address and kind, and whose readings it takes.
+
+    A personal device measures one resident: ``patient_id`` (None: the hub's own ``patient_id``). A
+    device two residents share (a cuff or a scale with user slots) maps the User Index it sends with
+    each measurement to a resident in ``users``; a reading whose index is not in the map, or that
+    carries none, is attributed to nobody: it waits on the hub until a resident says on the patient view
+    that it was theirs (never guessed; ``edge_agent.household``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(min_length=1)
     address: str = Field(min_length=1)
     kind: DeviceKind
+    patient_id: str | None = Field(default=None, min_length=1)
+    # User Index (1-254, as the SIG services number the users of a device) -> the resident's patient id.
+    users: dict[int, str] | None = None
+
+    @model_validator(mode="after")
+    def _personal_or_shared(self) -> Self:
+        if self.patient_id is not None and self.users is not None:
+            raise ValueError("a device is personal (patient_id) or shared (users), not both")
+        if self.users is not None:
+            if not self.users:
+                raise ValueError("users needs at least one User Index")
+            if any(not 1 <= index <= 254 for index in self.users):
+                raise ValueError("a User Index is 1-254 (0xFF means an unknown user)")
+            if len(set(self.users.values())) != len(self.users):
+                raise ValueError("each resident has one User Index on a device")
+        return self
+
+    @property
+    def shared(self) -> bool:
+        return self.users is not None
+
+
+class ResidentConfig(BaseModel):
+    """One monitored person in the home. ``name`` is what the patient view and the voice call them
+    (a first name); it never leaves the hub."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    patient_id: str = Field(min_length=1)
+    name: str = Field(default="", max_length=60)
+    # The daily symptom check this resident answers on the patient view: a Questionnaire id of the
+    # contract ("heart-failure-daily", "copd-daily"); None: none is offered.
+    questionnaire: str | None = None
+
+    @field_validator("questionnaire", mode="after")
+    @classmethod
+    def _a_contract_questionnaire(cls, key: str | None) -> str | None:
+        # Imported here: the contract's questionnaires load fhir.resources, which a hub without a
+        # patient view need not pay for at start.
+        from fhir_contract.questionnaire import current
+
+        if key is not None:
+            try:
+                current(key)
+            except KeyError as exc:
+                raise ValueError(str(exc.args[0])) from None
+        return key
+
+
+class NurseMessage(BaseModel):
+    """A message from the care team to one resident, sent in the retained config; shown on the patient
+    view (and announced by the voice) to that resident only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    patient_id: str = Field(min_length=1)
+    sent_at: datetime
+    text: str = Field(min_length=1, max_length=1000)
+
+    @field_validator("sent_at", mode="after")
+    @classmethod
+    def _aware(cls, sent_at: datetime) -> datetime:
+        if sent_at.tzinfo is None:
+            raise ValueError("sent_at must carry a time zone")
+        return sent_at
 
 
 class MqttConfig(BaseModel):
@@ -132,15 +205,57 @@ class VoiceConfig(BaseModel):
     quiet_hours_start: dt_time = dt_time(22, 0)
     quiet_hours_end: dt_time = dt_time(7, 0)
     # "espeak": the loudspeaker (espeak-ng); "wav": one WAV file per prompt in wav_dir (tests, a player
-    # of its own); "none": decide and log what would be said, say nothing.
-    engine: Literal["espeak", "wav", "none"] = "espeak"
+    # of its own); "tone": a chime pattern per event instead of words (for a patient who hears tones
+    # better than speech), rendered in wav_dir and played with aplay; "none": decide and log what
+    # would be said, say nothing.
+    engine: Literal["espeak", "wav", "tone", "none"] = "espeak"
     wav_dir: Path | None = None
 
     @model_validator(mode="after")
     def _wav_needs_a_folder(self) -> Self:
-        if (self.engine == "wav") != (self.wav_dir is not None):
-            raise ValueError('wav_dir goes with engine = "wav" (and only with it)')
+        if (self.engine in ("wav", "tone")) != (self.wav_dir is not None):
+            raise ValueError('wav_dir goes with engine = "wav" or "tone" (and only with them)')
         return self
+
+
+class PatientViewConfig(BaseModel):
+    """The patient view the hub serves on the home network (``edge_agent.patient_view``). Local only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    # The home network's side of the hub (a tablet or a TV browser opens http://<hub>:8080/).
+    host: str = "0.0.0.0"  # served to the home network only, behind the household PIN
+    # 0: any free port (tests; the demo prints the one it got).
+    port: int = Field(default=8080, ge=0, le=65535)
+    # The household's PIN (4-12 digits), inline or, better, in a file; required when enabled.
+    pin: str | None = Field(default=None, pattern=r"^[0-9]{4,12}$")
+    pin_file: Path | None = None
+    language: Literal["da", "en"] = "da"
+
+    @model_validator(mode="after")
+    def _a_pin_when_served(self) -> Self:
+        if self.pin is not None and self.pin_file is not None:
+            raise ValueError("give pin or pin_file, not both")
+        if self.enabled and self.pin is None and self.pin_file is None:
+            raise ValueError("the patient view needs the household's pin (or pin_file)")
+        return self
+
+    def secret(self) -> str:
+        """The PIN: inline, or read from ``pin_file`` (HubConfigError if unreadable or not 4-12 digits)."""
+        if self.pin is not None:
+            return self.pin
+        if self.pin_file is None:
+            raise HubConfigError("patient_view", "patient_view.pin", "no pin configured")
+        try:
+            pin = self.pin_file.read_text().strip()
+        except OSError as exc:
+            raise HubConfigError(
+                str(self.pin_file), "patient_view.pin_file", exc.strerror or str(exc)
+            ) from exc
+        if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 12):
+            raise HubConfigError(str(self.pin_file), "patient_view.pin_file", "the pin is 4-12 digits")
+        return pin
 
 
 class HubConfig(BaseModel):
@@ -174,6 +289,12 @@ class HubConfig(BaseModel):
     # JSON form; usually set by the nurse and sent in the retained config. Empty: no plan, no reminders.
     plan: tuple[dict[str, Any], ...] = ()
     voice: VoiceConfig = VoiceConfig()
+    # Everyone the hub measures. Empty: one resident, ``patient_id``. When given, ``patient_id`` (the
+    # patient the hub was enrolled for) is one of them; at most a household's four.
+    residents: tuple[ResidentConfig, ...] = Field(default=(), max_length=4)
+    # The care team's messages to the residents (usually from the retained config); newest last.
+    messages: tuple[NurseMessage, ...] = Field(default=(), max_length=50)
+    patient_view: PatientViewConfig = PatientViewConfig()
     emulation: EmulationConfig | None = None
 
     @field_validator("timezone", mode="after")
@@ -196,6 +317,25 @@ class HubConfig(BaseModel):
         except PlanError as exc:
             raise ValueError(str(exc)) from None
         return plan
+
+    @model_validator(mode="after")
+    def _devices_measure_residents(self) -> Self:
+        residents = set(self.resident_ids)
+        if len(residents) != len(self.resident_ids):
+            raise ValueError("residents: each patient once")
+        if self.residents and self.patient_id not in residents:
+            raise ValueError(f"residents must include the hub's patient_id {self.patient_id!r}")
+        for device in self.devices:
+            measured = set(device.users.values()) if device.users else {device.patient_id or self.patient_id}
+            strangers = sorted(measured - residents)
+            if strangers:
+                raise ValueError(f"device {device.id} measures {strangers[0]!r}, who is not a resident")
+        return self
+
+    @property
+    def resident_ids(self) -> tuple[str, ...]:
+        """The patient ids of everyone the hub measures (the hub's patient first when none are listed)."""
+        return tuple(r.patient_id for r in self.residents) or (self.patient_id,)
 
     @property
     def plan_items(self) -> tuple[PlanItem, ...]:
@@ -245,7 +385,12 @@ class HubConfig(BaseModel):
         )
         outbox = self.outbox_path if self.outbox_path.is_absolute() else base / self.outbox_path
         voice = self.voice.model_copy(update={"wav_dir": fix(self.voice.wav_dir) or self.voice.wav_dir})
-        return self.model_copy(update={"mqtt": mqtt, "outbox_path": outbox, "voice": voice})
+        view = self.patient_view.model_copy(
+            update={"pin_file": fix(self.patient_view.pin_file) or self.patient_view.pin_file}
+        )
+        return self.model_copy(
+            update={"mqtt": mqtt, "outbox_path": outbox, "voice": voice, "patient_view": view}
+        )
 
     @property
     def remote_cache_path(self) -> Path:

@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 
 from edge_agent.config import HubConfig, VoiceConfig
 from edge_agent.plan_schedule import LOOKBACK, PlanState, plan_state, taken
-from edge_agent.voice import EspeakSpeaker, QuietHours, Speaker, WavSpeaker, prompt
+from edge_agent.voice import EspeakSpeaker, QuietHours, Speaker, ToneSpeaker, WavSpeaker, prompt
 from fhir_contract.plan import EARLY, MAX_GRACE, Occurrence, PlanItem
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,9 @@ class ReminderSettings:
     zone: ZoneInfo
     language: str
     quiet: QuietHours
+    # Whose plan it is (the hub's enrolled patient): another resident's readings never confirm it.
+    # None: anyone's (a hub of one).
+    patient_id: str | None = None
 
     @classmethod
     def from_config(cls, config: HubConfig) -> ReminderSettings:
@@ -83,6 +86,7 @@ class ReminderSettings:
             ZoneInfo(config.timezone),
             voice.language,
             QuietHours(voice.quiet_hours_start, voice.quiet_hours_end),
+            config.patient_id,
         )
 
 
@@ -120,9 +124,9 @@ class _Silent:
 
 def speaker_for(voice: VoiceConfig) -> Speaker:
     """The speaker the ``[voice]`` settings name."""
-    if voice.engine == "wav":
+    if voice.engine in ("wav", "tone"):
         assert voice.wav_dir is not None, "checked by VoiceConfig"
-        return WavSpeaker(voice.wav_dir)
+        return WavSpeaker(voice.wav_dir) if voice.engine == "wav" else ToneSpeaker(voice.wav_dir)
     if voice.engine == "espeak":
         return EspeakSpeaker()
     return _Silent()
@@ -161,8 +165,12 @@ class Reminders:
         self._wake.set()
 
     def stored(self, observations: Iterable[Mapping[str, Any]]) -> None:
-        """Observations the hub just stored in its outbox; those the plan counts are remembered."""
+        """Observations the hub just stored in its outbox; those the plan counts are remembered (only the
+        plan's patient's: a second resident's blood pressure is not the first's)."""
+        patient = self.settings.patient_id
         for observation in observations:
+            if patient is not None and observation.get("subject") != {"reference": f"Patient/{patient}"}:
+                continue
             reading = taken(observation)
             if reading is not None:
                 self.reading(*reading)

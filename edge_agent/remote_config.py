@@ -4,7 +4,11 @@ The payload is a JSON object with any of these keys (nothing else):
 
 - ``patient_id`` (string), ``devices`` (list of ``{"id", "address", "kind"}``), ``timezone``,
   ``bundle_size``, ``max_connections``, ``status_interval_s``, ``plan`` (the measurement plan,
-  ``fhir_contract.plan``'s JSON form); optionally ``version`` (any string, only
+  ``fhir_contract.plan``'s JSON form), ``residents`` (list of ``{"patient_id", "name"}``, optionally
+  ``"questionnaire"``, the daily symptom check the patient view offers: everyone the hub measures),
+  ``messages`` (list of ``{"id", "patient_id", "sent_at", "text"}``: the care team's messages to the
+  residents, newest last); a device may carry ``patient_id`` (whose it is) or
+  ``users`` (User Index -> patient id, for a device residents share); optionally ``version`` (any string, only
   logged and echoed in the status so the server can see what the hub applied).
 
 Merge rule (:func:`merge`): **a key the server sends replaces the local file's value as a whole**
@@ -27,7 +31,14 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edge_agent.config import DeviceConfig, HubConfig, HubConfigError, first_error
+from edge_agent.config import (
+    DeviceConfig,
+    HubConfig,
+    HubConfigError,
+    NurseMessage,
+    ResidentConfig,
+    first_error,
+)
 from fhir_contract.limits import MAX_BUNDLE_ENTRIES
 from fhir_contract.plan import PlanError, parse_plan
 
@@ -57,6 +68,9 @@ class RemoteConfig(BaseModel):
     status_interval_s: float | None = Field(default=None, ge=1.0)
     # The measurement plan (fhir_contract.plan's JSON form); an empty list: no plan.
     plan: tuple[dict[str, Any], ...] | None = None
+    # Everyone the hub measures, and the care team's messages to them (newest last).
+    residents: tuple[ResidentConfig, ...] | None = None
+    messages: tuple[NurseMessage, ...] | None = None
 
     @field_validator("plan", mode="after")
     @classmethod
@@ -79,6 +93,8 @@ _SETTINGS = (
     "max_connections",
     "status_interval_s",
     "plan",
+    "residents",
+    "messages",
 )
 
 

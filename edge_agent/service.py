@@ -1,22 +1,25 @@
-"""The hub as a long-running service: one :class:`~edge_agent.agent.HubAgent`, its remote configuration
-and its retained status, until asked to stop.
+"""The hub as a long-running service: one :class:`~edge_agent.agent.HubAgent`, its remote configuration and
+its retained status, until asked to stop.
 
 :class:`HubService` starts the agent with the local file's configuration merged with the last good remote
 one (cached next to the outbox), applies each new retained ``config`` message (a changed effective
-configuration restarts the agent in place: devices closed, publisher drained, outbox closed, then the
-new agent; a bad message is logged and reported in the status and changes nothing), and republishes
-the retained ``status`` every ``status_interval_s`` and when a device's state changes or the outbox's
-disk fills or has room again (at most every :data:`MIN_STATUS_GAP_S`). While the configuration has a
+configuration restarts the agent in place: devices closed, publisher drained, outbox closed, then the new
+agent; a bad message is logged and reported in the status and changes nothing), and republishes the
+retained ``status`` every ``status_interval_s`` and when a device's state changes or the outbox's disk
+fills or has room again (at most every :data:`MIN_STATUS_GAP_S`). While the configuration has a
 measurement plan (and the voice is on) it runs the :class:`~edge_agent.reminders.Reminders`, fed every
-Observation the agent stores; a config message that changes only the plan updates them without
-restarting the agent. :meth:`HubService.run` returns
-when its stop event is set; signals are the caller's business (``homewatch edge run`` sets the event on
-SIGTERM/SIGINT).
+Observation the agent stores; a config message that changes only the plan, the care team's messages or the
+residents (:data:`LIVE_KEYS`) is applied without restarting the agent. With ``[patient_view] enabled`` it
+serves the patient view (:mod:`edge_agent.patient_view`) on the home network as one more task, keeps the
+residents' recent readings for it (fed by the same hook as the reminders) and puts what a resident sends
+there (answers, "contact my nurse", a claimed reading) into the current agent's outbox.
+:meth:`HubService.run` returns when its stop event is set; signals are the caller's business (``homewatch
+edge run`` sets the event on SIGTERM/SIGINT).
 
 Emulation (``[emulation]`` in the file, or ``--emulate``) is for tests and demos only: the configured
-devices are replaced by Bumble-emulated peripherals of the same kinds on an in-process radio, each
-taking a SYNTHETIC measurement every ``interval_s``. Nothing of it runs on a real hub, where bleak uses
-its platform backend (BlueZ over D-Bus).
+devices are replaced by Bumble-emulated peripherals of the same kinds on an in-process radio, each taking
+a SYNTHETIC measurement every ``interval_s``. Nothing of it runs on a real hub, where bleak uses its
+platform backend (BlueZ over D-Bus).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from edge_agent.agent import HubAgent
 from edge_agent.ble.backend import BleBackend
 from edge_agent.ble.connection import DeviceState, LinkPolicy
 from edge_agent.config import DeviceConfig, EmulationConfig, HubConfig, HubConfigError
+from edge_agent.patient_view import HubPort, HubUnavailable, LocalHistory, PatientViewServer, create_app
 from edge_agent.reminders import Reminders, ReminderSettings, speaker_for
 from edge_agent.remote_config import (
     RemoteConfig,
@@ -50,6 +54,10 @@ log = logging.getLogger(__name__)
 
 # A device that flaps (connect, drop, connect) must not flood the broker with retained status messages.
 MIN_STATUS_GAP_S = 5.0
+# What a config message may change without restarting the agent (no device, link or delivery depends on
+# them): the plan (the reminders follow it), the care team's messages and the residents' names and
+# questionnaires (the patient view reads the configuration on every page).
+LIVE_KEYS = ("plan", "messages", "residents")
 # How often device states are looked at for changes: cheap (a dict of immutable snapshots).
 POLL_S = 0.5
 
@@ -119,6 +127,11 @@ class HubService:
             speaker_for(local.voice), ReminderSettings.from_config(local), now=now, sleep=sleep
         )
         self._reminding: asyncio.Task[None] | None = None
+        self._now = now
+        # The patient view (local only: the server's config cannot switch it on) and its memory.
+        self.history: LocalHistory | None = None
+        self.patient_view: PatientViewServer | None = None
+        self._remembering: set[asyncio.Future[int]] = set()
 
     # -- life --------------------------------------------------------------------------------------
 
@@ -136,10 +149,13 @@ class HubService:
             await self._emulator.start()
         try:
             await self._start_agent()
+            await self._start_patient_view()
             await self._serve(stop)
         finally:
+            await self._stop_patient_view()
             await self._stop_reminders()
             await self._stop_agent()
+            await self._close_history()
             if self._emulator is not None:
                 await self._emulator.close()
 
@@ -177,7 +193,7 @@ class HubService:
 
         agent.publisher.on_config = on_config
         for session in agent.sessions.values():
-            session.on_stored = self.reminders.stored
+            session.on_stored = self._stored
         self.agent = agent
         self._last_key = None
         self._refresh_status_fields()
@@ -226,10 +242,14 @@ class HubService:
             log.info("hub %s: config message changes nothing", hub)
             self._publish_status(force=True)
             return
-        if merged.model_copy(update={"plan": self.config.plan}) == self.config:
-            log.info("hub %s: applying a new measurement plan %s", hub, merged.plan)
+        unchanged = {key: getattr(self.config, key) for key in LIVE_KEYS}
+        if merged.model_copy(update=unchanged) == self.config:
+            changed = [key for key in LIVE_KEYS if getattr(merged, key) != getattr(self.config, key)]
+            log.info("hub %s: applying new %s without a restart", hub, ", ".join(changed))
+            new_plan = merged.plan != self.config.plan
             self.config = merged
-            await self._follow_plan()
+            if new_plan:
+                await self._follow_plan()
             self._publish_status(force=True)
             return
         log.info(
@@ -238,6 +258,60 @@ class HubService:
         self.config = merged
         await self._stop_agent()
         await self._start_agent()
+
+    # -- what was stored; the patient view ---------------------------------------------------------
+
+    def _stored(self, observations: list[dict[str, Any]]) -> None:
+        """A device session stored these (on the loop): the reminders count them, the view keeps them."""
+        self.reminders.stored(observations)
+        if self.history is not None and observations:
+            # The view's SQLite off the loop; the future is kept so stopping waits for the write.
+            future = asyncio.get_running_loop().run_in_executor(None, self.history.add, observations)
+            self._remembering.add(future)
+            future.add_done_callback(self._remembered)
+
+    def _remembered(self, future: asyncio.Future[int]) -> None:
+        self._remembering.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("hub %s: the patient view's history failed: %s", self.local.hub_id, future.exception())
+
+    async def _send(self, resources: list[dict[str, Any]]) -> int:
+        """A resident's entries into the current agent's outbox (HubUnavailable while it restarts)."""
+        agent = self.agent
+        if agent is None:
+            raise HubUnavailable("the hub's agent is restarting")
+        added = await asyncio.to_thread(agent.outbox.put, resources)
+        self.reminders.stored([r for r in resources if r.get("resourceType") == "Observation"])
+        return added
+
+    async def _start_patient_view(self) -> None:
+        view = self.local.patient_view
+        if not view.enabled:
+            return
+        self.history = LocalHistory(LocalHistory.path_next_to(self.local.outbox_path))
+        port = HubPort(
+            config=lambda: self.config,
+            send=self._send,
+            history=self.history,
+            # The store of unclaimed readings is the agent's (edge_agent.unattributed), when it keeps one.
+            unattributed=lambda: getattr(self.agent, "unattributed", None),
+            now=self._now,
+        )
+        server = PatientViewServer(create_app(port, view.secret()), view.host, view.port)
+        await server.start()
+        self.patient_view = server
+
+    async def _stop_patient_view(self) -> None:
+        server, self.patient_view = self.patient_view, None
+        if server is not None:
+            await server.stop()
+
+    async def _close_history(self) -> None:
+        if self._remembering:
+            await asyncio.gather(*self._remembering, return_exceptions=True)
+        if self.history is not None:
+            self.history.close()
+            self.history = None
 
     # -- reminders ---------------------------------------------------------------------------------
 
@@ -335,18 +409,20 @@ class EmulatedDevices:
                 clock = DeviceClock.correct(lambda: datetime.now(self._zone).replace(tzinfo=None))
                 peripheral = await create_peripheral(self._radio, device.kind, clock=clock)
                 self._peripherals[device.id] = peripheral
-                self._tasks.append(asyncio.create_task(self._measure(device.kind, peripheral)))
+                users = tuple(sorted(device.users or ()))  # a shared device measures its users in turn
+                self._tasks.append(asyncio.create_task(self._measure(device.kind, peripheral, users)))
                 log.info("EMULATION: %s %s is %s", device.kind, device.id, peripheral.address)
             devices.append(device.model_copy(update={"address": self._peripherals[device.id].address}))
         return config.model_copy(update={"devices": tuple(devices)}), self._radio.backend
 
-    async def _measure(self, kind: str, peripheral: Any) -> None:
+    async def _measure(self, kind: str, peripheral: Any, users: tuple[int, ...] = ()) -> None:
         count = 0
         while True:
             await asyncio.sleep(self._config.interval_s)
             count += 1
+            user = users[(count - 1) % len(users)] if users else None
             await peripheral.measure(
-                _synthetic_bytes(kind, count, peripheral.device_now().replace(microsecond=0)),
+                _synthetic_bytes(kind, count, peripheral.device_now().replace(microsecond=0), user),
                 intermediate=_synthetic_inflation(kind),
             )
 
@@ -367,22 +443,26 @@ def _synthetic_inflation(kind: str) -> list[bytes]:
     return [encode_intermediate_cuff_pressure(Decimal(mmhg)) for mmhg in (40, 90, 140, 160)]
 
 
-def _synthetic_bytes(kind: str, count: int, when: datetime) -> bytes:
-    """A plausible SYNTHETIC reading of ``kind`` (values vary a little with ``count``)."""
+def _synthetic_bytes(kind: str, count: int, when: datetime, user: int | None = None) -> bytes:
+    """A plausible SYNTHETIC reading of ``kind`` (values vary a little with ``count``); a cuff's or a
+    scale's names ``user`` as its User Index (a device two residents share), and each user has a level
+    of their own (systolic 120-124 for user 1, 128-132 for user 2, ...), so whose a reading is shows."""
     from edge_agent.gatt.blood_pressure import BloodPressureMeasurement, encode_blood_pressure_measurement
     from edge_agent.gatt.health_thermometer import TemperatureMeasurement, encode_temperature_measurement
     from edge_agent.gatt.pulse_oximeter import PlxSpotCheckMeasurement, encode_plx_spot_check_measurement
     from edge_agent.gatt.weight_scale import WeightMeasurement, encode_weight_measurement
 
     wobble = count % 5
+    level = 0 if user is None else 8 * (user - 1) % 64
     if kind == "blood-pressure-cuff":
         return encode_blood_pressure_measurement(
             BloodPressureMeasurement(
-                systolic=Decimal(120 + wobble),
+                systolic=Decimal(120 + level + wobble),
                 diastolic=Decimal(80),
                 mean_arterial_pressure=Decimal(93),
                 time_stamp=when,
                 pulse_rate=Decimal(70 + wobble),
+                user_id=user,
             )
         )
     if kind == "pulse-oximeter":
@@ -390,7 +470,9 @@ def _synthetic_bytes(kind: str, count: int, when: datetime) -> bytes:
             PlxSpotCheckMeasurement(spo2=Decimal(95 + wobble % 3), pulse_rate=Decimal(70), time_stamp=when)
         )
     if kind == "scale":
-        return encode_weight_measurement(WeightMeasurement(weight=Decimal("80.5"), time_stamp=when))
+        return encode_weight_measurement(
+            WeightMeasurement(weight=Decimal("80.5") + level, time_stamp=when, user_id=user)
+        )
     return encode_temperature_measurement(
         TemperatureMeasurement(temperature=Decimal("36.8") + Decimal(wobble) / 10, time_stamp=when)
     )

@@ -23,7 +23,7 @@ Observations do. Who may send a response for which patient is left to the gatewa
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -243,6 +243,16 @@ def current(key: str) -> Questionnaire:
     return max(versions, key=lambda q: _version_order(q.version))
 
 
+def for_conditions(conditions: Sequence[str]) -> Questionnaire | None:
+    """The daily check a patient with ``conditions`` (main condition first) answers: the newest version
+    of the first condition's that has one; None when none of them has one."""
+    for condition in conditions:
+        keys = sorted({q.key for q in questionnaires().values() if q.condition == condition})
+        if keys:
+            return current(keys[0])
+    return None
+
+
 def find_questionnaire(canonical: str) -> Questionnaire | None:
     """The Questionnaire a response names (``url|version``), or None."""
     return questionnaires().get(canonical)
@@ -251,7 +261,12 @@ def find_questionnaire(canonical: str) -> Questionnaire | None:
 @cache
 def answer_codes() -> dict[str, Texts]:
     """The codes of the answers' CodeSystem with their English display and Danish designation."""
-    data = json.loads((questionnaires_dir() / "CodeSystem-symptom-answer.json").read_text(encoding="utf-8"))
+    return code_system_texts("CodeSystem-symptom-answer.json")
+
+
+def code_system_texts(file_name: str) -> dict[str, Texts]:
+    """The codes of a CodeSystem in ``questionnaires_dir()``: English display, Danish designation."""
+    data = json.loads((questionnaires_dir() / file_name).read_text(encoding="utf-8"))
     codes: dict[str, Texts] = {}
     for concept in data["concept"]:
         danish = next(d["value"] for d in concept.get("designation", []) if d.get("language") == "da")
@@ -345,7 +360,8 @@ def _check_structure(resource: Mapping[str, Any]) -> None:
         ) from exc
 
 
-def _reference(ref: Any, resource_type: str, element: str) -> str:
+def reference_id(ref: Any, resource_type: str, element: str) -> str:
+    """The id of a ``{"reference": "<resource_type>/<id>"}``; ContractViolation naming ``element``."""
     value = ref.get("reference") if isinstance(ref, dict) else None
     kind, slash, ident = value.partition("/") if isinstance(value, str) else ("", "", "")
     if kind != resource_type or not slash or not ident:
@@ -392,14 +408,15 @@ def check_authored(authored: datetime, now: datetime | None = None) -> None:
         )
 
 
-def _authored(resource: Mapping[str, Any], now: datetime | None) -> datetime:
-    raw = resource.get("authored")
+def authored_time(resource: Mapping[str, Any], now: datetime | None, element: str = "authored") -> datetime:
+    """``resource[element]`` as an aware moment inside the contract's window (``check_authored``)."""
+    raw = resource.get(element)
     try:
         authored = datetime.fromisoformat(raw) if isinstance(raw, str) else None
     except ValueError:
         authored = None
     if authored is None or authored.tzinfo is None:
-        raise ContractViolation("missing-element", "authored with a time zone is required")
+        raise ContractViolation("missing-element", f"{element} with a time zone is required")
     check_authored(authored, now)
     return authored
 
@@ -472,14 +489,14 @@ def validate_response(resource: Mapping[str, Any], *, now: datetime | None = Non
         raise ContractViolation(
             UNKNOWN_QUESTIONNAIRE, f"questionnaire {shown} is none of the contract's: {known}"
         )
-    patient_id = _reference(resource.get("subject"), "Patient", "QuestionnaireResponse.subject")
+    patient_id = reference_id(resource.get("subject"), "Patient", "QuestionnaireResponse.subject")
     source_patient_id = None
     if resource.get("source") is not None:
-        source_patient_id = _reference(resource.get("source"), "Patient", "QuestionnaireResponse.source")
+        source_patient_id = reference_id(resource.get("source"), "Patient", "QuestionnaireResponse.source")
     hub_id = None
     if resource.get("author") is not None:
-        hub_id = _reference(resource.get("author"), "Device", "QuestionnaireResponse.author")
-    authored = _authored(resource, now)
+        hub_id = reference_id(resource.get("author"), "Device", "QuestionnaireResponse.author")
+    authored = authored_time(resource, now)
     answers = _check_answers(questionnaire, resource.get("item"))
     return ValidResponse(
         identifier=identifier,

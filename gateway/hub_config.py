@@ -1,33 +1,41 @@
-"""The hub's retained configuration, from the gateway: built from what is enrolled, published retained
-on ``homewatch/v1/{municipality}/{hub}/config`` with the gateway's own MQTT account.
+"""The hub's retained configuration, from the gateway: built from what is enrolled, published retained on
+``homewatch/v1/{municipality}/{hub}/config`` with the gateway's own MQTT account.
 
 The payload (:func:`config_payload`, pure) has exactly the keys the hub accepts
 (``edge_agent.remote_config.RemoteConfig``; the gateway imports nothing of the hub, a test parses the
 payload with the hub's own parser): ``version`` (``str(config_version)``, which the hub echoes as
 ``configVersion`` in its status), ``patient_id``, ``devices`` (every device in use: ``id``, ``address``,
-``kind``; the hub replaces its list with this one as a whole), ``plan`` (the patient's measurement plan
-in force, ``fhir_contract.plan.plan_json``, set by a nurse: ``gateway.administration.plans``) and the
-hub's settings that an administrator set (``timezone``, ``bundle_size``, ``max_connections``,
+``kind``, and ``users`` (User Index -> patient id) for a device the residents share, or ``patient_id`` for
+a personal device of a resident other than the hub's enrolled patient; the hub replaces its list with this
+one as a whole), ``residents`` (everyone the hub measures, ``{"patient_id", "name"}`` with the first name
+only, and ``questionnaire``, the daily symptom check of the resident's condition when it has one
+(``fhir_contract.questionnaire.for_conditions``); the enrolled patient first; always sent, so a resident
+who moved out is dropped on the hub too: migration 0022), ``plan`` (the patient's measurement plan in
+force, ``fhir_contract.plan.plan_json``, set by a nurse: ``gateway.administration.plans``) and the hub's
+settings that an administrator set (``timezone``, ``bundle_size``, ``max_connections``,
 ``status_interval_s``). A device without a Bluetooth address is left out (the hub could not find it, and
 one bad entry would make the hub refuse the whole message); any other settings key is left out too. Keys
 are sorted, so the same configuration is always the same bytes (the hub ignores a payload it has applied
 already).
 
-``plan`` is an empty list when the patient has no plan, never left out: the hub replaces a key it is
-sent and keeps its own file's value for a key it is not (``edge_agent.remote_config.merge``), so a plan
-the nurse removed would go on reminding the patient if the key were only absent. It is left out only
-when the stored plan cannot be read (``gateway.store.plans.PlanUnreadable``): then the hub keeps the plan
-it runs rather than being told to drop it.
+``messages`` are the care team's recent messages to the residents (``{"id", "patient_id", "sent_at",
+"text"}``, newest last: ``gateway.store.patient_messages.hub_messages``), an empty list when there are
+none, never left out, so the hub drops what it no longer gets. ``plan`` is an empty list when the patient
+has no plan, never left out: the hub replaces a key it is sent and keeps its own file's value for a key it
+is not (``edge_agent.remote_config.merge``), so a plan the nurse removed would go on reminding the patient
+if the key were only absent. It is left out only when the stored plan cannot be read
+(``gateway.store.plans.PlanUnreadable``): then the hub keeps the plan it runs rather than being told to
+drop it.
 
 :func:`publish_hub_config` reads the hub with its row locked (``gateway.store.hub_config``), publishes,
-and marks the version published, all in one transaction: two publishers of one hub take turns, so an
-older configuration is never retained over a newer one. It returns False, raising nothing, when there is
-no publisher or the broker is away: ``gateway.config_job`` publishes every lagging hub later. A revoked
-hub gets no configuration (revocation clears it: ``ConfigPublisher.clear``).
+and marks the version published, all in one transaction: two publishers of one hub take turns, so an older
+configuration is never retained over a newer one. It returns False, raising nothing, when there is no
+publisher or the broker is away: ``gateway.config_job`` publishes every lagging hub later. A revoked hub
+gets no configuration (revocation clears it: ``ConfigPublisher.clear``).
 
-``MqttConfigPublisher`` (``config_publisher(settings)``) publishes retained at QoS 1 and returns once
-the broker's PUBACK came (one short connection per message: ``gateway.broker_session``); a broker that
-refuses or does not answer raises ``ConfigPublishError``.
+``MqttConfigPublisher`` (``config_publisher(settings)``) publishes retained at QoS 1 and returns once the
+broker's PUBACK came (one short connection per message: ``gateway.broker_session``); a broker that refuses
+or does not answer raises ``ConfigPublishError``.
 """
 
 from __future__ import annotations
@@ -88,12 +96,28 @@ def config_payload(record: HubConfigRecord) -> bytes:
                 "hub %s: device %s has no address and is left out of its config", record.hub_id, device.id
             )
             continue
-        devices.append({"id": device.id, "address": device.address, "kind": device.kind})
+        entry: dict[str, Any] = {"id": device.id, "address": device.address, "kind": device.kind}
+        if device.users:
+            entry["users"] = {str(index): patient for index, patient in sorted(device.users.items())}
+        elif device.patient_id is not None and device.patient_id != record.patient_id:
+            entry["patient_id"] = device.patient_id
+        devices.append(entry)
     body: dict[str, Any] = {
         "version": str(record.config_version),
         "patient_id": record.patient_id,
         "devices": devices,
     }
+    if record.residents:
+        checks = dict(record.questionnaires)
+        body["residents"] = [
+            {"patient_id": p, "name": name} | ({"questionnaire": checks[p]} if p in checks else {})
+            for p, name in record.residents
+        ]
+    # Always sent (empty too): the hub replaces its messages with these (gateway.store.patient_messages).
+    body["messages"] = [
+        {"id": m.id, "patient_id": m.patient_id, "sent_at": m.sent_at.isoformat(), "text": m.text}
+        for m in record.messages
+    ]
     if record.plan is not None:
         body["plan"] = plan_json(record.plan)
     else:

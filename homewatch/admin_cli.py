@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from homewatch import broker_cli, quarantine_cli
+from homewatch import broker_cli, plan_cli, quarantine_cli
 from homewatch.cli_common import By, DatabaseUrl
 from homewatch.cli_common import acting as _by
 from homewatch.cli_common import admin_database as _database
@@ -55,6 +55,7 @@ app.add_typer(hub_app, name="hub")
 app.add_typer(device_app, name="device")
 app.add_typer(broker_cli.app, name="broker")
 app.add_typer(quarantine_cli.app, name="quarantine")
+app.add_typer(plan_cli.app, name="plan")
 
 Municipality = Annotated[str, typer.Option(help="The municipality's code, e.g. 0101.")]
 
@@ -213,6 +214,11 @@ def hub_enroll(
             "the broker keeps no accounts (HOMEWATCH_BROKER_ADMIN_USERNAME is not set): the hub connects"
             " without a password"
         )
+    if kit.pin is not None:
+        typer.echo(
+            f"the household's PIN for the patient view (http://<hub>:8080/): {kit.pin}"
+            " (also in patient-view-pin; give it to the household, enrolling again makes a new one)"
+        )
     typer.echo(f"start it with: homewatch edge run --config {out / 'hub.toml'}")
 
 
@@ -287,6 +293,50 @@ def hub_configure(
     typer.echo(f"hub {hub}: {'settings changed' if changed else 'nothing changed'} ({shown})")
 
 
+@hub_app.command("add-resident")
+def hub_add_resident(
+    hub: Annotated[str, typer.Option(help="The hub's id.")],
+    patient: Annotated[str, typer.Option(help="The patient who lives with the hub too.")],
+    database_url: DatabaseUrl = None,
+    by: By = None,
+) -> None:
+    """A second patient of the home lives with the hub: it measures them too (their own devices, or a
+    slot on a shared one: device assign --user-index)."""
+    from gateway.administration.household import add_resident
+    from gateway.hub_config import config_publisher
+
+    settings = _settings()
+    with _database(database_url, settings) as conn:
+        done = add_resident(conn, hub, patient, by=_by(by), publisher=config_publisher(settings))
+    if not done.changed:
+        typer.echo(f"patient {patient} lives with hub {hub} already: nothing changed")
+        return
+    typer.echo(f"patient {patient} lives with hub {hub}")
+    typer.echo(_published(hub, done.published))
+
+
+@hub_app.command("remove-resident")
+def hub_remove_resident(
+    hub: Annotated[str, typer.Option(help="The hub's id.")],
+    patient: Annotated[str, typer.Option(help="The patient who no longer lives with the hub.")],
+    database_url: DatabaseUrl = None,
+    by: By = None,
+) -> None:
+    """A resident moved out: their slots on shared devices go, the gateway refuses their readings from the
+    hub. Remove their own devices first."""
+    from gateway.administration.household import remove_resident
+    from gateway.hub_config import config_publisher
+
+    settings = _settings()
+    with _database(database_url, settings) as conn:
+        done = remove_resident(conn, hub, patient, by=_by(by), publisher=config_publisher(settings))
+    if not done.changed:
+        typer.echo(f"patient {patient} does not live with hub {hub}: nothing changed")
+        return
+    typer.echo(f"patient {patient} no longer lives with hub {hub}")
+    typer.echo(_published(hub, done.published))
+
+
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
@@ -324,15 +374,43 @@ def device_assign(
             show_default="36h for a daily device, 3h for a continuous one",
         ),
     ] = None,
+    user_index: Annotated[
+        int | None,
+        typer.Option(
+            help="A device the residents share (a cuff or a scale with users): the User Index (1-254) set"
+            " on it for PATIENT. Run once per resident.",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     by: By = None,
 ) -> None:
     """Assign a device to a patient's hub; the hub learns of it from its retained config, no restart."""
     from gateway.administration.homes import assign_device_outcome
+    from gateway.administration.household import share_device
     from gateway.hub_config import config_publisher
 
     interval = None if expected_every is None else parse_interval(expected_every)
     settings = _settings()
+    if user_index is not None:
+        with _database(database_url, settings) as conn:
+            found, slot = share_device(
+                conn,
+                settings,
+                hub,
+                patient,
+                kind,
+                address,
+                user_index,
+                by=_by(by),
+                device_id=device_id,
+                publisher=config_publisher(settings),
+            )
+        if not slot.changed:
+            typer.echo(f"user {user_index} of device {found} is patient {patient}'s already: nothing changed")
+            return
+        typer.echo(f"device {found} on hub {hub}: user {user_index} is patient {patient}")
+        typer.echo(_published(hub, slot.published))
+        return
     with _database(database_url, settings) as conn:
         done = assign_device_outcome(
             conn,
@@ -376,6 +454,26 @@ def device_remove(
     with _database(database_url, settings) as conn:
         removed = remove_device(conn, settings, device, by=_by(by), publisher=config_publisher(settings))
     typer.echo(f"device {device} {'removed' if removed else 'was removed already: nothing changed'}")
+
+
+@device_app.command("remove-user")
+def device_remove_user(
+    device: Annotated[str, typer.Option(help="The shared device's id.")],
+    patient: Annotated[str, typer.Option(help="The resident whose User Index is freed.")],
+    database_url: DatabaseUrl = None,
+    by: By = None,
+) -> None:
+    """Free a resident's User Index on a shared device: its readings with that index wait on the hub."""
+    from gateway.administration.household import unassign_user
+    from gateway.hub_config import config_publisher
+
+    settings = _settings()
+    with _database(database_url, settings) as conn:
+        done = unassign_user(conn, device, patient, by=_by(by), publisher=config_publisher(settings))
+    if not done.changed:
+        typer.echo(f"patient {patient} has no user index on device {device}: nothing changed")
+        return
+    typer.echo(f"patient {patient}'s user index on device {device} removed")
 
 
 # --- the fleet -----------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from homewatch.cli_common import gateway_settings as _gateway_settings
 if TYPE_CHECKING:
     import psycopg
 
+    from edge_agent.config import HubConfig
     from models.admission_risk import RiskModel
     from models.cohort_reader import Cohort
 
@@ -190,6 +191,14 @@ def edge_run(
         ),
     ] = False,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    patient_view: Annotated[
+        str | None,
+        typer.Option(
+            "--patient-view",
+            help="Serve the patient view on HOST:PORT instead of the file's (e.g. 127.0.0.1:8090 for a"
+            " trial on one machine; port 0: any free one).",
+        ),
+    ] = None,
 ) -> None:
     """Run the hub until SIGTERM or SIGINT: devices -> outbox -> MQTT, remote config, retained status."""
     import asyncio
@@ -205,6 +214,10 @@ def edge_run(
     try:
         hub = HubConfig.from_toml(config)
         hub.mqtt.secret()  # an unreadable password file is a configuration error, found now
+        if patient_view is not None:
+            hub = _serving_patient_view_on(hub, patient_view)
+        if hub.patient_view.enabled:
+            hub.patient_view.secret()  # so is an unreadable PIN file
     except HubConfigError as exc:
         raise _fail(str(exc)) from None
     logging.basicConfig(
@@ -226,6 +239,16 @@ def edge_run(
         asyncio.run(main())
     except HubConfigError as exc:
         raise _fail(str(exc)) from None
+
+
+def _serving_patient_view_on(hub: HubConfig, address: str) -> HubConfig:
+    """``hub`` with its patient view on ``address`` (HOST:PORT, IPv6 in brackets); a bad one is an error."""
+    host, _, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise _fail(f"--patient-view {address!r}: give HOST:PORT, e.g. 127.0.0.1:8090")
+    view = hub.patient_view.model_copy(update={"host": host, "port": int(port)})
+    return hub.model_copy(update={"patient_view": view})
 
 
 @gateway_app.command("migrate")
@@ -538,7 +561,8 @@ def models_cohort(
     setting: Annotated[
         str,
         typer.Option(
-            help="The population: default, a held-out setting of the day-one default's evaluation (e.g."
+            help="The population: default, symptom-checks (most patients answer a daily symptom check"
+            " and have a measurement plan), a held-out setting of the day-one default's evaluation (e.g."
             " heavy-artefacts) or training-K (models.cohort.populations)."
         ),
     ] = "default",

@@ -53,15 +53,18 @@ from models.features import (
     DAYS_SINCE_ADMISSION_CAP,
     MODEL_FEATURES,
     NEWS2_USUAL_DAYS,
+    PLAN_DAYS,
     RULE_TEXT,
+    SYMPTOM_DAYS,
     TREND_VITALS,
     Matrix,
     patient_features,
 )
 
-MODEL_VERSION: Final = "admission-risk-2.0"
-#: Versions whose files `load` reads: their features are all still computed as they were.
-READABLE_VERSIONS: Final = ("admission-risk-1.0", MODEL_VERSION)
+MODEL_VERSION: Final = "admission-risk-2.1"
+#: Versions whose files `load` reads: their features are all still computed as they were (2.1 added
+#: issue 21's symptom and plan features to the default's training; 2.0 files read their 46 columns).
+READABLE_VERSIONS: Final = ("admission-risk-1.0", "admission-risk-2.0", MODEL_VERSION)
 HORIZON_DAYS: Final = 30
 QUIET_DAYS: Final = 7
 #: The alert budget the threshold is chosen for: one alert per patient per month (30 days).
@@ -77,13 +80,17 @@ def _columns(features: Sequence[str]) -> npt.NDArray[np.intp]:
 
 
 def _reference(features: Sequence[str] = MODEL_FEATURES) -> npt.NDArray[np.float64]:
-    """The patient-day explanations are told against: counts, flags and conditions at "none" (0), no
-    admission on record, every other feature missing (so imputed to the training mean)."""
+    """The patient-day explanations are told against: counts, flags and conditions at "none" (0: no
+    "worse" answer, no unanswered day, no planned measurement missed), no admission on record, every
+    other feature missing (so imputed to the training mean)."""
     ref = np.full(len(features), np.nan)
     for i, name in enumerate(features):
         if name.startswith(("rule_", "missed_days_", "change_", "condition_")) or name in (
             "adherence_drop_7d",
             "female",
+            "symptoms_worse_7d",
+            "symptoms_unanswered_7d",
+            "plan_missed_share_14d",
         ):
             ref[i] = 0.0
         elif name == "days_since_admission":
@@ -466,6 +473,10 @@ _UNIT: Final = {
 _DIGITS: Final = {"spo2": 0, "pulse": 0, "systolic": 0, "temperature": 1, "weight": 1}
 
 
+#: The worst answer of a symptom check in words, by ordinal (`fhir_contract.questionnaire`).
+_SYMPTOM_LEVEL: Final = {0: "fine", 1: "in between", 2: "worse"}
+
+
 def _times(n: float) -> str:
     return {1: "once", 2: "twice"}.get(int(n), f"{int(n)} times")
 
@@ -502,6 +513,16 @@ def describe(name: str, row: Matrix) -> str:
     if name == "adherence_drop_7d":
         usual = row[COLUMN["usual_measured_share"]]
         return f"Measured on {(usual - value) * 7:.0f} of the last 7 days, usually {usual * 7:.0f} of 7"
+    if name == "symptoms_worst_7d":
+        return f"Symptom check: worst answer of the last {SYMPTOM_DAYS} days was {_SYMPTOM_LEVEL[int(value)]}"
+    if name == "symptoms_worse_7d":
+        said = "1 answer" if int(value) == 1 else f"{value:.0f} answers"
+        return f"Symptom check: {said} of the last {SYMPTOM_DAYS} days said worse"
+    if name == "symptoms_unanswered_7d":
+        return f"Symptom check not answered on {value:.0f} of the last {SYMPTOM_DAYS} days"
+    if name == "plan_missed_share_14d":
+        due = row[COLUMN["plan_due_14d"]]
+        return f"Missed {value * due:.0f} of {due:.0f} planned measurements in the last {PLAN_DAYS} days"
     if name.startswith("change_"):
         key = name.removeprefix("change_").removesuffix("_7d")
         return f"Staff noted {CHANGE_OBSERVATIONS[key].split(' (')[0]} {_times(value)} this week"

@@ -1,10 +1,14 @@
 """Read a cohort in FHIR Bulk Data NDJSON form into per-patient time series.
 
 `read_cohort(folder)` reads `Patient.ndjson`, `Condition.ndjson`, `Observation.ndjson` and, when present,
-`Encounter.ndjson` (one resource per line) and returns a frozen `Cohort`: for each patient the device
-readings by vital (times and values), the staff's change observations, the chronic conditions, sex and
-birth date, and the admissions. Admissions are labels for training and evaluation only: the features a
-score is computed from never look at an admission after the day being scored.
+`Encounter.ndjson` and `QuestionnaireResponse.ndjson` (one resource per line) and returns a frozen
+`Cohort`: for each patient the device readings by vital (times and values), the staff's change
+observations, the answers to the daily symptom checks (each answer's ordinal,
+`fhir_contract.questionnaire`), the chronic conditions, sex and birth date, and the admissions. A
+measurement plan has no FHIR form in this project, so a cohort read from NDJSON has no planned
+occurrences; the gateway and the SYNTHETIC generator hand them over as `PlanCheck`s.
+Admissions are labels for training and evaluation only: the features a score is computed from never
+look at an admission after the day being scored.
 
 Times are kept as float days since the cohort's origin, midnight UTC of the day of the first reading, so
 day D is the half-open interval [D, D + 1). The parsing of one resource (`add_resource`) is pure; only
@@ -28,6 +32,7 @@ from typing import Any, Final
 
 import orjson
 
+from fhir_contract.questionnaire import find_questionnaire
 from fhir_contract.units import to_canonical
 from models.codes import (
     ACT_CODE,
@@ -61,7 +66,7 @@ _BP_COMPONENTS: Final[Mapping[str, str]] = {"8480-6": "systolic", "8462-4": "dia
 _BP_KEYS: Final = tuple(_BP_COMPONENTS.values())
 _SNOMED_TO_CONDITION: Final = {code: key for key, (code, _display) in CONDITION_SNOMED.items()}
 _SKIPPED_STATUS: Final = frozenset({"preliminary", "entered-in-error", "cancelled", "registered"})
-FILES: Final = ("Patient", "Condition", "Observation", "Encounter")
+FILES: Final = ("Patient", "Condition", "Observation", "Encounter", "QuestionnaireResponse")
 
 
 class CohortReadError(ModelsError):
@@ -92,6 +97,27 @@ class Admission:
 
 
 @dataclass(frozen=True, slots=True)
+class SymptomCheck:
+    """One answered daily symptom check: when (days since the cohort origin) and the ordinal of each
+    answer (0 fine .. `fhir_contract.questionnaire.WORSE_ORDINAL` worse or present), in item order."""
+
+    day: float
+    ordinals: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCheck:
+    """One occurrence of the patient's measurement plan that has been judged: due at `due`, counted
+    until `deadline` (days since the origin), and whether a reading counted for it
+    (`fhir_contract.plan.match_readings`). Known at `deadline`, so a feature of a day before it never
+    sees it."""
+
+    due: float
+    deadline: float
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
 class PatientRecord:
     """Everything the models know of one patient."""
 
@@ -102,6 +128,8 @@ class PatientRecord:
     readings: Mapping[str, Series]
     changes: tuple[tuple[float, str], ...]  # (day, key) of every change the staff saw (valueBoolean true)
     admissions: tuple[Admission, ...]  # labels only
+    symptoms: tuple[SymptomCheck, ...] = ()  # in time order; none: the patient answers no questionnaire
+    planned: tuple[PlanCheck, ...] = ()  # in due order; none: no measurement plan known
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +164,12 @@ class _Builder:
     )
     changes: dict[str, list[tuple[datetime, str]]] = field(default_factory=lambda: defaultdict(list))
     admissions: dict[str, list[tuple[datetime, datetime | None]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    symptoms: dict[str, list[tuple[datetime, tuple[int, ...]]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    planned: dict[str, list[tuple[datetime, datetime, bool]]] = field(
         default_factory=lambda: defaultdict(list)
     )
     all_synthetic: bool = True
@@ -215,6 +249,45 @@ def _add_measurement(b: _Builder, patient: str, m: Measurement) -> None:
         b.readings[patient][single].append((m.at, m.value))
 
 
+def answer_ordinals(canonical: str, answers: Mapping[str, str]) -> tuple[int, ...] | None:
+    """The ordinal of each answer (linkId -> code) to the Questionnaire ``canonical`` (``url|version``),
+    in the Questionnaire's item order; None for a Questionnaire the contract does not know. An answer
+    whose code the item does not offer is left out (the gateway refuses such a response at ingest)."""
+    questionnaire = find_questionnaire(canonical)
+    if questionnaire is None:
+        return None
+    found = []
+    for question in questionnaire.questions:
+        option = question.option(answers[question.link_id]) if question.link_id in answers else None
+        if option is not None:
+            found.append(option.ordinal)
+    return tuple(found)
+
+
+def _add_response(b: _Builder, response: Mapping[str, Any]) -> None:
+    patient = _subject(response)
+    at = _when(response.get("authored"))
+    canonical = response.get("questionnaire")
+    if (
+        patient is None
+        or at is None
+        or not isinstance(canonical, str)
+        or response.get("status") != "completed"
+    ):
+        return
+    answers: dict[str, str] = {}
+    for item in response.get("item") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("linkId"), str):
+            continue
+        for answer in item.get("answer") or []:
+            code = (answer.get("valueCoding") or {}).get("code") if isinstance(answer, dict) else None
+            if isinstance(code, str):
+                answers[item["linkId"]] = code
+    ordinals = answer_ordinals(canonical, answers)
+    if ordinals:
+        b.symptoms[patient].append((at, ordinals))
+
+
 def add_resource(b: _Builder, resource: Mapping[str, Any]) -> None:
     """Fold one resource into the builder; unknown types and codes are skipped."""
     tags = (resource.get("meta") or {}).get("tag") or []
@@ -234,6 +307,8 @@ def add_resource(b: _Builder, resource: Mapping[str, Any]) -> None:
                 b.conditions[patient].add(_SNOMED_TO_CONDITION[code])
     elif kind == "Observation":
         _add_observation(b, resource)
+    elif kind == "QuestionnaireResponse":
+        _add_response(b, resource)
     elif kind == "Encounter" and (patient := _subject(resource)) is not None:
         klass = resource.get("class") or {}
         if klass.get("code") != ADMISSION_CLASS or klass.get("system", ACT_CODE) != ACT_CODE:
@@ -246,7 +321,7 @@ def add_resource(b: _Builder, resource: Mapping[str, Any]) -> None:
 
 def build_cohort(b: _Builder) -> Cohort:
     """The frozen cohort from everything added; the origin is the day of the first reading (UTC)."""
-    patient_ids = sorted(set(b.sex) | set(b.readings) | set(b.changes) | set(b.conditions))
+    patient_ids = sorted(set(b.sex) | set(b.readings) | set(b.changes) | set(b.conditions) | set(b.symptoms))
     times = [t for per in b.readings.values() for s in per.values() for t, _ in s]
     times += [t for per in b.changes.values() for t, _ in per]
     if not times:
@@ -272,6 +347,14 @@ def build_cohort(b: _Builder) -> Cohort:
                 conditions=frozenset(b.conditions.get(pid, ())),
                 readings=series,
                 changes=tuple(sorted((day(t), key) for t, key in b.changes.get(pid, ()))),
+                symptoms=tuple(
+                    SymptomCheck(day(t), ordinals)
+                    for t, ordinals in sorted(b.symptoms.get(pid, ()), key=lambda s: s[0])
+                ),
+                planned=tuple(
+                    PlanCheck(day(due), day(deadline), done)
+                    for due, deadline, done in sorted(b.planned.get(pid, ()), key=lambda o: o[0])
+                ),
                 admissions=tuple(
                     sorted(
                         (
@@ -297,7 +380,9 @@ def parse_resources(resources: Iterable[Mapping[str, Any]]) -> Cohort:
 @dataclass(frozen=True, slots=True)
 class StoredPatient:
     """One patient as the gateway stores them: enrolment, canonical final measurements, the staff's change
-    observations (time and item key of each change seen) and hospital stays (admission, discharge or None)."""
+    observations (time and item key of each change seen), hospital stays (admission, discharge or None),
+    the answered symptom checks (authored, the answers' ordinals) and the judged occurrences of their
+    measurement plan (due, deadline, done)."""
 
     patient_id: str
     birth_date: date | None
@@ -305,6 +390,8 @@ class StoredPatient:
     measurements: Iterable[Measurement]
     changes: Iterable[tuple[datetime, str]] = ()
     admissions: Iterable[tuple[datetime, datetime | None]] = ()
+    symptoms: Iterable[tuple[datetime, tuple[int, ...]]] = ()
+    planned: Iterable[tuple[datetime, datetime, bool]] = ()
 
 
 def stored_cohort(patients: Iterable[StoredPatient]) -> Cohort:
@@ -323,6 +410,8 @@ def stored_cohort(patients: Iterable[StoredPatient]) -> Cohort:
             if key in CHANGE_OBSERVATIONS:
                 b.changes[p.patient_id].append((at, key))
         b.admissions[p.patient_id].extend(p.admissions)
+        b.symptoms[p.patient_id].extend(check for check in p.symptoms if check[1])
+        b.planned[p.patient_id].extend(p.planned)
     return build_cohort(b)
 
 
@@ -334,14 +423,19 @@ def patient_cohort(
     measurements: Iterable[Measurement],
     changes: Iterable[tuple[datetime, str]] = (),
     admissions: Iterable[tuple[datetime, datetime | None]] = (),
+    symptoms: Iterable[tuple[datetime, tuple[int, ...]]] = (),
+    planned: Iterable[tuple[datetime, datetime, bool]] = (),
 ) -> Cohort:
     """One patient's cohort from what the gateway stores (``stored_cohort`` of one patient)."""
-    patient = StoredPatient(patient_id, birth_date, conditions, measurements, changes, admissions)
+    patient = StoredPatient(
+        patient_id, birth_date, conditions, measurements, changes, admissions, symptoms, planned
+    )
     return stored_cohort([patient])
 
 
 def read_cohort(folder: Path) -> Cohort:
-    """Read `folder`/{Patient,Condition,Observation,Encounter}.ndjson; other files are ignored."""
+    """Read `folder`/{Patient,Condition,Observation,Encounter,QuestionnaireResponse}.ndjson; other files
+    are ignored."""
     if not folder.is_dir():
         raise CohortReadError(folder, "no such folder (expected FHIR Bulk Data NDJSON files)")
     found = [folder / f"{name}.ndjson" for name in FILES if (folder / f"{name}.ndjson").is_file()]

@@ -105,6 +105,10 @@ def _expected_signs() -> dict[str, int]:
         "missed_days_7d": 1,  # not measuring: often a sign of being unwell
         "missed_days_14d": 1,
         "adherence_drop_7d": 1,
+        "symptoms_worst_7d": 1,  # the patient says they feel worse
+        "symptoms_worse_7d": 1,
+        "symptoms_unanswered_7d": 1,  # not answering, as not measuring
+        "plan_missed_share_14d": 1,
         "news2": 1,
         "news2_usual": 1,  # ill at baseline
         "age": 1,

@@ -8,7 +8,14 @@ up to day D, and admissions enter only as "days since the last admission that st
 Missing values are NaN; imputation and scaling belong to the model.
 
 `FEATURES` lists every column with a stable name and a description a nurse understands; columns with
-`in_model=False` (the personal "usual" values, the usual measuring habit) are kept for the explanations.
+`in_model=False` (the personal "usual" values, the usual measuring habit, how many planned measurements
+were due) are kept for the explanations.
+
+The patient's own answers to the daily symptom check (`PatientRecord.symptoms`) give the worst answer
+and the number of "worse" answers of the last 7 days, and the days of those 7 left unanswered; the
+measurement plan (`PatientRecord.planned`, judged by `fhir_contract.plan.match_readings`) gives the share
+of the planned measurements of the last 14 days that were missed. A patient who answers no questionnaire,
+or has no plan, gets NaN there (not known), never 0 (fine): the model imputes the training mean.
 """
 
 from __future__ import annotations
@@ -60,6 +67,11 @@ LATEST_MAX_AGE_DAYS: Final = 7.0
 TREND_SLACK_DAYS: Final = 2.0
 # No admission on record, or one long ago, counts as this many days.
 DAYS_SINCE_ADMISSION_CAP: Final = 365.0
+#: The symptom features look back this many days; the plan's missed share this many.
+SYMPTOM_DAYS: Final = 7
+PLAN_DAYS: Final = 14
+#: An answer's ordinal at or above this says "worse" or "present" (`fhir_contract.questionnaire`).
+WORSE_ORDINAL: Final = 2
 #: The usual NEWS2 is the median of the daily NEWS2 over this many days up to the day scored: a
 #: patient's level on the one scale every population shares, steadier than one day's value.
 NEWS2_USUAL_DAYS: Final = 14
@@ -81,6 +93,18 @@ def _feature_list() -> tuple[Feature, ...]:
         Feature("missed_days_14d", "days without measurements in the last 14 days"),
         Feature("adherence_drop_7d", "share of days measured, usual habit minus the last 7 days"),
         Feature("usual_measured_share", "share of days the patient usually measures", in_model=False),
+        Feature(
+            "symptoms_worst_7d",
+            "worst answer to the daily symptom check in the last 7 days (0 fine .. 2 worse)",
+        ),
+        Feature("symptoms_worse_7d", "answers saying worse (or a symptom present) in the last 7 days"),
+        Feature(
+            "symptoms_unanswered_7d", "days without an answer to the daily symptom check in the last 7 days"
+        ),
+        Feature(
+            "plan_missed_share_14d", "share of the planned measurements of the last 14 days that were missed"
+        ),
+        Feature("plan_due_14d", "planned measurements due in the last 14 days", in_model=False),
     ]
     out += [
         Feature(f"change_{key}_7d", f"staff noted {text.split(' (')[0]} (times in the last 7 days)")
@@ -179,6 +203,52 @@ def _adherence_columns(patient: PatientRecord, n_days: int, out: Matrix) -> None
     out[:, COLUMN["adherence_drop_7d"]] = usual - recent
 
 
+def _symptom_columns(patient: PatientRecord, ends: Matrix, out: Matrix) -> None:
+    """Worst answer and "worse" answers of the responses in [end - 7, end) (NaN without one), and days
+    of those 7 without an answer counted from the first answer on (NaN before it)."""
+    if not patient.symptoms:
+        return
+    t = np.asarray([s.day for s in patient.symptoms], dtype=float)
+    worst = np.asarray([max(s.ordinals) for s in patient.symptoms], dtype=float)
+    worse = np.asarray([sum(o >= WORSE_ORDINAL for o in s.ordinals) for s in patient.symptoms], dtype=float)
+    hi = np.searchsorted(t, ends, "left")
+    lo = np.searchsorted(t, ends - SYMPTOM_DAYS, "left")
+    cum_worse = np.concatenate([[0.0], np.cumsum(worse)])
+    any_recent = hi > lo
+    # Running maximum over a window: a response's worst is at most 2, so compare per level.
+    best_seen = np.full(ends.shape, np.nan)
+    for level in (0.0, 1.0, 2.0):
+        at_level = np.concatenate([[0.0], np.cumsum(worst >= level)])
+        best_seen = np.where(any_recent & (at_level[hi] - at_level[lo] > 0), level, best_seen)
+    out[:, COLUMN["symptoms_worst_7d"]] = best_seen
+    out[:, COLUMN["symptoms_worse_7d"]] = np.where(any_recent, cum_worse[hi] - cum_worse[lo], np.nan)
+    answered = np.unique(np.floor(t))
+    first = answered[0]
+    day = ends - 1.0
+    start = np.maximum(day - SYMPTOM_DAYS + 1, first)
+    span = np.maximum(day + 1 - start, 0)
+    done = np.searchsorted(answered, day + 1, "left") - np.searchsorted(answered, start, "left")
+    out[:, COLUMN["symptoms_unanswered_7d"]] = np.where(day >= first, span - done, np.nan)
+
+
+def _plan_columns(patient: PatientRecord, ends: Matrix, out: Matrix) -> None:
+    """Share of the planned occurrences due in [end - 14, end) and judged by then (deadline before the
+    end) that were missed; NaN without any."""
+    if not patient.planned:
+        return
+    due = np.asarray([o.due for o in patient.planned], dtype=float)
+    deadline = np.asarray([o.deadline for o in patient.planned], dtype=float)
+    missed = np.asarray([not o.done for o in patient.planned], dtype=float)
+    judged = (due[np.newaxis, :] >= (ends - PLAN_DAYS)[:, np.newaxis]) & (
+        deadline[np.newaxis, :] < ends[:, np.newaxis]
+    )
+    count = judged.sum(axis=1).astype(float)
+    out[:, COLUMN["plan_due_14d"]] = np.where(count > 0, count, np.nan)
+    out[:, COLUMN["plan_missed_share_14d"]] = np.where(
+        count > 0, (judged * missed[np.newaxis, :]).sum(axis=1) / np.maximum(count, 1.0), np.nan
+    )
+
+
 def _points(func: Callable[[float], int], values: Matrix) -> Matrix:
     """NEWS2 points of each value (NaN stays NaN), scoring each distinct value once with models.news2."""
     out = np.full(values.shape, np.nan)
@@ -248,6 +318,8 @@ def patient_features(patient: PatientRecord, cohort: Cohort, n_days: int | None 
             _vital_columns(patient.readings[vital], vital, ends, out)
     _rule_columns(patient, ends, out)
     _adherence_columns(patient, n, out)
+    _symptom_columns(patient, ends, out)
+    _plan_columns(patient, ends, out)
     change_times: dict[str, list[float]] = {key: [] for key in CHANGE_OBSERVATIONS}
     for day, key in patient.changes:
         change_times[key].append(day)
@@ -294,7 +366,10 @@ class DayState:
     reading that day), `first_day` and `measured_before` (measured days from the first one up to D-7),
     rule hits in the last 3 days (P x 4, in `RULES` order), staff changes in the last 7 days (P x 10, in
     `CHANGE_OBSERVATIONS` order), age, female, conditions (P x 4) and days since the last admission.
-    The usual NEWS2 comes from `values` (the NEWS2 of each of the last 14 days).
+    The usual NEWS2 comes from `values` (the NEWS2 of each of the last 14 days). The symptom check's
+    worst answer, "worse" answers and unanswered days of the last 7 days (P x 3, in that order) and the
+    plan's missed share and due count of the last 14 days (P x 2), kept as counts like the rule hits;
+    None: nobody answers a questionnaire or has a plan (all NaN).
     """
 
     day: int
@@ -311,6 +386,13 @@ class DayState:
     female: Matrix
     conditions: Matrix
     days_since_admission: Matrix
+    symptoms: Matrix | None = None
+    plan: Matrix | None = None
+
+
+#: `DayState.symptoms` and `DayState.plan` columns, in order.
+SYMPTOM_COLUMNS: Final = ("symptoms_worst_7d", "symptoms_worse_7d", "symptoms_unanswered_7d")
+PLAN_COLUMNS: Final = ("plan_missed_share_14d", "plan_due_14d")
 
 
 def _last_present(values: Matrix, upto: int) -> npt.NDArray[np.intp]:
@@ -370,6 +452,10 @@ def day_features(state: DayState) -> Matrix:
     for i, c in enumerate(CONDITIONS):
         out[:, COLUMN[f"condition_{c.replace('-', '_')}"]] = state.conditions[:, i]
     out[:, COLUMN["days_since_admission"]] = state.days_since_admission
+    for kept, names in ((state.symptoms, SYMPTOM_COLUMNS), (state.plan, PLAN_COLUMNS)):
+        if kept is not None:
+            for i, name in enumerate(names):
+                out[:, COLUMN[name]] = kept[:, i]
     return out
 
 
@@ -423,4 +509,6 @@ def day_state(patients: Sequence[PatientRecord], cohort: Cohort, day: int) -> Da
         female=full[:, COLUMN["female"]],
         conditions=full[:, [COLUMN[f"condition_{c.replace('-', '_')}"] for c in CONDITIONS]],
         days_since_admission=full[:, COLUMN["days_since_admission"]],
+        symptoms=full[:, [COLUMN[name] for name in SYMPTOM_COLUMNS]],
+        plan=full[:, [COLUMN[name] for name in PLAN_COLUMNS]],
     )

@@ -78,7 +78,7 @@ def _expected(home: SimulatedHome) -> list[tuple[str, datetime, str, float]]:
 
 async def _run_homes(
     endpoint: BrokerEndpoint, database_url: str, tmp_path: Path
-) -> tuple[list[SimulatedHome], str]:
+) -> tuple[list[SimulatedHome], str, dict[str, str]]:
     end = datetime.now(ZONE).replace(second=0, microsecond=0)
     start = (end - timedelta(days=DAYS)).replace(hour=0, minute=0)
     clock = SimClock(start, speed=DAYS * 86_400 / 6.0)  # the whole period in about 6 s
@@ -92,7 +92,7 @@ async def _run_homes(
     await asyncio.to_thread(gateway.start)
     try:
         for home in homes:
-            await home.agent.start()
+            await home.start()
         clock.reset()
         async with asyncio.timeout(60):
             await asyncio.gather(
@@ -102,11 +102,28 @@ async def _run_homes(
         # The demo puts the two patients in two care teams (one nurse each); their GP sees both.
         gp = next(login for login in logins if login.role == "gp")
         worklist = await asyncio.to_thread(_worklist_page, gateway.url, gp.username, gp.password)
-        return homes, worklist
+        views = {
+            home.patient.id: await asyncio.to_thread(_patient_view_trends, home.view.url, home.view.pin)
+            for home in homes
+            if home.view.url is not None
+        }
+        return homes, worklist, views
     finally:
         for home in homes:
             await home.close()
         await asyncio.to_thread(gateway.stop)
+
+
+def _patient_view_trends(url: str, pin: str) -> str:
+    """The home's own patient view (the hub serves it): the PIN, then the patient's last 30 days."""
+    with httpx.Client(base_url=url, follow_redirects=True, timeout=10) as client:
+        form = client.get("/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert token is not None
+        assert client.post("/login", data={"pin": pin, "csrf": token[1]}).status_code == 200
+        page = client.get("/trends")
+        assert page.status_code == 200
+        return page.text
 
 
 def _worklist_page(url: str, username: str, password: str) -> str:
@@ -126,7 +143,7 @@ def _worklist_page(url: str, username: str, password: str) -> str:
 async def test_readings_flow_from_emulated_devices_to_scores_and_worklist(
     any_broker: BrokerEndpoint, database_url: str, tmp_path: Path
 ) -> None:
-    homes, worklist = await _run_homes(any_broker, database_url, tmp_path)
+    homes, worklist, views = await _run_homes(any_broker, database_url, tmp_path)
 
     stored = _stored(database_url)
     for home in homes:
@@ -166,6 +183,15 @@ async def test_readings_flow_from_emulated_devices_to_scores_and_worklist(
     for (reason,) in absent:
         assert reason["coding"][0]["code"] == "error"
         assert "127" in reason["text"]
+
+    # Each hub's patient view shows its own patient's readings (kept on the hub), in Danish.
+    assert sorted(views) == sorted(h.patient.id for h in homes)
+    for home in homes:
+        last_bp = max(
+            (t for t in home.stats.taken if t.reading.kind == "blood-pressure"), key=lambda t: t.device_time
+        )
+        page = views[home.patient.id]
+        assert "Blodtryk" in page and f"{last_bp.reading.systolic:g}/{last_bp.reading.diastolic:g}" in page
 
     sick = next(h.patient for h in homes if h.patient.deteriorating)
     well = next(h.patient for h in homes if not h.patient.deteriorating)

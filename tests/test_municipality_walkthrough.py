@@ -109,7 +109,9 @@ class Shell:
 
     def _start(self, line: str) -> None:
         name = "gateway" if line.startswith("homewatch gateway") else "hub"
-        command = line + (" --emulate" if name == "hub" else "")
+        # The trial's hub: emulated devices, and its patient view on loopback (the kit serves it to the
+        # home network on 8080).
+        command = line + (" --emulate --patient-view 127.0.0.1:0" if name == "hub" else "")
         log = (self.folder / f"{name}.log").open("wb")
         self.background.append(
             subprocess.Popen(

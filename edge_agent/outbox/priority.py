@@ -25,6 +25,10 @@ UNKNOWN_KIND = "unknown"
 # Appended to the kind of a preliminary Observation (a cuff's pressure while it inflates): always
 # non-critical, since the final reading that follows is what counts.
 PRELIMINARY_SUFFIX = "-preliminary"
+# The patient's own entries: daily answers and "contact my nurse". Critical, as every kind outside
+# NON_CRITICAL_KINDS; the publisher reads them to name each Bundle entry's resource type.
+RESPONSE_KIND = "questionnaire-response"
+REQUEST_KIND = "contact-request"
 
 NON_CRITICAL_KINDS: frozenset[str] = frozenset(
     {
@@ -78,6 +82,15 @@ CRITICAL_KINDS: frozenset[str] = frozenset(
 def is_critical(kind: str) -> bool:
     """Whether ``kind`` goes last when the outbox is full (unknown kinds do; preliminary ones never)."""
     return not kind.endswith(PRELIMINARY_SUFFIX) and kind not in NON_CRITICAL_KINDS
+
+
+_KIND_OF_RESOURCE = {"QuestionnaireResponse": RESPONSE_KIND, "Task": REQUEST_KIND}
+RESOURCE_TYPE_OF_KIND = {kind: resource_type for resource_type, kind in _KIND_OF_RESOURCE.items()}
+
+
+def resource_kind(resource: Mapping[str, Any]) -> str:
+    """The outbox's kind of a resource: its own for the patient's entries, else ``observation_kind``."""
+    return _KIND_OF_RESOURCE.get(str(resource.get("resourceType")), "") or observation_kind(resource)
 
 
 def observation_kind(observation: Mapping[str, Any]) -> str:

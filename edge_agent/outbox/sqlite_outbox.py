@@ -43,7 +43,7 @@ from pathlib import Path
 import orjson
 
 from edge_agent.outbox.holding import HoldingArea, PendingRow
-from edge_agent.outbox.priority import is_critical, observation_kind
+from edge_agent.outbox.priority import is_critical, resource_kind
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ _KIND_COLUMNS = (
 class OutboxRow:
     seq: int
     identifier: str
-    resource: bytes  # the Observation as compact JSON
+    resource: bytes  # the resource (an Observation, or a patient's answers or request) as compact JSON
+    kind: str = ""  # the reading kind, or priority.RESPONSE_KIND / priority.REQUEST_KIND
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +186,7 @@ class Outbox:
         now = time.time()
         rows = []
         for obs in observations:
-            kind = observation_kind(obs)
+            kind = resource_kind(obs)
             rows.append(PendingRow(_identifier(obs), now, orjson.dumps(obs), kind, is_critical(kind)))
         marks = [] if progress is None else [progress]
         evictions: list[Eviction | None] = []
@@ -420,7 +421,7 @@ class Outbox:
             if self._db is None:
                 return []
             cur = self._db.execute(
-                "SELECT seq, identifier, resource FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, identifier, resource, kind FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
                 (seq, limit),
             )
             return self._undelivered(cur.fetchall())
@@ -433,15 +434,17 @@ class Outbox:
             if self._db is None:
                 return []
             cur = self._db.execute(
-                "SELECT seq, identifier, resource FROM outbox"
+                "SELECT seq, identifier, resource, kind FROM outbox"
                 f" WHERE seq IN ({','.join('?' * len(seqs))}) ORDER BY seq",
                 list(seqs),
             )
             return self._undelivered(cur.fetchall())
 
-    def _undelivered(self, found: list[tuple[int, str, bytes]]) -> list[OutboxRow]:
+    def _undelivered(self, found: list[tuple[int, str, bytes, str]]) -> list[OutboxRow]:
         """Rows as read, without those delivered whose deletion waits for room (caller holds the lock)."""
-        return [OutboxRow(int(s), str(i), bytes(r)) for s, i, r in found if s not in self._delete_later]
+        return [
+            OutboxRow(int(s), str(i), bytes(r), str(k)) for s, i, r, k in found if s not in self._delete_later
+        ]
 
     def delete(self, seqs: Sequence[int]) -> None:
         """Remove delivered rows (after the gateway's receipt, or the broker's PUBACK), in one
@@ -549,7 +552,7 @@ def _migrate(db: sqlite3.Connection) -> None:
         for name, decl in missing:
             db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {decl}")
         for seq, resource in db.execute("SELECT seq, resource FROM outbox").fetchall():
-            kind = observation_kind(orjson.loads(resource))
+            kind = resource_kind(orjson.loads(resource))
             db.execute(
                 "UPDATE outbox SET kind = ?, critical = ?, size = ? WHERE seq = ?",
                 (kind, int(is_critical(kind)), len(resource), seq),
@@ -568,10 +571,12 @@ def _count_evictions(db: sqlite3.Connection, by_kind: Counter[str]) -> None:
     )
 
 
-def _identifier(observation: dict[str, object]) -> str:
-    identifiers = observation.get("identifier")
-    if isinstance(identifiers, list) and identifiers and isinstance(identifiers[0], dict):
-        value = identifiers[0].get("value")
+def _identifier(resource: dict[str, object]) -> str:
+    # An Observation and a Task carry a list of identifiers; a QuestionnaireResponse carries one.
+    identifiers = resource.get("identifier")
+    first = identifiers[0] if isinstance(identifiers, list) and identifiers else identifiers
+    if isinstance(first, dict):
+        value = first.get("value")
         if isinstance(value, str) and value:
             return value
-    raise ValueError("an Observation without identifier cannot enter the outbox")
+    raise ValueError(f"a {resource.get('resourceType')} without identifier cannot enter the outbox")

@@ -56,6 +56,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.config import HubConfig
 from edge_agent.outbox import Outbox, OutboxRow
+from edge_agent.outbox.priority import RESOURCE_TYPE_OF_KIND
 
 log = logging.getLogger(__name__)
 
@@ -454,9 +455,13 @@ class MqttPublisher:
         self._send(batch, rows)
 
     def _send(self, batch: _Batch, rows: list[OutboxRow]) -> None:
-        # The Bundle is assembled from stored JSON bytes without re-parsing each Observation.
+        # The Bundle is assembled from stored JSON bytes without re-parsing each resource.
         entries = b",".join(
-            b'{"resource":' + row.resource + b',"request":{"method":"POST","url":"Observation"}}'
+            b'{"resource":'
+            + row.resource
+            + b',"request":{"method":"POST","url":"'
+            + RESOURCE_TYPE_OF_KIND.get(row.kind, "Observation").encode()
+            + b'"}}'
             for row in rows
         )
         payload = (

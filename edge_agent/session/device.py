@@ -19,6 +19,12 @@ device and also its link's ``on_value``. Per connection, by its profile row
    opts in) becomes ``preliminary`` Observations identified by their receipt time, and passes
    ``fhir_contract.status.should_send`` under the same opt-in.
 
+Each Observation is about the resident the measurement belongs to (:mod:`edge_agent.household`): a
+personal device's patient, or, on a device residents share, the resident of the User Index the
+measurement carries. A shared device's measurement that no resident's index names is never guessed:
+it goes to the store of unattributed readings (:mod:`edge_agent.unattributed`), not the outbox, until a
+resident claims it on the patient view.
+
 The outbox's unique identifier makes a stored reading a device sends again after a reconnection a
 no-op; two equal readings taken a minute apart have different stamps and stay two.
 """
@@ -34,6 +40,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from edge_agent import household
 from edge_agent.ble.errors import BleError
 from edge_agent.ble.link_session import LinkConnection
 from edge_agent.ble.profiles import DeviceProfile
@@ -53,6 +60,7 @@ from edge_agent.outbox import Outbox
 from edge_agent.session.clock import measure_clock, set_clock
 from edge_agent.session.history import RecordTransfer, history_request
 from edge_agent.timing import effective_time
+from edge_agent.unattributed import NOBODY, UnattributedReadings
 from fhir_contract.observation import build_observation
 from fhir_contract.readings import Reading
 from fhir_contract.status import should_send
@@ -70,6 +78,7 @@ class AgentStats:
     receipt_time_used: int = 0  # readings dated by the hub because the device's stamp was missing or wrong
     clock_corrected: int = 0  # readings whose device stamp was shifted by the measured clock offset
     history_records: int = 0  # records stored from RACP transfers
+    unattributed: int = 0  # shared-device measurements no resident's User Index named: held on the hub
 
 
 class DeviceSession:
@@ -86,8 +95,10 @@ class DeviceSession:
         clock: Callable[[], datetime],
         correct_clock: bool = True,
         settle: float = 1.0,
+        unattributed: UnattributedReadings | None = None,
     ) -> None:
         self.device = device
+        self._unattributed = unattributed  # where a shared device's unclaimed measurements wait
         self.profile = profile
         self._hub = hub
         self._outbox = outbox
@@ -279,9 +290,12 @@ class DeviceSession:
         elif uuid == INTERMEDIATE_CUFF_PRESSURE_UUID:
             # decode() gives no readings for 0x2A36 (a progress value); here the hub asked for them.
             cuff = blood_pressure.parse_intermediate_cuff_pressure(data)
-            await self._store(blood_pressure.to_readings(cuff), preliminary=True)
+            index = household.user_index(uuid, data) if self.device.shared else None
+            await self._store(blood_pressure.to_readings(cuff), preliminary=True, user_index=index)
         else:
-            await self._store(decode(uuid, data))
+            readings = decode(uuid, data)
+            index = household.user_index(uuid, data) if self.device.shared else None
+            await self._store(readings, user_index=index)
 
     async def _store_live_record(self, key: int, readings: list[Reading]) -> None:
         """A record sent live. Once this connection's back-fill completed, nothing can lie between the
@@ -295,9 +309,15 @@ class DeviceSession:
             await self._store(readings)
 
     async def _store(
-        self, readings: list[Reading], *, progress: int | None = None, preliminary: bool = False
+        self,
+        readings: list[Reading],
+        *,
+        progress: int | None = None,
+        preliminary: bool = False,
+        user_index: int | None = None,
     ) -> int:
         received = self._clock()
+        patient_id = household.patient_of(self.device, self._hub.patient_id, user_index)
         observations: list[dict[str, Any]] = []
         for reading in readings:
             when = effective_time(reading.device_time, received, self._zone, self._correction)
@@ -308,7 +328,7 @@ class DeviceSession:
             observations.append(
                 build_observation(
                     reading,
-                    patient_id=self._hub.patient_id,
+                    patient_id=NOBODY if patient_id is None else patient_id,
                     device_id=self.device.id,
                     hub_id=self._hub.hub_id,
                     effective=when.at,
@@ -321,6 +341,11 @@ class DeviceSession:
         observations = [obs for obs in observations if should_send(obs, send_preliminary=send_preliminary)]
         if not observations and progress is None:
             return 0
+        if patient_id is None:
+            await self._hold(observations, user_index, preliminary=preliminary)
+            observations = []
+            if progress is None:
+                return 0
         marker = None if progress is None else (self.progress_key, progress)
         # SQLite with synchronous=FULL waits for the disk: off the event loop.
         added = await asyncio.to_thread(self._outbox.put, observations, progress=marker)
@@ -328,3 +353,28 @@ class DeviceSession:
         if self.on_stored is not None and observations:
             self.on_stored(observations)
         return added
+
+    async def _hold(
+        self, observations: list[dict[str, Any]], index: int | None, *, preliminary: bool
+    ) -> None:
+        """Keep a shared device's measurement no resident's index named until one claims it."""
+        if not observations or preliminary:  # a value still being measured is nobody's to claim
+            return
+        if self._unattributed is None:
+            logger.warning(
+                "hub %s, device %s: a measurement with user index %s names no resident and is dropped"
+                " (no store of unattributed readings)",
+                self._hub.hub_id,
+                self.device.id,
+                index,
+            )
+            return
+        pending = await asyncio.to_thread(self._unattributed.add, self.device.id, index, observations)
+        self._stats.unattributed += 1
+        logger.info(
+            "hub %s, device %s: measurement with user index %s names no resident; held as %d until claimed",
+            self._hub.hub_id,
+            self.device.id,
+            index,
+            pending,
+        )

@@ -14,10 +14,11 @@ system administrator) is any municipality.
 Hubs and devices are never deleted (migration 0015). Enrolling a hub again issues new credentials: the
 broker gets a new password, the old one stops working, and the new kit has it. A revoked hub id is never
 used again: its readings stay attributed to it, and a new hub in the same home gets a new id. A hub
-serves one patient for its life, for the same reason. Revoking marks the hub in the database first and
-commits, so the gateway refuses the hub at once, then deletes its broker account (which disconnects it)
-and clears its retained config; when the broker is away the revocation stands at the gateway, and
-revoking again (idempotent) finishes the broker's part.
+is enrolled for one patient for its life, for the same reason; others of the home join it as residents
+(``gateway.administration.household``), and a device is assigned to any resident. Revoking marks the
+hub in the database first and commits, so the gateway refuses the hub at once, then deletes its broker
+account (which disconnects it) and clears its retained config; when the broker is away the revocation
+stands at the gateway, and revoking again (idempotent) finishes the broker's part.
 
 Assigning or removing a device counts one change of the hub's configuration (``config_version``) and
 publishes the retained config (``gateway.hub_config.publish_hub_config``); when the broker is away the
@@ -38,13 +39,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 
-from fhir_contract.limits import MAX_BUNDLE_ENTRIES, is_fhir_id
+from fhir_contract.limits import MAX_BUNDLE_ENTRIES
+from gateway.administration.checks import NAME_CHARS as _NAME_CHARS
+from gateway.administration.checks import checked_by as _by
+from gateway.administration.checks import checked_id as _id
+from gateway.administration.checks import fail as _fail
 from gateway.administration.errors import AdministrationError
 from gateway.administration.kit import (
     CA_FILE,
     DEFAULT_OUTBOX_PATH,
     HUB_TOML,
     PASSWORD_FILE,
+    PIN_FILE,
     KitDevice,
     KitSpec,
     render_hub_toml,
@@ -56,6 +62,7 @@ from gateway.broker_session import BrokerUnavailable
 from gateway.hub_config import SETTINGS_KEYS, ConfigPublisher, publish_hub_config
 from gateway.settings import GatewaySettings
 from gateway.store import administration as store
+from gateway.store import household
 
 # The device kinds a hub reads (``edge_agent.config.DeviceKind``; the server imports nothing of the hub,
 # a test keeps the two lists equal).
@@ -95,7 +102,6 @@ _MUNICIPALITY_CODE = re.compile(r"[0-9]{4}")
 _BLUETOOTH_ADDRESS = re.compile(r"[0-9A-F]{2}(:[0-9A-F]{2}){5}")
 # A phone number as people write it: an optional +, then digits with spaces or dashes between.
 _PHONE = re.compile(r"\+?[0-9][0-9 -]{4,22}[0-9]")
-_NAME_CHARS = 200
 _PASSWORD_BYTES = 24  # secrets.token_urlsafe(24): 32 characters, 192 random bits
 # A device that should report less often than this is no device of home monitoring: a typo.
 _LONGEST_INTERVAL = timedelta(days=31)
@@ -113,6 +119,26 @@ class HubKit:
     ca_certificate: bytes | None  # settings.hub_ca_file's bytes, or None (no CA of our own)
     # Whether this enrolment created the hub (False: it was enrolled before and got new credentials).
     new: bool = True
+    # The household's PIN for the patient view (new at every enrolment, kept nowhere but the kit).
+    pin: str | None = None
+
+
+def new_household_pin() -> str:
+    """Six random digits: what the household types on the hub's patient view (locked after 5 wrong)."""
+    return f"{secrets.randbelow(10**6):06d}"
+
+
+def kit_files(kit: HubKit) -> list[tuple[str, bytes, int]]:
+    """The kit's files as (name, bytes, mode): ``hub.toml``, the broker password and the household PIN
+    (both 0600) when there are, and the broker's CA certificate when it is ours."""
+    files: list[tuple[str, bytes, int]] = [(HUB_TOML, kit.hub_toml.encode(), 0o644)]
+    if kit.password is not None:
+        files.append((PASSWORD_FILE, kit.password.encode() + b"\n", 0o600))
+    if kit.pin is not None:
+        files.append((PIN_FILE, kit.pin.encode() + b"\n", 0o600))
+    if kit.ca_certificate is not None:
+        files.append((CA_FILE, kit.ca_certificate, 0o644))
+    return files
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,17 +166,6 @@ class Revocation:
 # --- checks ---------------------------------------------------------------------------------------
 
 
-def _fail(message: str) -> AdministrationError:
-    """The error of a message already in the reader's language (``gettext``), on one line."""
-    return AdministrationError(" ".join(message.split()))
-
-
-def _id(value: str) -> str:
-    if not is_fhir_id(value):
-        raise _fail(_("%(value)r is not a valid id (1 to 64 letters, digits, '-' or '.').", value=value))
-    return value
-
-
 def _municipality_code(value: str) -> str:
     if _MUNICIPALITY_CODE.fullmatch(value) is None:
         raise _fail(_("%(value)r is not a municipality code: four digits, e.g. 0101.", value=value))
@@ -162,13 +177,6 @@ def _text(value: str) -> str:
     if not text or len(text) > _NAME_CHARS or not text.isprintable():
         raise _fail(_("The name must be 1 to %(chars)d printable characters.", chars=_NAME_CHARS))
     return text
-
-
-def _by(value: str) -> str:
-    by = " ".join(value.split())
-    if not by or len(by) > _NAME_CHARS or not by.isprintable():
-        raise _fail(_("Who acts must be named in 1 to %(chars)d printable characters.", chars=_NAME_CHARS))
-    return by
 
 
 def _within(within: str | None, municipality_id: str) -> None:
@@ -426,7 +434,12 @@ def enroll_hub(
                 )
             )
         store.record_credentials(conn, hub_id, hub_id if accounts is not None else None)
-        devices = store.hub_devices(conn, hub_id)
+        # The enrolled patient's own devices only: a shared device or another resident's, read before
+        # the retained config told the hub whose it is, would be taken for the enrolled patient's.
+        shared = household.hub_device_users(conn, hub_id)
+        devices = [
+            d for d in store.hub_devices(conn, hub_id) if d.patient_id == patient_id and d.id not in shared
+        ]
         action = "hub-enrol" if hub is None else "hub-credentials"
         store.audit_administration(conn, by, municipality_id, action, [patient_id], hub_id, client=client)
         if accounts is not None and password is not None:
@@ -452,9 +465,18 @@ def enroll_hub(
         ca=ca_certificate is not None,
         timezone=settings.time_zone,
         outbox_path=outbox_path,
+        patient_view=True,
     )
+    hub_toml = render_hub_toml(spec)
     return HubKit(
-        municipality_id, hub_id, patient_id, render_hub_toml(spec), password, ca_certificate, hub is None
+        municipality_id,
+        hub_id,
+        patient_id,
+        hub_toml,
+        password,
+        ca_certificate,
+        hub is None,
+        new_household_pin(),
     )
 
 
@@ -475,15 +497,12 @@ def _ca_certificate(settings: GatewaySettings) -> bytes | None:
 
 def write_kit(kit: HubKit, out_dir: Path) -> list[Path]:
     """Write the kit into ``out_dir`` (created): ``hub.toml``, ``mqtt-password`` (mode 0600) when the hub
-    has a password, ``ca.crt`` when the broker's CA is ours. Each file is replaced whole (written aside,
+    has a password, ``patient-view-pin`` (0600) with the household's PIN, ``ca.crt`` when the broker's CA
+    is ours (``kit_files``). Each file is replaced whole (written aside,
     then renamed), so a hub never reads half a kit. The paths written."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = [_replace(out_dir / HUB_TOML, kit.hub_toml.encode(), 0o644)]
-        if kit.password is not None:
-            written.append(_replace(out_dir / PASSWORD_FILE, kit.password.encode() + b"\n", 0o600))
-        if kit.ca_certificate is not None:
-            written.append(_replace(out_dir / CA_FILE, kit.ca_certificate, 0o644))
+        written = [_replace(out_dir / name, data, mode) for name, data, mode in kit_files(kit)]
     except OSError as exc:
         raise _fail(
             _(
@@ -576,7 +595,7 @@ def assign_device_outcome(
         hub = _hub(conn, hub_id, within)
         if hub.revoked_at is not None:
             raise _revoked(hub)
-        if hub.patient_id != patient_id:
+        if patient_id not in {r.patient_id for r in household.hub_residents(conn, hub_id)}:
             raise _fail(
                 _(
                     "Hub %(hub)s serves patient %(patient)s, not %(other)s.",

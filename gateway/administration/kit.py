@@ -20,6 +20,8 @@ DEFAULT_OUTBOX_PATH = "/var/lib/homewatch/outbox.sqlite3"
 HUB_TOML = "hub.toml"
 PASSWORD_FILE = "mqtt-password"
 CA_FILE = "ca.crt"
+# The household's PIN for the patient view the hub serves at home (edge_agent.patient_view), mode 0600.
+PIN_FILE = "patient-view-pin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,8 @@ class KitSpec:
     ca: bool = False
     timezone: str = "Europe/Copenhagen"
     outbox_path: str = DEFAULT_OUTBOX_PATH
+    # Whether the hub serves the patient view, its PIN in PIN_FILE beside hub.toml.
+    patient_view: bool = False
 
 
 def _string(value: str) -> str:
@@ -97,5 +101,13 @@ def render_hub_toml(spec: KitSpec) -> str:
         lines += [
             f"username = {_string(spec.username)}",
             f"password_file = {_string(PASSWORD_FILE)}   # mode 0600: never the password here",
+        ]
+    if spec.patient_view:
+        lines += [
+            "",
+            "# The patient view on the home network (http://<hub>:8080/), behind the household's PIN.",
+            "[patient_view]",
+            "enabled = true",
+            f"pin_file = {_string(PIN_FILE)}   # mode 0600: the PIN the household was given",
         ]
     return "\n".join(lines) + "\n"

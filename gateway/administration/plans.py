@@ -1,21 +1,22 @@
 """Setting a patient's measurement plan: stored, audited, and sent to the patient's hub.
 
-``set_plan`` is the one way a plan changes, for the nurse's page (``gateway.api.plan_pages``) and for a
-command line to come. It checks the plan with the contract's own rule (``fhir_contract.plan.parse_plan``,
-which the hub runs on what it is sent), and, in one transaction, stores it as the plan in force
-(``gateway.store.plans``: a new row, the older ones kept as history), counts one change of the
-configuration of each of the patient's hubs in service (``config_version``, as a device change does:
-``gateway.administration.homes``) and writes the audit row (``set-plan``, the plan's JSON as detail).
-After the commit it publishes each hub's retained config (``gateway.hub_config.publish_hub_config``);
-when the broker is away, or no publisher is given, the gateway's config job publishes it later, so the
-plan reaches the hub either way. Saving the plan in force again changes nothing and tells nobody.
+``set_plan`` is the one way a plan changes, for the nurse's page (``gateway.api.plan_pages``) and for the
+command line (``homewatch.plan_cli``). It checks the plan with the contract's own rule
+(``fhir_contract.plan.parse_plan``, which the hub runs on what it is sent), and, in one transaction,
+stores it as the plan in force (``gateway.store.plans``: a new row, the older ones kept as history),
+counts one change of the configuration of each of the patient's hubs in service (``config_version``, as a
+device change does: ``gateway.administration.homes``) and writes the audit row (``set-plan``, the plan's
+JSON as detail). After the commit it publishes each hub's retained config
+(``gateway.hub_config.publish_hub_config``); when the broker is away, or no publisher is given, the
+gateway's config job publishes it later, so the plan reaches the hub either way. Saving the plan in force
+again changes nothing and tells nobody.
 
 Who: with ``viewer`` (a page's user), only a nurse, and only of a patient she may see
 (``access.patient_scope``: her care teams'); anyone else's patient looks unknown. Without a viewer (the
 command line), ``within`` is the one municipality the caller may act in (None: any), as in
 ``gateway.administration.homes``. An empty plan removes the plan: the hub is sent an empty one and stops
-reminding, and the missing-measurement alert falls back to its defaults (``gateway.alerts.missing``).
-What is wrong is one ``AdministrationError`` line in the reader's language; nothing is changed then.
+reminding, and the missing-measurement alert falls back to its defaults (``gateway.alerts.missing``). What
+is wrong is one ``AdministrationError`` line in the reader's language; nothing is changed then.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import psycopg
 
 from fhir_contract.limits import is_fhir_id
 from fhir_contract.plan import MEASUREMENTS, PlanError, PlanItem, parse_plan, plan_json
-from gateway.administration.errors import AdministrationError
+from gateway.administration.checks import checked_by as _by
+from gateway.administration.checks import fail as _fail
 from gateway.administration.transactions import committed as _committed
 from gateway.api.i18n import gettext as _
 from gateway.hub_config import ConfigPublisher, publish_hub_config
@@ -38,7 +40,6 @@ from gateway.store import access, plans
 from gateway.store import administration as store
 
 AUDIT_ACTION = "set-plan"
-_NAME_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +52,6 @@ class PlanChange:
     changed: bool
     hubs: tuple[str, ...]
     published: bool
-
-
-def _fail(message: str) -> AdministrationError:
-    return AdministrationError(" ".join(message.split()))
 
 
 def checked_plan(items: Sequence[PlanItem]) -> tuple[PlanItem, ...]:
@@ -74,13 +71,6 @@ def plan_from_json(data: object) -> tuple[PlanItem, ...]:
         return checked_plan(parse_plan(data))
     except PlanError as exc:
         raise _fail(_("The plan cannot be used: %(reason)s", reason=str(exc))) from exc
-
-
-def _by(value: str) -> str:
-    by = " ".join(value.split())
-    if not by or len(by) > _NAME_CHARS or not by.isprintable():
-        raise _fail(_("Who acts must be named in 1 to %(chars)d printable characters.", chars=_NAME_CHARS))
-    return by
 
 
 def _municipality_of(

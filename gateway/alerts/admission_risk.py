@@ -25,6 +25,11 @@ reader: every item with a change seen in the :data:`HISTORY` (its key and time),
 in the :data:`ADMISSION_HISTORY` (admission, and discharge when it was known by ``as_of``), so "staff
 noted ... in the last 7 days" and "days since the last hospital admission" are the model's features
 here as in training.
+
+The patient's answers to the daily symptom check and their measurement plan's occurrences, judged by
+the missing alert's rule (``gateway.store.symptom_features``), reach it too: the symptom features of
+the last 7 days and the share of the planned measurements of the last 14 days missed. A patient with
+neither gets them as not known (imputed by the model), never as "fine".
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any
 
 import psycopg
 
+from fhir_contract.plan import EARLY
 from gateway.alerts.active_models import ActiveModels, ChosenModel
 from gateway.alerts.risk_assessment import admission_risk_assessment
 from gateway.alerts.risk_rise import alert_on_rise
@@ -45,6 +51,13 @@ from gateway.store.model_registry import RegistryError
 from gateway.store.patient_history import final_readings
 from gateway.store.repository import enrolled_patient, enrolled_patient_ids
 from gateway.store.scoring import NewScore, record_score
+from gateway.store.symptom_features import (
+    judged_plan,
+    plan_periods,
+    planned_reading_times,
+    symptom_answers,
+    symptom_checks,
+)
 from models.admission_risk import ModelError, RiskModel, explain
 from models.cohort_reader import Cohort, Measurement, patient_cohort
 from models.features import patient_features
@@ -72,6 +85,16 @@ def patient_history(
     readings = final_readings(conn, municipality_id, patient_id, after=as_of - HISTORY, until=as_of)
     forms = staff_observations(conn, municipality_id, patient_id, after=as_of - HISTORY, until=as_of)
     stays = hospital_stays(conn, municipality_id, patient_id, after=as_of - ADMISSION_HISTORY, until=as_of)
+    after = as_of - HISTORY
+    answers = symptom_answers(conn, municipality_id, after=after, until=as_of, patient_id=patient_id)
+    periods = plan_periods(conn, municipality_id, until=as_of, patient_id=patient_id).get(patient_id, [])
+    taken = (
+        planned_reading_times(
+            conn, municipality_id, since=after - EARLY, until=as_of, patient_id=patient_id
+        ).get(patient_id, {})
+        if periods
+        else {}
+    )
     return patient_cohort(
         patient_id,
         birth_date=patient.birth_date,
@@ -83,6 +106,8 @@ def patient_history(
             for stay in stays
             if counts(stay)
         ],
+        symptoms=symptom_checks(answers.get(patient_id, [])),
+        planned=judged_plan(periods, taken, after=after, until=as_of),
     )
 
 

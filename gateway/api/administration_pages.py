@@ -46,7 +46,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fhir_contract.limits import is_fhir_id
 from gateway.administration import homes
 from gateway.administration.errors import AdministrationError
-from gateway.administration.kit import CA_FILE, HUB_TOML, PASSWORD_FILE
 from gateway.administration.users import ROLE_WORDS, invite_user
 from gateway.api.auth import User
 from gateway.api.deps import (
@@ -266,17 +265,13 @@ def add_patient(
 
 
 def kit_zip(kit: homes.HubKit) -> bytes:
-    """The kit as a zip of one folder named after the hub: ``hub.toml``, ``mqtt-password`` (mode 0600 when
-    unpacked) and ``ca.crt``, as ``homes.write_kit`` writes them; built in memory, never stored."""
+    """The kit as a zip of one folder named after the hub: ``hub.toml``, ``mqtt-password`` and
+    ``patient-view-pin`` (mode 0600 when unpacked) and ``ca.crt``, as ``homes.write_kit`` writes them
+    (``homes.kit_files``); built in memory, never stored."""
     buffer = io.BytesIO()
     stamp = time.localtime()[:6]
-    files: list[tuple[str, bytes, int]] = [(HUB_TOML, kit.hub_toml.encode(), 0o644)]
-    if kit.password is not None:
-        files.append((PASSWORD_FILE, kit.password.encode() + b"\n", 0o600))
-    if kit.ca_certificate is not None:
-        files.append((CA_FILE, kit.ca_certificate, 0o644))
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data, mode in files:
+        for name, data, mode in homes.kit_files(kit):
             entry = zipfile.ZipInfo(f"{kit.hub_id}/{name}", stamp)
             entry.external_attr = (0o100000 | mode) << 16  # a regular file with this mode (unzip sets it)
             entry.compress_type = zipfile.ZIP_DEFLATED

@@ -1,5 +1,6 @@
 """The alerts over FHIR: ``GET /fhir/Flag``, ``/fhir/Task`` and ``/fhir/Communication`` (searchsets)
-and each ``.../{id}``.
+and each ``.../{id}``. ``/fhir/Task`` serves the patients' "contact my nurse" requests beside the alerts'
+Tasks (``request_fhir``), merged into one newest-first page under one cursor.
 
 Every alert is a Flag on its patient, a Task of the patient's care team and, when the patient has a GP, a
 Communication to the GP (``alert_resources`` builds them; docs/fhir.md "Alerts as FHIR"). A person's bearer
@@ -20,7 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Security
 
-from gateway.api import alert_resources, fhir_openapi
+from gateway.api import alert_resources, fhir_openapi, request_fhir
 from gateway.api.auth import User
 from gateway.api.deps import ClientAddress, DbDep, SettingsDep, fhir_access
 from gateway.api.errors import FhirError
@@ -149,12 +150,28 @@ def read_flag(
 def search_tasks(
     request: Request, user: TaskSearcher, conn: DbDep, client: ClientAddress, settings: SettingsDep
 ) -> FhirResponse:
-    """Search the care teams' Tasks of the alerts of the user's patients (patient, subject, status, _id,
-    authored-on, _lastUpdated, _count, _sort); newest first.
+    """Search the care teams' Tasks of the alerts of the user's patients, and the patients' contact
+    requests (patient, subject, status, _id, authored-on, _lastUpdated, _count, _sort); newest first.
 
     Unknown parameters are ignored unless the request sends ``Prefer: handling=strict`` (then a 400).
     """
-    return _search(TASK, request, user, conn, client, settings)
+    strict = handling_is_strict(request.headers.get("prefer"))
+    search = parse_search(TASK, request.query_params.multi_items(), strict=strict)
+    alerts = alert_fhir_reads.search_alerts(conn, user, search)
+    requests = request_fhir.contact_request_tasks(conn, user, search)
+    # Both page on (time, uuid) in the same order under the same cursor: the page is the first ``count``
+    # of the two pages merged, and more follow when either had more or the merge left some out.
+    merged = [
+        *(Entry(_resource(conn, TASK, r, settings), Cursor(r.raised_at, r.public_id)) for r in alerts.rows),
+        *requests.rows,
+    ]
+    merged.sort(key=lambda e: (e.position.at, e.position.key), reverse=search.descending)
+    entries = merged[: search.count]
+    has_more = alerts.has_more or requests.has_more or len(merged) > search.count
+    patients = [str(e.resource["for"]["reference"]).removeprefix("Patient/") for e in entries]
+    _audit(conn, user, request, client, patients)
+    total = alerts.total + requests.total
+    return FhirResponse(searchset(fhir_base(request), search, entries, has_more, total))
 
 
 @router.get(f"/{TASK}/{{task_id}}", **_read_route(TASK))
@@ -166,7 +183,12 @@ def read_task(
     client: ClientAddress,
     settings: SettingsDep,
 ) -> FhirResponse:
-    """Read the Task of one alert of one of the user's patients."""
+    """Read the Task of one alert, or one contact request, of one of the user's patients."""
+    found = request_fhir.contact_request_task(conn, user, parse_id(TASK, task_id))
+    if found is not None:
+        resource, patient_id = found
+        _audit(conn, user, request, client, [patient_id])
+        return FhirResponse(resource)
     return _read(TASK, task_id, request, user, conn, client, settings)
 
 

@@ -33,6 +33,7 @@ from gateway.api import (
     alert_fhir,
     alert_pages,
     alert_stream,
+    contact_request_pages,
     fhir_api,
     findr_pages,
     fleet_pages,
@@ -42,15 +43,18 @@ from gateway.api import (
     metrics,
     model_monitoring_pages,
     model_pages,
+    patient_message_pages,
     patient_pages,
     plan_pages,
     quarantine_pages,
+    request_fhir,
     review_fhir,
     review_pages,
     web,
 )
 from gateway.api.alert_presenters import ALERT_GLOBALS
 from gateway.api.body_limit import BodyLimit
+from gateway.api.contact_request_pages import REQUEST_GLOBALS
 from gateway.api.errors import FhirError, LoginRequired, answers_operation_outcome
 from gateway.api.fhir_model import operation_outcome
 from gateway.api.i18n import N_, gettext, load_catalogues, localization, ngettext, pgettext
@@ -171,6 +175,7 @@ def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bo
     templates.env.globals.update(LAYOUT_GLOBALS)
     templates.env.globals.update(REVIEW_GLOBALS)
     templates.env.globals.update(ALERT_GLOBALS)
+    templates.env.globals.update(REQUEST_GLOBALS)
     # _() / gettext() / ngettext() / pgettext() and {% trans %} through the request's catalogue
     # (gateway.api.i18n; "newstyle" off: its callables fill placeholders themselves).
     templates.env.add_extension("jinja2.ext.i18n")
@@ -190,6 +195,8 @@ def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bo
     app.include_router(patient_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(findr_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(plan_pages.router, dependencies=HEADER_DEPENDENCIES)
+    app.include_router(contact_request_pages.router, dependencies=HEADER_DEPENDENCIES)
+    app.include_router(patient_message_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(alert_pages.router, dependencies=HEADER_DEPENDENCIES)
     app.include_router(language.router)
     app.include_router(invitation_pages.router)
@@ -204,6 +211,7 @@ def create_app(settings: GatewaySettings, pool: ConnectionPool[Any], *, demo: bo
     app.include_router(fhir_api.router)
     app.include_router(review_fhir.router)
     app.include_router(alert_fhir.router)
+    app.include_router(request_fhir.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     # Innermost: routes, exception handlers and templates all see the request's language and zone.

@@ -10,12 +10,13 @@ rows are committed.
 
 ``batch_response`` turns the decision into the ``batch-response`` Bundle the hub gets: one entry per
 request entry, in order; ``201 Created`` for a new Observation (or QuestionnaireResponse: a patient's
-answers, ``gateway.ingest.response_storing``), ``200 OK`` for one already stored (so a
-retried POST is harmless), ``409 Conflict`` for a reading stored already with other values, a 4xx with
-an OperationOutcome for any other rejected entry. A message rejected as a whole (not a Bundle, too
-large, hub not enrolled) is answered by ``message_error`` instead. A message that cannot be stored for
-a reason a retry cannot mend is set aside whole, as the MQTT worker does (quarantined, else
-dead-lettered), and answered 422; a database that is away is a 503 (``app.py``).
+answers, ``gateway.ingest.response_storing``; or a contact-request Task, ``request_storing``),
+``200 OK`` for one already stored (so a retried POST is harmless), ``409 Conflict`` for a reading stored
+already with other values, a 4xx with an OperationOutcome for any other rejected entry. A message
+rejected as a whole (not a Bundle, too large, hub not enrolled) is answered by ``message_error``
+instead. A message that cannot be stored for a reason a retry cannot mend is set aside whole, as the MQTT
+worker does (quarantined, else dead-lettered), and answered 422; a database that is away is a 503
+(``app.py``).
 """
 
 from __future__ import annotations
@@ -163,8 +164,8 @@ def batch_response(stored: Stored) -> dict[str, Any]:
             "status": _status_text(status),
             "location": f"Observation/{observation_id(municipality_id, obs.device_id, obs.identifier)}",
         }
-    # A patient's answers (QuestionnaireResponse) are stored but not served by this API: no location.
-    for position in outcome.response_positions:
+    # A patient's answers (QuestionnaireResponse) and contact requests (Task): stored, no location given.
+    for position in (*outcome.response_positions, *outcome.request_positions):
         responses[position] = {"status": _status_text(201 if position in stored.new_positions else 200)}
     for rejection in outcome.rejections:
         if rejection.index is not None:

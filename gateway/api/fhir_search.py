@@ -301,6 +301,17 @@ SEARCH_PARAMS: Mapping[str, Mapping[str, SearchParam]] = {
     "RiskAssessment": {"patient": _PATIENT},
     # The weekly reviews (gateway.api.review_fhir).
     "ClinicalImpression": {"patient": _PATIENT},
+    # The patients' answers to the daily symptom checks (gateway.api.request_fhir).
+    "QuestionnaireResponse": {
+        "patient": _PATIENT,
+        "subject": _alert_subject("QuestionnaireResponse", "subject"),
+        "_id": _alert_id("QuestionnaireResponse"),
+        "authored": _alert_date(
+            "authored",
+            "http://hl7.org/fhir/SearchParameter/QuestionnaireResponse-authored",
+            "QuestionnaireResponse.authored (when the patient answered).",
+        ),
+    },
     "Patient": {
         "_id": SearchParam(
             "_id",
@@ -319,6 +330,7 @@ SORT_KEYS: Mapping[str, tuple[str, ...]] = {
     "Observation": ("date",),
     "RiskAssessment": (),
     "ClinicalImpression": (),
+    "QuestionnaireResponse": ("authored",),
     "Patient": (),
     # Alerts: newest raised first; a Flag and a Task sort on when the alert was raised.
     "Flag": ("date",),
@@ -368,9 +380,10 @@ _CURSOR_OK: Mapping[str, Callable[[Cursor], bool]] = {
         cursor.at is not None and _PUBLIC_ID.fullmatch(cursor.key) is not None
     ),
     "Patient": lambda cursor: cursor.at is None and ID_PATTERN.fullmatch(cursor.key) is not None,
-    # An alert's resources page on (raised_at, alerts.public_id).
+    # An alert's resources page on (raised_at, alerts.public_id), a contact request's Task and an answer
+    # on (authored, public_id).
     **dict.fromkeys(
-        ("Flag", "Task", "Communication"),
+        ("Flag", "Task", "Communication", "QuestionnaireResponse"),
         lambda cursor: cursor.at is not None and _PUBLIC_ID.fullmatch(cursor.key) is not None,
     ),
 }

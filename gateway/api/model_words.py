@@ -298,6 +298,23 @@ def _staff_noted(m: re.Match[str]) -> str:
     )
 
 
+# The worst answer of the symptom checks (``models.admission_risk.describe``), one sentence per level.
+_SYMPTOM_WORST = {
+    "fine": N_("Symptom check: worst answer of the last %(days)s days was fine"),
+    "in between": N_("Symptom check: worst answer of the last %(days)s days was in between"),
+    "worse": N_("Symptom check: worst answer of the last %(days)s days was worse"),
+}
+
+
+def _symptoms_worse(m: re.Match[str]) -> str:
+    return ngettext(
+        "Symptom check: %(num)d answer of the last %(days)s days said worse",
+        "Symptom check: %(num)d answers of the last %(days)s days said worse",
+        int(m["num"]),
+        days=m["days"],
+    )
+
+
 def _has(m: re.Match[str]) -> str:
     condition = gettext(_RISK_CONDITIONS[m["condition"]])
     if m["has"] == "Has":
@@ -468,6 +485,29 @@ _SENTENCES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]],
             rf"Staff noted (?P<observation>{_alternatives(_OBSERVATIONS)}) (?P<times>once|twice|\d+ times) "
             r"this week",
             _staff_noted,
+        ),
+        (
+            rf"Symptom check: worst answer of the last (?P<days>\d+) days was "
+            rf"(?P<level>{_alternatives(_SYMPTOM_WORST)})",
+            lambda m: gettext(_SYMPTOM_WORST[m["level"]], days=m["days"]),
+        ),
+        (r"Symptom check: (?P<num>\d+) answers? of the last (?P<days>\d+) days said worse", _symptoms_worse),
+        (
+            r"Symptom check not answered on (?P<num>\d+) of the last (?P<days>\d+) days",
+            lambda m: gettext(
+                "Symptom check not answered on %(num)s of the last %(days)s days",
+                num=m["num"],
+                days=m["days"],
+            ),
+        ),
+        (
+            r"Missed (?P<missed>\d+) of (?P<due>\d+) planned measurements in the last (?P<days>\d+) days",
+            lambda m: gettext(
+                "Missed %(missed)s of %(due)s planned measurements in the last %(days)s days",
+                missed=m["missed"],
+                due=m["due"],
+                days=m["days"],
+            ),
         ),
         (
             r"NEWS2 (?P<score>\d+) from the day's readings",

@@ -5,7 +5,8 @@
   chart of every vital sign the patient measures over the window (the personal baseline band and the
   limits drawn in, each reading triaged), the RiskAssessment history by method, reviews, notes, the
   limits in force, the staff's early-detection observations and the hospital stays (``findr_pages``),
-  devices and hub.
+  the patient's "contact my nurse" requests and the nurse's messages to the patient
+  (``patient_message_pages``; ``?message=`` and ``?request=`` confirm an action there), devices and hub.
 - ``GET /patients/{id}/readings?page=N``: every reading, newest first, 50 a page, each triaged.
 - ``GET``/``POST /patients/{id}/thresholds``: the patient's own red and yellow limits per vital sign
   (defaults: the NEWS2 bands); a form with an error summary at the top when a value is not a number
@@ -26,11 +27,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 from babel.dates import format_date
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from fhir_contract.device import contract_kind
@@ -43,6 +44,7 @@ from gateway.api.findr_pages import patient_section
 from gateway.api.i18n import N_, current
 from gateway.api.i18n import gettext as _
 from gateway.api.limits_form import FormError, bound_name, field_name, form_value, parse_limits
+from gateway.api.patient_message_pages import contact_section
 from gateway.api.patient_scores import method_histories
 from gateway.api.patient_symptoms import symptom_section
 from gateway.api.patient_vitals import (
@@ -144,6 +146,8 @@ def _overview(
     status: int = 200,
     note: NoteForm | None = None,
     done: str = "",
+    message: str = "",
+    request_done: str = "",
 ) -> HTMLResponse:
     now = ui_now(request)
     alerts = alert_inbox.patient_alerts(conn, user, patient.id)
@@ -166,6 +170,7 @@ def _overview(
         news2=patient_views.latest_news2(conn, user, patient.id),
         histories=method_histories(scores),
         symptoms=symptom_section(conn, user, patient.id),
+        contact=contact_section(conn, user, patient.id, message=message, request=request_done),
         alerts=alerts,
         alert_histories=alert_inbox.patient_alert_histories(conn, user, patient.id, [a.id for a in alerts]),
         alert_done=confirmation(done),
@@ -202,12 +207,17 @@ def patient_page(
     client: ClientAddress,
     days: int = DEFAULT_WINDOW,
     done: str = "",
+    message: Annotated[str, Query(max_length=16)] = "",
+    request_done: Annotated[str, Query(alias="request", max_length=16)] = "",
 ) -> HTMLResponse:
-    """One patient: alerts, NEWS2, charts of the vital signs, risk history, reviews, notes, devices."""
+    """One patient: alerts, NEWS2, charts of the vital signs, symptoms, contact requests and messages,
+    risk history, reviews, notes, devices."""
     patient = _patient_or_404(conn, user, patient_id)
     window = days if days in WINDOWS else DEFAULT_WINDOW
     record_audit(conn, user, "view-patient", [patient.id], f"{window} days", client=client)
-    return _overview(request, user, conn, patient, window, done=done)
+    return _overview(
+        request, user, conn, patient, window, done=done, message=message, request_done=request_done
+    )
 
 
 @router.post("/patients/{patient_id}/notes", response_class=HTMLResponse, response_model=None)

@@ -1,7 +1,8 @@
 """The weekly risk review in the web UI: the ranked worklist, review mode, and a patient's review history.
 
 - ``GET /``: the viewer's patients ranked by the 30-day admission risk (``gateway.store.worklist``), 25
-  a page, with filters (care team, condition, reviewed this week or not yet) as a plain GET form.
+  a page, with filters (care team, condition, reviewed this week or not yet) as a plain GET form; above
+  them the patients' open "contact my nurse" requests (``contact_request_pages``), whatever the filters.
 - ``GET /review``: review mode. It walks the patients not yet reviewed this week in rank order, one at a
   time (``position`` counts the ones skipped); saving a review leaves the next one at the same position.
 - ``GET /patients/{id}/reviews``: the patient's card, review history and the review form.
@@ -25,6 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.api.auth import User
 from gateway.api.clock import ui_now
+from gateway.api.contact_request_pages import confirmation, worklist_requests
 from gateway.api.deps import CheckedForm, ClientAddress, ClinicalUser, DbDep, client_address
 from gateway.api.fhir_search import ID_PATTERN
 from gateway.api.i18n import gettext as _
@@ -97,8 +99,10 @@ def worklist_page(
     condition: Condition = "",
     reviewed: Reviewed = "",
     page_number: Annotated[int, Query(alias="page", ge=1, le=_MAX_PAGE)] = 1,
+    request_done: Annotated[str, Query(alias="request", max_length=_MAX_FILTER_CHARS)] = "",
 ) -> HTMLResponse:
-    """The viewer's patients ranked by the 30-day admission risk, one page of 25."""
+    """The patients' open contact requests, then the viewer's patients ranked by the 30-day admission
+    risk, one page of 25."""
     now = ui_now(request)
     filters = Filters(team, condition, reviewed)
     limit = worklist.PAGE_SIZE
@@ -139,6 +143,8 @@ def worklist_page(
         default_models=sorted(model_registry.default_versions_among(conn, found.models)),
         # A nurse's patients are her municipality's; a GP's may live in several, so none is named.
         municipality=worklist.municipality_name(conn, user.municipality_id) if user.role == NURSE else None,
+        contact_requests=worklist_requests(conn, user, client_address(request)),
+        request_done=confirmation(request_done),
     )
 
 

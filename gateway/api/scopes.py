@@ -44,6 +44,8 @@ CLINICAL_SCOPES: tuple[str, ...] = (
     "user/Flag.read",
     "user/Task.read",
     "user/Communication.read",
+    # What patients send from home (issue 21): their answers; their contact requests are Tasks.
+    "user/QuestionnaireResponse.read",
 )
 ROLE_SCOPES: Mapping[str, tuple[str, ...]] = {
     access.NURSE: CLINICAL_SCOPES,

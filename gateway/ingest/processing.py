@@ -14,16 +14,23 @@ Rules, in order:
    ``not-a-bundle``, ``too-large``, ``too-many-entries``; whole message).
 4. Each entry is validated on its own against the contract (``fhir_contract.validate``); one bad
    Observation never rejects its good neighbours.
-5. A valid Observation must be about the hub's patient (else ``not-authorised``), from a device assigned
-   to the hub now (else ``unassigned-device``: a device never assigned to this hub, or removed from it;
-   the reading is held in the quarantine for the administrator and never attributed to anyone, and
-   ``gateway.ingest.reprocess`` stores it once an enrolment fix assigns the device), and, when it names
+5. A valid Observation must be about a patient living with the hub (else ``not-authorised``), from a
+   device assigned to the hub now (else ``unassigned-device``: a device never assigned to this hub, or
+   removed from it; the reading is held in the quarantine for the administrator and never attributed to
+   anyone, and ``gateway.ingest.reprocess`` stores it once an enrolment fix assigns the device), that
+   measures that patient (a personal device its owner, a shared one the residents it has User Indexes
+   for; else ``not-authorised``: two residents never get each other's readings), and, when it names
    a gateway (the ``observation-gatewayDevice`` extension), name this hub (else ``not-authorised``).
 6. An entry that is a QuestionnaireResponse (the patient's answers to a daily symptom check) is
    validated by ``fhir_contract.questionnaire`` instead (its codes ``unknown-questionnaire`` and
-   ``invalid-answer`` beside the contract's own), and must be about the hub's patient, answered by
+   ``invalid-answer`` beside the contract's own), and must be about a patient of the hub, answered by
    them (``source``, when sent) and recorded by this hub (``author``, when sent; else
    ``not-authorised``). It is accepted into ``MessageOutcome.responses``, rejected like any entry, and
+   counted in the receipt like an Observation.
+7. An entry that is a Task is a patient's "contact my nurse" (``fhir_contract.contact``): validated by
+   ``validate_contact_request``, it must be about a patient of the hub, asked for by that patient
+   (``requester`` = ``for``) and recorded by this hub (the recorded-by extension, when sent; else
+   ``not-authorised``). It is accepted into ``MessageOutcome.requests``, rejected like any entry, and
    counted in the receipt like an Observation.
 
 ``error_report`` turns the rejections of a message into the OperationOutcome the hub receives on its
@@ -42,6 +49,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fhir_contract.contact import (
+    CONTACT_IDENTIFIER_SYSTEM,
+    ValidContactRequest,
+    contact_identifier_of,
+    is_contact_request,
+    validate_contact_request,
+)
 from fhir_contract.limits import is_fhir_id
 from fhir_contract.questionnaire import (
     INVALID_ANSWER,
@@ -135,7 +149,7 @@ class Rejection:
     code: str
     reason: str
     resource: Any = None
-    # What ``identifier`` is an identifier of: an Observation's, or a QuestionnaireResponse's.
+    # What ``identifier`` is an identifier of: an Observation's, a QuestionnaireResponse's or a Task's.
     identifier_system: str = IDENTIFIER_SYSTEM
 
 
@@ -155,6 +169,9 @@ class MessageOutcome:
     # The accepted QuestionnaireResponses, and the Bundle entry of each (``response_positions[i]``).
     responses: tuple[ValidResponse, ...] = ()
     response_positions: tuple[int, ...] = ()
+    # The accepted contact requests (Tasks), and the Bundle entry of each (``request_positions[i]``).
+    requests: tuple[ValidContactRequest, ...] = ()
+    request_positions: tuple[int, ...] = ()
 
     @property
     def message_rejected(self) -> bool:
@@ -190,7 +207,7 @@ def _identifier_of(resource: Any) -> str | None:
 
 def _authorisation_problem(obs: ValidObservation, assignment: HubAssignment) -> tuple[str, str] | None:
     """(code, reason) when the hub may not report ``obs``; None when it may."""
-    if obs.patient_id != assignment.patient_id:
+    if not assignment.serves(obs.patient_id):
         return NOT_AUTHORISED, f"hub {assignment.hub_id} does not serve patient {obs.patient_id}"
     if obs.device_id not in assignment.device_ids:
         reason = (
@@ -198,6 +215,9 @@ def _authorisation_problem(obs: ValidObservation, assignment: HubAssignment) -> 
             " the reading is held for the administrator, not attributed"
         )
         return UNASSIGNED_DEVICE, reason
+    if not assignment.device_measures(obs.device_id, obs.patient_id):
+        # Two residents on one hub: a device measures only the resident(s) it was assigned to.
+        return NOT_AUTHORISED, f"device {obs.device_id} does not measure patient {obs.patient_id}"
     if obs.hub_id is not None and obs.hub_id != assignment.hub_id:
         reason = f"gatewayDevice names hub {obs.hub_id}, but the message came from hub {assignment.hub_id}"
         return NOT_AUTHORISED, reason
@@ -230,7 +250,7 @@ def _decide_response(
         # As for Observations: odd input is a rejection, never a crash that is redelivered for ever.
         log.warning("validator failed on entry %d with %r; rejecting it as invalid-fhir", index, exc)
         return rejected("invalid-fhir", f"entry could not be checked: {exc}")
-    if response.patient_id != assignment.patient_id:
+    if not assignment.serves(response.patient_id):
         return rejected(
             NOT_AUTHORISED, f"hub {assignment.hub_id} does not serve patient {response.patient_id}"
         )
@@ -240,6 +260,36 @@ def _decide_response(
         reason = f"author names hub {response.hub_id}, but the message came from hub {assignment.hub_id}"
         return rejected(NOT_AUTHORISED, reason)
     return response
+
+
+def _decide_request(
+    index: int, resource: Any, assignment: HubAssignment, now: datetime | None
+) -> ValidContactRequest | Rejection:
+    """A contact-request Task entry: the contract's check, then whether this hub may send it."""
+
+    def rejected(code: str, reason: str) -> Rejection:
+        identifier = contact_identifier_of(resource)
+        return Rejection(index, identifier, code, reason, resource, CONTACT_IDENTIFIER_SYSTEM)
+
+    try:
+        request = validate_contact_request(resource, now=now)
+    except ContractViolation as exc:
+        return rejected(exc.code, exc.reason)
+    except Exception as exc:
+        # As for Observations: odd input is a rejection, never a crash that is redelivered for ever.
+        log.warning("validator failed on entry %d with %r; rejecting it as invalid-fhir", index, exc)
+        return rejected("invalid-fhir", f"entry could not be checked: {exc}")
+    if not assignment.serves(request.patient_id):
+        return rejected(
+            NOT_AUTHORISED, f"hub {assignment.hub_id} does not serve patient {request.patient_id}"
+        )
+    if request.requester_patient_id != request.patient_id:
+        # One resident never asks on another's behalf: the worklist shows who pressed the button.
+        return rejected(NOT_AUTHORISED, "a contact request is the patient's own (requester = for)")
+    if request.hub_id not in (None, assignment.hub_id):
+        reason = f"recorded-by names hub {request.hub_id}, but the message came from hub {assignment.hub_id}"
+        return rejected(NOT_AUTHORISED, reason)
+    return request
 
 
 def _validate(index: int, resource: Any, now: datetime | None) -> ValidObservation | Rejection:
@@ -284,7 +334,17 @@ def process_message(
     rejections: list[Rejection] = []
     responses: list[ValidResponse] = []
     response_positions: list[int] = []
+    requests: list[ValidContactRequest] = []
+    request_positions: list[int] = []
     for index, resource in enumerate(resources):
+        if is_contact_request(resource):
+            request = _decide_request(index, resource, assignment, now)
+            if isinstance(request, Rejection):
+                rejections.append(request)
+            else:
+                requests.append(request)
+                request_positions.append(index)
+            continue
         if is_questionnaire_response(resource):
             decided = _decide_response(index, resource, assignment, now)
             if isinstance(decided, Rejection):
@@ -314,6 +374,8 @@ def process_message(
         entries=len(resources),
         responses=tuple(responses),
         response_positions=tuple(response_positions),
+        requests=tuple(requests),
+        request_positions=tuple(request_positions),
     )
 
 
@@ -334,7 +396,7 @@ def receipt(outcome: MessageOutcome) -> dict[str, Any] | None:
     rejected = sum(r.index is not None for r in outcome.rejections)
     if outcome.message_rejected:
         rejected = outcome.entries
-    accepted = len(outcome.accepted) + len(outcome.responses)
+    accepted = len(outcome.accepted) + len(outcome.responses) + len(outcome.requests)
     return {"bundle": outcome.bundle_id, "accepted": accepted, "rejected": rejected}
 
 

@@ -2,7 +2,8 @@
 
 ``store_decisions`` runs in the caller's transaction: the accepted Observations go in (idempotent on
 the reading: municipality, device and identifier), then the accepted QuestionnaireResponses
-(``response_storing``: idempotent on municipality, hub and identifier), every rejection is
+(``response_storing``: idempotent on municipality, hub and identifier), then the accepted contact
+requests (``request_storing``: keyed the same way), every rejection is
 quarantined with what was refused, and the patients with new data are announced with the earliest
 effective time of their new readings (``gateway.store.new_data``: ``pg_notify``, which PostgreSQL
 delivers only if the transaction commits, so the scorer never hears of rows that are not there).
@@ -46,6 +47,7 @@ from gateway.ingest.processing import (
     clip,
     parse_topic,
 )
+from gateway.ingest.request_storing import store_requests
 from gateway.ingest.response_storing import store_responses
 from gateway.store.errors import describe, is_transient
 from gateway.store.new_data import announce_new_data
@@ -84,6 +86,9 @@ class StoredDecisions:
     # ``duplicates`` count Observations only; ``new_positions`` holds both kinds).
     responses_inserted: int = 0
     responses_duplicates: int = 0
+    # The contact requests (Tasks) stored as new rows, and those stored already.
+    requests_inserted: int = 0
+    requests_duplicates: int = 0
 
 
 def store_decisions(
@@ -95,7 +100,7 @@ def store_decisions(
     except (psycopg.DataError, psycopg.IntegrityError) as exc:
         log.warning("a row was refused by the database (%s); storing the batch row by row", exc)
         stored = _store_one_by_one(conn, [d.outcome for d in decided])
-    stored = _with_responses(conn, stored)
+    stored = _with_requests(conn, _with_responses(conn, stored))
     quarantine_many(
         conn,
         [
@@ -118,6 +123,18 @@ def _with_responses(conn: psycopg.Connection[Any], stored: StoredDecisions) -> S
         new_positions=[a | b for a, b in zip(stored.new_positions, responses.new_positions, strict=True)],
         responses_inserted=responses.inserted,
         responses_duplicates=responses.duplicates,
+    )
+
+
+def _with_requests(conn: psycopg.Connection[Any], stored: StoredDecisions) -> StoredDecisions:
+    """``stored`` with the accepted contact requests of its outcomes stored too."""
+    requests = store_requests(conn, stored.outcomes)
+    return dataclasses.replace(
+        stored,
+        outcomes=requests.outcomes,
+        new_positions=[a | b for a, b in zip(stored.new_positions, requests.new_positions, strict=True)],
+        requests_inserted=requests.inserted,
+        requests_duplicates=requests.duplicates,
     )
 
 

@@ -2,9 +2,11 @@
 
 One read (``municipality_homes``) for ``gateway.api.administration_pages``: per patient (by id) her care
 team and every hub she has had (the one in service first, revoked ones after, each with its devices in
-use). No clinical data and no name: the administrator enrols homes, she does not read records, so the
-page names a patient by id as the audit log does. Changes are ``gateway.administration.homes``'s (and
-their SQL ``gateway.store.administration``'s).
+use, the hub's other residents and, for a shared device, whose User Index is whose: migration 0022),
+and the hub she lives with as a resident of another's home. No clinical data and no name: the
+administrator enrols homes, she does not read records, so the page names a patient by id as the audit
+log does. Changes are ``gateway.administration.homes``'s and ``.household``'s (and their SQL
+``gateway.store.administration``'s and ``gateway.store.household``'s).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class HomeDevice:
     address: str | None
     assigned_at: datetime
     expected_interval: timedelta | None
+    patient_id: str | None = None  # whose it is (a personal device)
+    users: tuple[tuple[int, str], ...] = ()  # (User Index, patient) of a device the residents share
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,7 @@ class HomeHub:
     config_version: int
     config_published: int
     devices: tuple[HomeDevice, ...]
+    residents: tuple[str, ...] = ()  # the patients living with it besides the one it was enrolled for
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,7 @@ class Home:
     care_team_id: str
     care_team_name: str
     hubs: tuple[HomeHub, ...]
+    lives_with: str | None = None  # the hub the patient lives with as a resident of another's home
 
     @property
     def hub_in_service(self) -> HomeHub | None:
@@ -95,23 +101,50 @@ def municipality_homes(
         (municipality_id, ids),
     ).fetchall()
     devices = conn.execute(
-        "SELECT d.hub_id, d.id, d.kind, d.address, d.assigned_at, d.expected_interval FROM devices d"
+        "SELECT d.hub_id, d.id, d.kind, d.address, d.assigned_at, d.expected_interval, d.patient_id,"
+        " coalesce((SELECT array_agg(array[u.user_index::text, u.patient_id] ORDER BY u.user_index)"
+        "  FROM device_users u WHERE u.device_id = d.id AND u.removed_at IS NULL), '{}')"
+        " FROM devices d"
         " JOIN hubs h ON h.id = d.hub_id"
         " WHERE h.municipality_id = %s AND h.patient_id = ANY(%s) AND d.removed_at IS NULL"
         " ORDER BY d.hub_id, d.kind, d.id",
         (municipality_id, ids),
     ).fetchall()
     by_hub: dict[str, list[HomeDevice]] = {}
-    for hub_id, device_id, kind, address, assigned_at, interval in devices:
-        by_hub.setdefault(hub_id, []).append(HomeDevice(device_id, kind, address, assigned_at, interval))
+    for hub_id, device_id, kind, address, assigned_at, interval, owner, slots in devices:
+        users = tuple((int(index), str(patient)) for index, patient in slots)
+        device = HomeDevice(device_id, kind, address, assigned_at, interval, owner, users)
+        by_hub.setdefault(hub_id, []).append(device)
+    residents: dict[str, list[str]] = {}
+    lives_with: dict[str, str] = {}
+    for hub_id, patient_id in conn.execute(
+        "SELECT r.hub_id, r.patient_id FROM hub_residents r JOIN hubs h ON h.id = r.hub_id"
+        " WHERE h.municipality_id = %s AND r.removed_at IS NULL"
+        " AND (h.patient_id = ANY(%s) OR r.patient_id = ANY(%s)) ORDER BY r.added_at, r.patient_id",
+        (municipality_id, ids, ids),
+    ).fetchall():
+        residents.setdefault(str(hub_id), []).append(str(patient_id))
+        lives_with[str(patient_id)] = str(hub_id)
     by_patient: dict[str, list[HomeHub]] = {}
     for patient_id, hub_id, enrolled, revoked, revoked_by, issued, version, published in hubs:
         hub = HomeHub(
-            hub_id, enrolled, revoked, revoked_by, issued, version, published, tuple(by_hub.get(hub_id, ()))
+            hub_id,
+            enrolled,
+            revoked,
+            revoked_by,
+            issued,
+            version,
+            published,
+            tuple(by_hub.get(hub_id, ())),
+            tuple(residents.get(hub_id, ())),
         )
         by_patient.setdefault(patient_id, []).append(hub)
     return Homes(
-        tuple(Home(pid, team, name, tuple(by_patient.get(pid, ()))) for pid, team, name in shown), more
+        tuple(
+            Home(pid, team, name, tuple(by_patient.get(pid, ())), lives_with.get(pid))
+            for pid, team, name in shown
+        ),
+        more,
     )
 
 

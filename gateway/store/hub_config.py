@@ -7,8 +7,10 @@ two publishers of the same hub (an administrator's change and the gateway's conf
 later one reads the later version, and an older payload can never be published over a newer one.
 ``mark_published`` then records the version that went out (never lowering it). ``lagging_hubs`` lists
 the hubs to publish again; a revoked hub gets no configuration and is never listed. The hub's patient's
-measurement plan in force comes with it (``gateway.store.plans``; migration 0019). Building and
-publishing the payload is ``gateway.hub_config``'s.
+measurement plan in force comes with it (``gateway.store.plans``; migration 0019), and so do the hub's
+residents and its shared devices' user slots (``gateway.store.household``; migration 0022), and the
+care team's recent messages to the residents (``gateway.store.patient_messages``; migration 0021).
+Building and publishing the payload is ``gateway.hub_config``'s.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from typing import Any
 import psycopg
 
 from fhir_contract.plan import PlanItem
+from fhir_contract.questionnaire import for_conditions
+from gateway.store.household import hub_device_users, hub_residents
+from gateway.store.patient_messages import HubMessage, hub_messages
 from gateway.store.plans import PlanUnreadable, current_plan
 
 log = logging.getLogger(__name__)
@@ -27,11 +32,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ConfigDevice:
-    """A device in use on the hub (``removed_at IS NULL``); ``address`` None when none was enrolled."""
+    """A device in use on the hub (``removed_at IS NULL``); ``address`` None when none was enrolled.
+    ``patient_id``: whose it is (a personal device); ``users``: User Index -> resident when shared."""
 
     id: str
     kind: str
     address: str | None
+    patient_id: str | None = None
+    users: dict[int, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,13 @@ class HubConfigRecord:
     # The patient's measurement plan in force: empty when none was set or it was removed; None when the
     # stored plan cannot be read (the payload then leaves the hub's plan as it is).
     plan: tuple[PlanItem, ...] | None = ()
+    # Everyone the hub measures, (patient id, first name), its enrolled patient first.
+    residents: tuple[tuple[str, str], ...] = ()
+    # The care team's messages to the residents, newest last (gateway.store.patient_messages).
+    messages: tuple[HubMessage, ...] = ()
+    # (patient id, key of the daily symptom check the patient view offers them), for the residents with
+    # a condition that has one (fhir_contract.questionnaire.for_conditions).
+    questionnaires: tuple[tuple[str, str], ...] = ()
 
 
 def lock_hub_config(
@@ -65,7 +80,7 @@ def lock_hub_config(
         return None
     patient_id, settings, version, published, revoked = row
     devices = conn.execute(
-        "SELECT id, kind, address FROM devices"
+        "SELECT id, kind, address, patient_id FROM devices"
         " WHERE municipality_id = %s AND hub_id = %s AND removed_at IS NULL ORDER BY id",
         (municipality_id, hub_id),
     ).fetchall()
@@ -76,17 +91,42 @@ def lock_hub_config(
     except PlanUnreadable as exc:
         log.warning("hub %s: %s; its plan is left out of its config", hub_id, exc)
         plan = None
+    living_rows = hub_residents(conn, hub_id)
+    residents = tuple((r.patient_id, first_name(r.name)) for r in living_rows)
+    questionnaires = tuple(
+        (r.patient_id, check.key) for r in living_rows if (check := for_conditions(r.conditions)) is not None
+    )
+    living = {p for p, _ in residents}
+    slots = {
+        device: users
+        for device, all_users in hub_device_users(conn, hub_id).items()
+        if (users := {i: p for i, p in all_users.items() if p in living})
+    }
+    # As ingest counts them (repository.hub_assignments): a device measures residents only, and one
+    # that would name anyone else would make the hub refuse the whole message.
+    in_use = [(d, k, a, p) for d, k, a, p in devices if p in living or str(d) in slots]
     return HubConfigRecord(
         municipality_id,
         hub_id,
         str(patient_id),
-        tuple(ConfigDevice(str(d), str(k), None if a is None else str(a)) for d, k, a in devices),
+        tuple(
+            ConfigDevice(str(d), str(k), None if a is None else str(a), str(p), slots.get(str(d)))
+            for d, k, a, p in in_use
+        ),
         dict(settings or {}),
         int(version),
         int(published),
         bool(revoked),
         plan,
+        residents,
+        hub_messages(conn, municipality_id, [p for p, _ in residents] or [str(patient_id)]),
+        questionnaires,
     )
+
+
+def first_name(name: str) -> str:
+    """What the hub calls a resident: the first word of their name (the rest never leaves the gateway)."""
+    return (name.split() or [""])[0][:60]
 
 
 def mark_published(conn: psycopg.Connection[Any], municipality_id: str, hub_id: str, version: int) -> None:

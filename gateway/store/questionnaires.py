@@ -27,6 +27,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from gateway.store import access
+from gateway.store.entry_batches import EntryBatchResult, insert_entries
 
 if TYPE_CHECKING:
     from fhir_contract.questionnaire import ValidResponse
@@ -39,20 +40,6 @@ class DeliveredResponse:
     municipality_id: str
     hub_id: str
     response: ValidResponse
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseBatchResult:
-    """What became of the rows given: positions stored as new, and positions in conflict with a stored
-    response (neither stored nor duplicates); the others were duplicates."""
-
-    new_positions: frozenset[int]
-    conflicts: tuple[int, ...]
-    duplicates: int
-
-    @property
-    def inserted(self) -> int:
-        return len(self.new_positions)
 
 
 _INSERT = (
@@ -68,49 +55,29 @@ _SAME = (
 )
 
 
-def insert_responses(conn: psycopg.Connection[Any], rows: Sequence[DeliveredResponse]) -> ResponseBatchResult:
+def _insert_params(row: DeliveredResponse) -> tuple[Any, ...]:
+    r, q = row.response, row.response.questionnaire
+    return (
+        row.municipality_id,
+        r.patient_id,
+        row.hub_id,
+        q.url,
+        q.version,
+        r.identifier,
+        r.authored,
+        Jsonb(r.answers),
+        Jsonb(r.resource),
+    )
+
+
+def _same_params(row: DeliveredResponse) -> tuple[Any, ...]:
+    r, q = row.response, row.response.questionnaire
+    return (r.patient_id, q.url, q.version, Jsonb(r.answers), row.municipality_id, row.hub_id, r.identifier)
+
+
+def insert_responses(conn: psycopg.Connection[Any], rows: Sequence[DeliveredResponse]) -> EntryBatchResult:
     """Store the responses not stored yet, in the caller's transaction (one savepoint for them all)."""
-    new: set[int] = set()
-    conflicts: list[int] = []
-    if not rows:
-        return ResponseBatchResult(frozenset(), (), 0)
-    with conn.transaction(), conn.cursor() as cur:
-        for position, row in enumerate(rows):
-            r = row.response
-            q = r.questionnaire
-            cur.execute(
-                _INSERT,
-                (
-                    row.municipality_id,
-                    r.patient_id,
-                    row.hub_id,
-                    q.url,
-                    q.version,
-                    r.identifier,
-                    r.authored,
-                    Jsonb(r.answers),
-                    Jsonb(r.resource),
-                ),
-            )
-            if cur.fetchone() is not None:
-                new.add(position)
-                continue
-            cur.execute(
-                _SAME,
-                (
-                    r.patient_id,
-                    q.url,
-                    q.version,
-                    Jsonb(r.answers),
-                    row.municipality_id,
-                    row.hub_id,
-                    r.identifier,
-                ),
-            )
-            same = cur.fetchone()
-            if same is None or not same[0]:
-                conflicts.append(position)
-    return ResponseBatchResult(frozenset(new), tuple(conflicts), len(rows) - len(new) - len(conflicts))
+    return insert_entries(conn, rows, (_INSERT, _insert_params), (_SAME, _same_params))
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ Left to others: validation (``fhir_contract``), authorisation of a hub for a pat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -114,12 +114,28 @@ class Device:
 
 @dataclass(frozen=True, slots=True)
 class HubAssignment:
-    """What a hub may report: its one patient and the devices enrolled on it."""
+    """What a hub may report: the patients living with it and the devices enrolled on it.
+
+    ``patient_id`` is the patient the hub was enrolled for. ``residents`` are everyone it measures (that
+    patient included; empty means that patient alone). ``device_patients`` names, per device, whose
+    readings it may carry: one patient for a personal device, the residents it has User Indexes for
+    when shared; a device it does not list carries ``patient_id``'s."""
 
     municipality_id: str
     hub_id: str
     patient_id: str
     device_ids: frozenset[str]
+    residents: frozenset[str] = frozenset()
+    device_patients: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def serves(self, patient_id: str) -> bool:
+        """Whether ``patient_id`` lives with this hub."""
+        return patient_id == self.patient_id or patient_id in self.residents
+
+    def device_measures(self, device_id: str, patient_id: str) -> bool:
+        """Whether ``device_id`` (assigned to the hub) may carry ``patient_id``'s readings."""
+        allowed = self.device_patients.get(device_id)
+        return patient_id in allowed if allowed is not None else patient_id == self.patient_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,25 +313,45 @@ def hub_assignments(
 ) -> dict[tuple[str, str], HubAssignment]:
     """Assignments of many ``(municipality_id, hub_id)`` pairs in one query; unknown pairs are absent.
 
-    A revoked hub is absent (ingest refuses it) and a removed device is not among its hub's devices."""
+    A revoked hub is absent (ingest refuses it) and a removed device is not among its hub's devices.
+    The residents are the enrolled patient and the ``hub_residents`` not removed (migration 0022). A device
+    with user slots (``device_users``) of residents measures those residents; any other device counts
+    only when its patient is a resident, and measures that patient."""
     pairs = sorted(set(hubs))
     if not pairs:
         return {}
     with conn.cursor(row_factory=tuple_row) as cur:
         cur.execute(
-            "SELECT h.municipality_id, h.id, h.patient_id,"
-            " coalesce(array_agg(d.id) FILTER (WHERE d.id IS NOT NULL), '{}')"
-            " FROM unnest(%s::text[], %s::text[]) AS want(municipality_id, hub_id)"
-            " JOIN hubs h ON h.municipality_id = want.municipality_id AND h.id = want.hub_id"
-            " AND h.revoked_at IS NULL"
-            " LEFT JOIN devices d ON d.hub_id = h.id AND d.municipality_id = h.municipality_id"
-            " AND d.patient_id = h.patient_id AND d.removed_at IS NULL"
-            " GROUP BY h.municipality_id, h.id, h.patient_id",
+            "WITH hub AS ("
+            "  SELECT h.municipality_id, h.id, h.patient_id,"
+            "   array_append(coalesce((SELECT array_agg(r.patient_id) FROM hub_residents r"
+            "    WHERE r.hub_id = h.id AND r.removed_at IS NULL), '{}'), h.patient_id) AS residents"
+            "  FROM unnest(%s::text[], %s::text[]) AS want(municipality_id, hub_id)"
+            "  JOIN hubs h ON h.municipality_id = want.municipality_id AND h.id = want.hub_id"
+            "  AND h.revoked_at IS NULL)"
+            " SELECT hub.municipality_id, hub.id, hub.patient_id, hub.residents,"
+            "  coalesce(array_agg(d.id) FILTER (WHERE d.id IS NOT NULL), '{}'),"
+            "  coalesce(jsonb_object_agg(d.id, coalesce(slots.patients, ARRAY[d.patient_id]))"
+            "   FILTER (WHERE d.id IS NOT NULL), '{}')"
+            " FROM hub"
+            " LEFT JOIN (devices d LEFT JOIN LATERAL (SELECT array_agg(u.patient_id) AS patients"
+            "   FROM device_users u WHERE u.device_id = d.id AND u.removed_at IS NULL) slots ON true)"
+            "  ON d.hub_id = hub.id AND d.municipality_id = hub.municipality_id AND d.removed_at IS NULL"
+            "  AND (d.patient_id = ANY(hub.residents) OR slots.patients && hub.residents)"
+            " GROUP BY hub.municipality_id, hub.id, hub.patient_id, hub.residents",
             ([m for m, _ in pairs], [h for _, h in pairs]),
         )
         return {
-            (municipality_id, hub_id): HubAssignment(municipality_id, hub_id, patient_id, frozenset(devices))
-            for municipality_id, hub_id, patient_id, devices in cur.fetchall()
+            (municipality_id, hub_id): HubAssignment(
+                municipality_id,
+                hub_id,
+                patient_id,
+                frozenset(devices),
+                residents=frozenset(residents),
+                # Only residents, whatever a slot still names: a device never carries anyone else.
+                device_patients={d: frozenset(ps) & set(residents) for d, ps in by_device.items()},
+            )
+            for municipality_id, hub_id, patient_id, residents, devices, by_device in cur.fetchall()
         }
 
 

@@ -1,7 +1,7 @@
 """One municipality's whole history, read in bulk for training (``homewatch models train --database-url``).
 
-``municipality_history`` reads, in four queries whatever the number of patients (not one per patient),
-what the live 30-day risk reads of one patient (``gateway.alerts.admission_risk.patient_history``), for
+``municipality_history`` reads, in seven queries whatever the number of patients (not one per patient), what
+the live 30-day risk reads of one patient (``gateway.alerts.admission_risk.patient_history``), for
 every patient the municipality has enrolled:
 
 - enrolment: birth date and conditions;
@@ -9,7 +9,9 @@ every patient the municipality has enrolled:
   the scorers count), as ``models.cohort_reader.Measurement``s;
 - the changes the staff saw (``staff_observations``: every item whose value is true);
 - the hospital stays (``encounters``) that happened (``findr_inputs.counts``: not withdrawn), a
-  discharge after ``until`` not known yet.
+  discharge after ``until`` not known yet;
+- the answers to the daily symptom checks and the judged occurrences of every version of the
+  measurement plans (``gateway.store.symptom_features``; three queries more).
 
 Everything effective after ``until`` (None: everything stored) is left out, so a training run can be
 repeated as of a date. Rows of another municipality are never read. ``models.cohort_reader.stored_cohort``
@@ -19,7 +21,7 @@ makes the cohort; what the history is trained and judged on is ``models.validati
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -28,6 +30,14 @@ from psycopg.rows import tuple_row
 from fhir_contract.status import PRELIMINARY
 from gateway.store.findr_inputs import WITHDRAWN_STATUSES
 from gateway.store.patient_history import FINAL_READING_SQL
+from gateway.store.symptom_features import (
+    PlanPeriod,
+    judged_plan,
+    plan_periods,
+    planned_reading_times,
+    symptom_answers,
+    symptom_checks,
+)
 from models.cohort_reader import Measurement, StoredPatient
 
 # Rows fetched per round trip of the server-side cursor over the readings (a municipality's history is
@@ -86,6 +96,9 @@ def municipality_history(
             known = discharged if discharged is not None and (until is None or discharged <= until) else None
             stays[patient_id].append((start, known))
         readings = _readings(conn, municipality_id, bound)
+        answers = symptom_answers(conn, municipality_id, until=until)
+        periods = plan_periods(conn, municipality_id, until=until)
+        taken = planned_reading_times(conn, municipality_id, since=None, until=until) if periods else {}
     return [
         StoredPatient(
             patient_id=patient_id,
@@ -94,9 +107,22 @@ def municipality_history(
             measurements=readings.get(patient_id, []),
             changes=changes.get(patient_id, []),
             admissions=stays.get(patient_id, []),
+            symptoms=symptom_checks(answers.get(patient_id, [])),
+            planned=_planned(periods.get(patient_id, []), taken.get(patient_id, {}), until),
         )
         for patient_id, birth_date, conditions in enrolled
     ]
+
+
+def _planned(
+    periods: list[PlanPeriod], taken: dict[str, list[datetime]], until: datetime | None
+) -> list[tuple[datetime, datetime, bool]]:
+    """The judged occurrences of every version of the patient's plan, up to ``until`` (or the newest
+    reading or the time the history is read, when None)."""
+    if not periods:
+        return []
+    end = until or datetime.now(UTC)
+    return judged_plan(periods, taken, after=periods[0].set_at, until=end)
 
 
 def _readings(

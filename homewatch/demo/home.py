@@ -3,7 +3,9 @@ real hub agent reading them.
 
 The patient's measurement plan (``models.cohort.schedule``) drives the devices in simulated time: at
 each planned moment the device takes a reading from the patient's physiology, stamps it with its own
-clock and sends it over GATT. Everything after the radio is the product's own code.
+clock and sends it over GATT. Everything after the radio is the product's own code, the patient view the
+hub serves on the home network included (``homewatch.demo.patient_view``: the resident's page, with the
+daily symptom check of their condition).
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ import numpy as np
 
 from edge_agent.agent import HubAgent
 from edge_agent.ble.connection import LinkPolicy
-from edge_agent.config import DeviceConfig, DeviceKind, HubConfig, MqttConfig
+from edge_agent.config import DeviceConfig, DeviceKind, HubConfig, MqttConfig, ResidentConfig
 from edge_agent.emulation.peripheral import EmulatedPeripheral, create_peripheral
 from edge_agent.emulation.radio import HomeRadio
 from edge_agent.service import device_status
+from fhir_contract.questionnaire import for_conditions
 from gateway.broker import BrokerEndpoint
 from gateway.service import Gateway
 from homewatch.demo.clock import SimClock
 from homewatch.demo.firmware import DEVICE_FOR, measurement_bytes
+from homewatch.demo.patient_view import DemoPatientView
 from models.cohort.synthetic import Reading, ScheduledMeasurement, SyntheticPatient
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,7 @@ class SimulatedHome:
     device_ids: dict[DeviceKind, str]
     agent: HubAgent
     zone: ZoneInfo
+    view: DemoPatientView
     stats: HomeStats = field(default_factory=HomeStats)
     artefact_rate: float = ARTEFACT_RATE
     _last_status: float = float("-inf")
@@ -91,6 +96,8 @@ class SimulatedHome:
     ) -> SimulatedHome:
         number = patient.id.removeprefix("p-")
         hub_id = f"hub-{number}"
+        check = for_conditions(patient.conditions)
+        key = check.key if check is not None else None
         radio = await HomeRadio(hub_id).start()
         devices = {
             kind: await create_peripheral(radio, kind, battery=battery_level(int(number), index))
@@ -108,6 +115,7 @@ class SimulatedHome:
             mqtt=MqttConfig(host=endpoint.host, port=endpoint.port, mqtt5=endpoint.mqtt5),
             outbox_path=outbox_dir / f"{hub_id}.sqlite3",
             timezone=timezone,
+            residents=(ResidentConfig(patient_id=patient.id, name=patient.name, questionnaire=key),),
         )
         # Simulated time runs ~10^5 times faster than the radio: a clock read taking a millisecond would
         # look like minutes of offset, so the demo's hubs take the stamps it writes as they are.
@@ -123,7 +131,8 @@ class SimulatedHome:
             "patientId": patient.id,
             "devices": [device_status(d, agent.device_states().get(d.id)) for d in config.devices],
         }
-        return cls(municipality, hub_id, patient, radio, devices, device_ids, agent, ZoneInfo(timezone))
+        view = DemoPatientView(config, agent, clock.now)
+        return cls(municipality, hub_id, patient, radio, devices, device_ids, agent, ZoneInfo(timezone), view)
 
     async def play(self, plan: list[ScheduledMeasurement], clock: SimClock, seed: int) -> None:
         """Take every planned measurement at its simulated time; returns when the plan is done."""
@@ -147,7 +156,13 @@ class SimulatedHome:
         if now - self._last_status >= STATUS_EVERY_S and self.agent.publisher.publish_status():
             self._last_status = now
 
+    async def start(self) -> None:
+        """Start the hub agent, then the patient view it serves."""
+        await self.agent.start()
+        await self.view.start()
+
     async def close(self) -> None:
+        await self.view.stop()
         await self.agent.stop()
         await self.radio.close()
 

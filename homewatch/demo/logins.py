@@ -17,6 +17,7 @@ import os
 import secrets
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -88,9 +89,43 @@ def logins_table(logins: list[Login], url: str) -> Table:
     return table
 
 
-def print_logins(console: Console, logins: list[Login], url: str, secret_path: Path) -> None:
-    """The logins table, then how to get a bearer token for the FHIR API (as the first nurse)."""
+@dataclass(frozen=True, slots=True)
+class PatientViewLogin:
+    """A home's patient view: where the hub serves it, its household PIN, whose it is."""
+
+    url: str
+    pin: str
+    patient_id: str
+    name: str
+    hub_id: str
+
+
+def patient_views_table(views: list[PatientViewLogin], shown: int = 5) -> Table:
+    """The first ``shown`` homes' patient views (every home serves one; the rest are alike)."""
+    more = f"; {len(views) - shown} more homes serve one too" if len(views) > shown else ""
+    table = Table(
+        title=f"The patient view each hub serves on the home network (PIN-protected, Danish{more})",
+        title_justify="left",
+    )
+    for column in ("patient view", "PIN", "patient", "hub"):
+        table.add_column(column, no_wrap=True)
+    for view in views[:shown]:
+        table.add_row(view.url, view.pin, f"{view.name} ({view.patient_id})", view.hub_id)
+    return table
+
+
+def print_logins(
+    console: Console,
+    logins: list[Login],
+    url: str,
+    secret_path: Path,
+    views: list[PatientViewLogin] | None = None,
+) -> None:
+    """The logins table, the homes' patient views, then how to get a bearer token for the FHIR API (as
+    the first nurse)."""
     console.print(logins_table(logins, url))
+    if views:
+        console.print(patient_views_table(views))
     nurse = next((login for login in logins if login.role == access.NURSE), None)
     if nurse is None:
         return

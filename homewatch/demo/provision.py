@@ -24,16 +24,20 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import time as dt_time
 from typing import Any, Protocol
 
 import psycopg
 
+from fhir_contract.plan import PlanItem
 from gateway.api.auth import create_user
 from gateway.store import access
 from gateway.store.enrolment import Home, HomeDevice, enroll_homes
 from gateway.store.repository import Municipality, Patient
 from gateway.store.users import create_care_team
 from homewatch.demo.home import SimulatedHome
+from models.cohort.profiles import DAILY_PLAN
 
 #: Danish municipality codes and names used by the demo.
 MUNICIPALITIES: tuple[Municipality, ...] = (
@@ -194,3 +198,36 @@ def provision(conn: psycopg.Connection[Any], homes: Sequence[SimulatedHome]) -> 
         logins.append(user(access.MUNICIPALITY_ADMIN, ADMIN_MUNICIPALITY, ADMIN, sees))
         enroll_homes(conn, [], [_enrolment(home, placed[home.patient.id]) for home in homes])
     return logins
+
+
+# The cohort's daily sessions (models.cohort.profiles.DAILY_PLAN) as the plan's measurements.
+_PLAN_MEASUREMENT = {
+    "blood-pressure": "blood-pressure",
+    "spo2": "spo2",
+    "body-weight": "weight",
+    "body-temperature": "temperature",
+}
+#: A reading up to this long after the session's time still counts: the cohort's habits and daily jitter
+#: (up to 1 h and 1.5 h) put some readings well after it.
+PLAN_GRACE = timedelta(hours=3)
+
+
+def demo_plan() -> tuple[PlanItem, ...]:
+    """The measurement plan of every demo patient: each session of the cohort's daily plan, at its time."""
+    times: dict[str, list[dt_time]] = {}
+    for session in DAILY_PLAN:
+        hours, minutes = divmod(round(session.hour * 60), 60)
+        for kind in session.kinds:
+            times.setdefault(_PLAN_MEASUREMENT[kind], []).append(dt_time(hours, minutes))
+    return tuple(PlanItem(m, tuple(sorted(t)), grace=PLAN_GRACE) for m, t in times.items())
+
+
+def set_plans(conn: psycopg.Connection[Any], homes: Sequence[SimulatedHome], at: datetime) -> None:
+    """Give every home's patient the demo's plan from ``at`` on (after the play: the history before it
+    was measured without one, so the missing-measurement alert judges only what comes after)."""
+    from gateway.administration.plans import set_plan
+
+    plan = demo_plan()
+    for home in homes:
+        nurse = next(team.nurse for team in CARE_TEAMS if team.municipality_id == home.municipality)
+        set_plan(conn, home.patient.id, plan, by=nurse, at=at, publisher=None, within=home.municipality)

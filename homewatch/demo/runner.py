@@ -61,9 +61,9 @@ from gateway.store.ingest_metrics import IngestTotals
 from gateway.store.migrate import migrate_database
 from homewatch.demo.clock import SimClock
 from homewatch.demo.home import SimulatedHome, create_homes, wait_until_delivered
-from homewatch.demo.logins import print_logins, write_secret
+from homewatch.demo.logins import PatientViewLogin, print_logins, write_secret
 from homewatch.demo.mail import MailError, MailSink
-from homewatch.demo.provision import municipalities_for, provision
+from homewatch.demo.provision import municipalities_for, provision, set_plans
 from homewatch.demo.summary import DemoSummary, collect_summary, everyone_risk_scored, summary_table
 from models.cohort.synthetic import CohortError, make_cohort, schedule
 
@@ -180,6 +180,7 @@ class Demo:
         try:
             await self._start()
             await self._play()
+            await asyncio.to_thread(self._set_plans)
             summary = await self._finish()
             if self.options.serves_after and not self._stop.is_set():
                 await self._serve()
@@ -255,7 +256,7 @@ class Demo:
             self.gateway = Gateway(options, settings)
             await asyncio.to_thread(self.gateway.start)
             for home in self.homes:
-                await home.agent.start()
+                await home.start()
             await self._wait_for_devices()
         self._print_banner()
 
@@ -294,7 +295,12 @@ class Demo:
     async def _show_logins(self) -> None:
         """Print who can log in, and how to get a FHIR bearer token (``homewatch.demo.logins``)."""
         assert self.gateway is not None
-        print_logins(self.console, self.logins, self.gateway.url, self.secret_path)
+        views = [
+            PatientViewLogin(home.view.url, home.view.pin, home.patient.id, home.patient.name, home.hub_id)
+            for home in self.homes
+            if home.view.url is not None
+        ]
+        print_logins(self.console, self.logins, self.gateway.url, self.secret_path, views)
         self.logins_shown = True
 
     # -- play --------------------------------------------------------------------------------------
@@ -323,6 +329,12 @@ class Demo:
                     await asyncio.wait_for(self._stop.wait(), timeout=PLAY_TICK_S)
         if self.clock.caught_up():
             self.console.print("[green]✓[/] played up to the present; the homes now measure in real time")
+
+    def _set_plans(self) -> None:
+        """The patients' measurement plans, from the end of the play on (``provision.set_plans``)."""
+        assert self.database_url is not None, "set by _start"
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            set_plans(conn, self.homes, self.clock.now())
 
     async def _score_daily(self) -> None:
         """A 30-day risk run in the background once per simulated day (at most every

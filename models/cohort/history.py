@@ -36,6 +36,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from fhir_contract.plan import PlanItem
 from models.cohort.profiles import (
     ADHERENCE_DECLINE_PER_180_DAYS,
     ADHERENCE_DRIFT_SD,
@@ -87,6 +88,7 @@ from models.cohort.profiles import (
     Vital,
 )
 from models.cohort.settings import DEFAULT_SETTINGS, EpisodeCurve, GeneratorSettings
+from models.cohort.symptoms import SymptomInputs, symptom_checks_and_plan
 from models.cohort.synthetic import DEFAULT_START, Baseline, CohortError
 
 AdmissionCause = Literal["heart-failure-decompensation", "copd-exacerbation", "infection", "fall", "sudden"]
@@ -94,6 +96,13 @@ FloatArray = npt.NDArray[np.float64]
 
 #: The devices in the order a morning session uses them; `PatientHistory.reading_kinds` indexes this.
 KINDS: Final[tuple[MeasurementKind, ...]] = ("body-weight", "blood-pressure", "spo2", "body-temperature")
+#: The measurement of a plan (`fhir_contract.plan.MEASUREMENTS`) each kind of reading counts for.
+PLAN_MEASUREMENT: Final = {
+    "body-weight": "weight",
+    "blood-pressure": "blood-pressure",
+    "spo2": "spo2",
+    "body-temperature": "temperature",
+}
 #: The items of the staff's change form; `PatientHistory.form_changes` has one column per item.
 CHANGE_KEYS: Final[tuple[str, ...]] = tuple(CHANGE_BACKGROUND)
 #: The shortest history that holds an episode's build-up and an admission.
@@ -108,6 +117,8 @@ _WHO, _EVENTS, _ADHERENCE, _READINGS, _FORMS = 10, 11, 12, 13, 14
 # The mechanisms added with `GeneratorSettings` (drop-outs, artefacts) have streams of their own, so that
 # at their defaults (none) the cohort is the one the project has always simulated.
 _DROPOUT, _ARTEFACTS = 15, 16
+# The symptom checks and the measurement plan (`symptoms.py`), new with issue 21: a stream of their own.
+_SYMPTOMS = 17
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +226,14 @@ class PatientHistory:
     reading_values: FloatArray  # (n, 3): MEASUREMENT_VITALS[kind] order, NaN beyond
     form_days: FloatArray
     form_changes: npt.NDArray[np.bool_]  # (n, len(CHANGE_KEYS))
+    # The nurse's measurement plan (none: no plan) and its judged occurrences (due day, deadline day,
+    # done), the daily symptom check the patient answers (its key; None: none) and the answers: days and
+    # one ordinal per item (0 fine .. 2 worse). `symptoms.py` makes them.
+    plan: tuple[PlanItem, ...] = ()
+    plan_checks: tuple[tuple[float, float, bool], ...] = ()
+    questionnaire: str | None = None
+    answer_days: FloatArray = field(default_factory=lambda: np.zeros(0))
+    answer_ordinals: npt.NDArray[np.int8] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int8))
     synthetic: bool = field(default=True, init=False)
 
 
@@ -286,7 +305,7 @@ def simulate_patient(
     if settings.dropout_per_180_days > 0.0:
         measuring = _drop_out(np.random.default_rng([seed, number, _DROPOUT]), measuring, settings)
     blocked = tuple((a.start_day, a.end_day) for a in admissions) + away
-    reading_days, kinds, values = _readings(
+    reading_days, kinds, values, weekday = _readings(
         np.random.default_rng([seed, number, _READINGS]),
         conditions,
         baseline,
@@ -304,6 +323,24 @@ def simulate_patient(
     forms = np.random.default_rng([seed, number, _FORMS])
     daily_visits = bool(forms.random() < settings.daily_visits_share)
     form_days, changes = _forms(forms, daily_visits, episodes, admissions, blocked, days, settings)
+    checks = symptom_checks_and_plan(
+        np.random.default_rng([seed, number, _SYMPTOMS]),
+        SymptomInputs(
+            conditions=conditions,
+            weekday=weekday,
+            measuring=measuring,
+            blocked=blocked,
+            unwell=lambda t: _unwell(episodes, t),
+            taken={
+                PLAN_MEASUREMENT[name]: reading_days[kinds == index]
+                for index, name in enumerate(KINDS)
+                if name in PLAN_MEASUREMENT
+            },
+        ),
+        days,
+        start,
+        settings,
+    )
     return PatientHistory(
         number=number,
         id=f"p-{number:04d}",
@@ -323,6 +360,11 @@ def simulate_patient(
         reading_values=values,
         form_days=form_days,
         form_changes=changes,
+        plan=checks.plan,
+        plan_checks=checks.plan_checks,
+        questionnaire=checks.questionnaire,
+        answer_days=checks.answer_days,
+        answer_ordinals=checks.answer_ordinals,
     )
 
 
@@ -557,8 +599,9 @@ def _drop_out(
 
 def _plans(
     rng: np.random.Generator, conditions: tuple[Condition, ...], unwell: npt.NDArray[np.bool_], days: int
-) -> list[npt.NDArray[np.bool_]]:
-    """Per kind of KINDS, the days the plan asks for it."""
+) -> tuple[list[npt.NDArray[np.bool_]], int]:
+    """Per kind of KINDS, the days the plan asks for it, and the weekday (days from the start, 0-6) the
+    weekly measurements fall on."""
     day = np.arange(days)
     weekday = int(rng.integers(7))
     extra, routine = rng.random(days), rng.random(days)
@@ -568,7 +611,7 @@ def _plans(
     pressure = np.full(days, heart) | np.isin((day - weekday) % 7, (0, 2, 4))
     spo2 = np.full(days, copd) | (unwell & (extra < UNWELL_EXTRA_MEASUREMENT))
     temperature = (unwell & (extra < UNWELL_EXTRA_MEASUREMENT)) | (routine < ROUTINE_TEMPERATURE)
-    return [weight, pressure, spo2, temperature]
+    return [weight, pressure, spo2, temperature], weekday
 
 
 def _truth(
@@ -621,12 +664,13 @@ def _readings(
     blocked: tuple[tuple[float, float], ...],
     days: int,
     settings: GeneratorSettings,
-) -> tuple[FloatArray, npt.NDArray[np.int8], FloatArray]:
+) -> tuple[FloatArray, npt.NDArray[np.int8], FloatArray, int]:
+    """The readings (days, kind index, values) and the weekday of the weekly measurements (`_plans`)."""
     day = np.arange(days, dtype=np.float64)
     habit = float(rng.uniform(-1.0, 1.0))
     jitter = np.clip(rng.normal(0.0, 0.5, days), -1.5, 1.5)
     session = day + (MORNING_HOUR + habit + jitter) / 24.0
-    plans = _plans(rng, conditions, _unwell(episodes, session) > UNWELL_PROGRESS, days)
+    plans, weekday = _plans(rng, conditions, _unwell(episodes, session) > UNWELL_PROGRESS, days)
     times: list[FloatArray] = []
     kinds: list[npt.NDArray[np.int8]] = []
     for index, plan in enumerate(plans):
@@ -648,7 +692,7 @@ def _readings(
         rows = kind == index
         for column, vital in enumerate(MEASUREMENT_VITALS[name]):
             values[rows, column] = measured[vital][rows]
-    return t, kind, values
+    return t, kind, values, weekday
 
 
 # --- artefacts ----------------------------------------------------------------------------------------

@@ -7,6 +7,9 @@
   forms (category survey, ``CHANGE_SYSTEM|CHANGE_FORM``, one ``valueBoolean`` component per item), per
   patient in time order.
 - ``Encounter.ndjson``: the admissions, class v3 ActCode IMP, status finished, with their period.
+- ``QuestionnaireResponse.ndjson``, only when a patient answers a daily symptom check (a population with
+  ``questionnaire_share``): each answer as the hub would send it (``fhir_contract.questionnaire``'s
+  ``build_response``). A measurement plan has no FHIR form here and is not written.
 
 Every resource carries ``meta.tag`` ``models.codes.SYNTHETIC_TAG``. Output is a pure function of the
 history: the same seed gives byte-identical files. Reading the files is left to the models.
@@ -24,6 +27,7 @@ from typing import Any, BinaryIO, Final
 import orjson
 
 from fhir_contract.observation import build_observation
+from fhir_contract.questionnaire import build_response, current
 from fhir_contract.readings import Component, Quantity, Reading
 from models.codes import (
     ACT_CODE,
@@ -57,6 +61,8 @@ _CAUSE_TEXT: Final = {
     "sudden": "Sudden acute event",
 }
 FILES: Final = ("Patient.ndjson", "Condition.ndjson", "Observation.ndjson", "Encounter.ndjson")
+#: Written beside FILES when any patient answered a symptom check.
+RESPONSES_FILE: Final = "QuestionnaireResponse.ndjson"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,7 @@ class CohortSummary:
     staff_observations: int
     encounters: int
     bytes_by_file: dict[str, int]
+    questionnaire_responses: int = 0
 
     @property
     def observations(self) -> int:
@@ -86,7 +93,8 @@ def generate_cohort(
 
 
 def write_ndjson(history: CohortHistory, folder: Path) -> CohortSummary:
-    """Write the four NDJSON files of `history` into `folder` (created if missing)."""
+    """Write the four NDJSON files of `history` into `folder` (created if missing), and the symptom
+    checks' answers when there are any."""
     folder.mkdir(parents=True, exist_ok=True)
     counts = {"conditions": 0, "device": 0, "staff": 0, "encounters": 0}
     with (
@@ -116,7 +124,45 @@ def write_ndjson(history: CohortHistory, folder: Path) -> CohortSummary:
         staff_observations=counts["staff"],
         encounters=counts["encounters"],
         bytes_by_file={name: (folder / name).stat().st_size for name in FILES},
+        questionnaire_responses=_write_responses(history, folder),
     )
+
+
+def _write_responses(history: CohortHistory, folder: Path) -> int:
+    """Write RESPONSES_FILE when any patient answered; how many responses."""
+    path = folder / RESPONSES_FILE
+    if not any(p.answer_days.size for p in history.patients):
+        path.unlink(missing_ok=True)
+        return 0
+    written = 0
+    with path.open("wb") as out:
+        for patient in history.patients:
+            for resource in response_resources(history, patient):
+                _line(out, resource)
+                written += 1
+    return written
+
+
+def response_resources(history: CohortHistory, patient: PatientHistory) -> list[FhirJson]:
+    """The patient's answers to their symptom check as QuestionnaireResponses, in time order: each
+    item's answer is the option with the simulated ordinal."""
+    if patient.questionnaire is None:
+        return []
+    questionnaire = current(patient.questionnaire)
+    out = []
+    for day, row in zip(patient.answer_days.tolist(), patient.answer_ordinals.tolist(), strict=True):
+        answers = {
+            q.link_id: next(o.code for o in q.options if o.ordinal == ordinal)
+            for q, ordinal in zip(questionnaire.questions, row, strict=True)
+        }
+        hub, authored = f"{patient.id}-hub", history.at(day)
+        response = build_response(
+            questionnaire, answers, patient_id=patient.id, hub_id=hub, authored=authored
+        )
+        response["meta"] = _tag()
+        identifier = response["identifier"]["value"]
+        out.append({"resourceType": "QuestionnaireResponse", "id": identifier, **response})
+    return out
 
 
 def _line(out: BinaryIO, resource: FhirJson) -> None:

@@ -3,7 +3,9 @@ settings it is measured on, which lie outside those ranges or work by another me
 
 - `TRAINING_RANGES`: for every numeric field of `GeneratorSettings` the interval a training population
   draws it from (uniformly; the personal-rate shape log-uniformly), plus the choices for the episode
-  curve, which vitals an episode moves and whether staff fill in change forms. The ranges are wide on
+  curve, which vitals an episode moves and whether staff fill in change forms, and (issue 21, from a
+  random stream of their own, so the other draws are as before) the shares of patients answering a
+  daily symptom check and with a measurement plan. The ranges are wide on
   purpose (a third to three times the project's own values) so that no single population's quirks
   (how much a recent admission predicts the next, how noisy a device is, how often people measure)
   can be learnt as if they held everywhere.
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from types import MappingProxyType
 from typing import Final
 
@@ -56,6 +58,10 @@ class TrainingRanges:
     all_vitals_share: float
     one_vital_still: tuple[Vital, ...]
     staff_forms_share: float
+    #: Issue 21's settings (the shares answering a daily symptom check and with a measurement plan),
+    #: drawn uniformly from a random stream of their own (`SYMPTOM_STREAM`), so that every draw above
+    #: is the same as before they existed.
+    symptom_checks: Mapping[str, Span]
 
 
 TRAINING_RANGES: Final = TrainingRanges(
@@ -108,7 +114,10 @@ TRAINING_RANGES: Final = TrainingRanges(
     all_vitals_share=0.7,
     one_vital_still=("spo2", "weight", "temperature"),
     staff_forms_share=0.75,
+    symptom_checks=MappingProxyType({"questionnaire_share": Span(0.0, 0.9), "plan_share": Span(0.0, 0.9)}),
 )
+#: The third part of the seed of the stream that draws `TrainingRanges.symptom_checks` (issue 21).
+SYMPTOM_STREAM: Final = 21
 
 
 def _value(settings: GeneratorSettings, key: str) -> float:
@@ -132,7 +141,26 @@ def training_settings(
     function of (count, seed), and the first k of a larger draw are the k of a smaller one."""
     if count < 1:
         raise CohortError("count", count, "must be at least 1")
-    return tuple(_training_setting(np.random.default_rng([seed, k]), k, ranges) for k in range(1, count + 1))
+    return tuple(
+        _with_symptom_checks(
+            _training_setting(np.random.default_rng([seed, k]), k, ranges),
+            np.random.default_rng([seed, k, SYMPTOM_STREAM]),
+            ranges,
+        )
+        for k in range(1, count + 1)
+    )
+
+
+def _with_symptom_checks(
+    settings: GeneratorSettings, rng: np.random.Generator, ranges: TrainingRanges
+) -> GeneratorSettings:
+    """`settings` with issue 21's shares drawn from `rng`, a stream of their own (in this order)."""
+    questionnaire, plan = (ranges.symptom_checks[key] for key in ("questionnaire_share", "plan_share"))
+    return replace(
+        settings,
+        questionnaire_share=float(rng.uniform(questionnaire.low, questionnaire.high)),
+        plan_share=float(rng.uniform(plan.low, plan.high)),
+    )
 
 
 def _training_setting(rng: np.random.Generator, k: int, ranges: TrainingRanges) -> GeneratorSettings:
@@ -199,7 +227,7 @@ def outside_training(
     """What puts `settings` outside the training populations: every numeric setting beyond its training
     range, an episode curve training never uses, or a set of moving vitals no training draw has."""
     out = []
-    for key, span in ranges.numeric.items():
+    for key, span in (*ranges.numeric.items(), *ranges.symptom_checks.items()):
         value = _value(settings, key)
         if not span.low <= value <= span.high:
             out.append(f"{key} {value:g} (training {span.low:g} to {span.high:g})")
@@ -294,10 +322,25 @@ HELD_OUT_DAYS: Final = 180
 HELD_OUT_FIRST_SEED: Final = 9000
 
 
+#: The project's own population where most patients answer a daily symptom check and have a measurement
+#: plan (issue 21); `homewatch models cohort --setting symptom-checks` writes its answers as
+#: QuestionnaireResponses. The day-one default's training populations draw both shares
+#: (`TrainingRanges.symptom_checks`); its held-out populations have neither.
+SYMPTOM_CHECKS: Final = replace(
+    DEFAULT_SETTINGS, name="symptom-checks", questionnaire_share=0.8, plan_share=0.8
+)
+#: Settings fields that a sidecar names only when they differ from their default: added after
+#: `admission-risk-2.0` was trained, so that a population without them is described as it was then.
+_NAMED_WHEN_SET: Final = {"questionnaire_share": 0.0, "plan_share": 0.0}
+
+
 def named_settings(name: str) -> GeneratorSettings:
-    """The settings called `name`: "default", a `HELD_OUT` name, or "training-K" of `DEFAULT_TRAINING`."""
+    """The settings called `name`: "default", "symptom-checks", a `HELD_OUT` name, or "training-K" of
+    `DEFAULT_TRAINING`."""
     if name == DEFAULT_SETTINGS.name:
         return DEFAULT_SETTINGS
+    if name == SYMPTOM_CHECKS.name:
+        return SYMPTOM_CHECKS
     if name in HELD_OUT:
         return HELD_OUT[name]
     if name.startswith("training-") and name.removeprefix("training-").isdigit():
@@ -305,7 +348,12 @@ def named_settings(name: str) -> GeneratorSettings:
         if 1 <= k <= DEFAULT_TRAINING.populations:
             return training_settings(DEFAULT_TRAINING.populations, DEFAULT_TRAINING.settings_seed)[k - 1]
     known = ", ".join(
-        [DEFAULT_SETTINGS.name, *HELD_OUT, f"training-1 .. training-{DEFAULT_TRAINING.populations}"]
+        [
+            DEFAULT_SETTINGS.name,
+            SYMPTOM_CHECKS.name,
+            *HELD_OUT,
+            f"training-1 .. training-{DEFAULT_TRAINING.populations}",
+        ]
     )
     raise CohortError("setting", name, f"unknown (known: {known})")
 
@@ -315,6 +363,8 @@ def settings_dict(settings: GeneratorSettings) -> dict[str, object]:
     out: dict[str, object] = {}
     for f in fields(settings):
         value = getattr(settings, f.name)
+        if f.name in _NAMED_WHEN_SET and value == _NAMED_WHEN_SET[f.name]:
+            continue
         if isinstance(value, VitalShift | ConditionRisk):
             out[f.name] = {g.name: getattr(value, g.name) for g in fields(value)}
         elif isinstance(value, tuple):

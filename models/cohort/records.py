@@ -3,9 +3,12 @@
 `history_cohort(history)` returns the `models.cohort_reader.Cohort` that `read_cohort` gives for the
 NDJSON `write_ndjson(history, folder)` writes: the same origin (midnight UTC of the day of the first
 reading or form), the same times to the second, the same values, changes, conditions and admissions
-(a test holds the two equal). Training the day-one default over many populations
-(`models.default_model`) reads tens of thousands of patient-months; building and parsing every
-Observation would take most of the time, so this goes straight from the history's arrays.
+(a test holds the two equal), and the answers to the daily symptom check, which `write_ndjson` writes as
+QuestionnaireResponses. The measurement plan's judged occurrences (`PatientHistory.plan_checks`) are
+here only: a plan has no FHIR form in this project, so the NDJSON does not carry it.
+Training the day-one default over many populations (`models.default_model`) reads tens of thousands
+of patient-months; building and parsing every Observation would take most of the time, so this goes
+straight from the history's arrays.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy.typing as npt
 
 from models.cohort.history import CHANGE_KEYS, KINDS, CohortHistory, PatientHistory
 from models.cohort.profiles import MEASUREMENT_VITALS
-from models.cohort_reader import Admission, Cohort, PatientRecord, Series
+from models.cohort_reader import Admission, Cohort, PatientRecord, PlanCheck, Series, SymptomCheck
 
 _SECONDS_PER_DAY: Final = 86400.0
 
@@ -80,6 +83,15 @@ def _record(patient: PatientHistory, history: CohortHistory, offset: float) -> P
         )
         for a in sorted(patient.admissions, key=lambda a: a.start_day)
     )
+    answer_days = day(patient.answer_days)
+    symptoms = tuple(
+        SymptomCheck(float(t), tuple(int(o) for o in row))
+        for t, row in zip(answer_days.tolist(), patient.answer_ordinals.tolist(), strict=True)
+    )
+    planned = tuple(
+        PlanCheck(float(day(np.array([due]))[0]), float(day(np.array([deadline]))[0]), done)
+        for due, deadline, done in patient.plan_checks
+    )
     return PatientRecord(
         patient_id=patient.id,
         sex=patient.sex,
@@ -88,4 +100,6 @@ def _record(patient: PatientHistory, history: CohortHistory, offset: float) -> P
         readings=readings,
         changes=tuple(changes),
         admissions=admissions,
+        symptoms=symptoms,
+        planned=planned,
     )

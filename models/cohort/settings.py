@@ -19,7 +19,9 @@ measured on some it never saw (`models.cohort.populations`, `models.default_mode
   pressure cuff sometimes worn on the other arm;
 - episode shape: build-up length, size, the curve from onset to peak, and which vitals move;
 - staff forms: whether there are any, how many patients get daily visits, and how much the staff
-  see of an episode or note with none.
+  see of an episode or note with none;
+- issue 21: how many patients answer a daily symptom check and how many have a measurement plan
+  (`symptoms.py`; none by default).
 
 The new mechanisms (drop-outs, artefacts) draw from random streams of their own, so at their defaults
 (none) they change nothing else. Every value is validated here; a bad one is a `CohortError` naming
@@ -134,6 +136,9 @@ class GeneratorSettings:
     daily_visits_share: float = DAILY_VISITS_SHARE
     change_background_scale: float = 1.0  # x CHANGE_BACKGROUND (notes with nothing behind them)
     change_in_episode_scale: float = 1.0  # x CHANGE_IN_EPISODE (what staff see of an episode)
+    # Issue 21 (`symptoms.py`): none by default, so the project's own cohorts stay as they were.
+    questionnaire_share: float = 0.0  # share of heart-failure and COPD patients answering a daily check
+    plan_share: float = 0.0  # share of patients whose nurse set a measurement plan
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -162,6 +167,8 @@ class GeneratorSettings:
             "clock_error_share",
             "wrong_arm_share",
             "daily_visits_share",
+            "questionnaire_share",
+            "plan_share",
         ):
             _share(name, getattr(self, name))
         if not -1.0 <= self.unwell_adherence_drop <= 1.0 or math.isnan(self.unwell_adherence_drop):

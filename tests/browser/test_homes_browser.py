@@ -162,6 +162,7 @@ def test_an_administrator_enrols_a_home_downloads_the_kit_and_revokes_the_hub(
             "hub-browser-1/ca.crt",
             "hub-browser-1/hub.toml",
             "hub-browser-1/mqtt-password",
+            "hub-browser-1/patient-view-pin",
         ]
         assert kit.read("hub-browser-1/mqtt-password").decode().strip() == password
         toml = tomllib.loads(kit.read("hub-browser-1/hub.toml").decode())

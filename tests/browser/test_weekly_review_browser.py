@@ -23,6 +23,7 @@ from playwright.sync_api import Locator, Page, ViewportSize, expect
 from browser.helpers import LiveGateway, Screenshots, horizontal_overflow, log_in, serve_world
 from browser.review_world import ReviewWorld, seed_review_world
 from browser.world import NORD, SYD, Person
+from models.admission_risk import MODEL_VERSION
 
 Gateway = LiveGateway[ReviewWorld]
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
@@ -101,7 +102,7 @@ def test_the_weekly_review_in_danish(page: Page, gateway: Gateway, screenshots: 
     page.get_by_role("button", name="Log ind").click()
     page.wait_for_url(f"{gateway.url}/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Arbejdsliste — København")
-    expect(page.get_by_text("model admission-risk-2.0, syntetiske træningsdata")).to_be_visible()
+    expect(page.get_by_text(f"model {MODEL_VERSION}, syntetiske træningsdata")).to_be_visible()
 
     # Her team's patients, highest 30-day risk first; the patient without one last.
     cards = page.locator("ol.worklist > li > article")
@@ -245,7 +246,7 @@ def test_the_weekly_review_in_danish(page: Page, gateway: Gateway, screenshots: 
             world.nurse.full_name,
             "Telefonopkald",
             "Rød",
-            f"{shown_risk} (admission-risk-2.0)",
+            f"{shown_risk} ({MODEL_VERSION})",
             note,
         ]
     )

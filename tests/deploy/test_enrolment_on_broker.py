@@ -100,6 +100,9 @@ def test_an_enrolled_hub_connects_with_its_kit_gets_its_devices_and_is_cut_off_w
             "patient_id": "p-1",
             "devices": [{"id": done.device_id, "address": CUFF, "kind": "blood-pressure-cuff"}],
             "plan": [],  # no measurement plan yet: sent empty, so a removed plan reaches the hub too
+            # the household: Ane alone, offered the heart-failure check; no messages yet
+            "residents": [{"patient_id": "p-1", "name": "Ane", "questionnaire": "heart-failure-daily"}],
+            "messages": [],
         }
         revoked = revoke_hub(conn, settings, "hub-1", by="ops", accounts=accounts, publisher=publisher)
         assert revoked.account_removed and revoked.config_cleared

@@ -101,3 +101,30 @@ async def test_a_plan_in_the_retained_config_is_followed_without_a_restart(
     finally:
         stop.set()
         await asyncio.wait_for(running, 15)
+
+
+async def test_a_nurses_message_and_the_residents_names_change_nothing_else(
+    tmp_path: Path, broker: BrokerEndpoint, watcher: Watcher
+) -> None:
+    """Messages come often; they (and a resident's name) must not close the hub's Bluetooth links."""
+    service = HubService(_config(tmp_path, broker), link_policy=FAST)
+    stop = asyncio.Event()
+    running = asyncio.create_task(service.run(stop))
+    try:
+        await eventually(lambda: service.agent is not None and bool(service.agent.device_states()), 15)
+        agent = service.agent
+        message = {"id": "m1", "patient_id": "p-local", "sent_at": "2026-12-07T09:00:00+00:00", "text": "Hej"}
+        residents = [{"patient_id": "p-local", "name": "Karen", "questionnaire": "heart-failure-daily"}]
+        watcher.push_config(orjson.dumps({"version": "v-m", "messages": [message], "residents": residents}))
+        await eventually(lambda: bool(service.config.messages), 10)
+        assert service.agent is agent
+        assert [m.text for m in service.config.messages] == ["Hej"]
+        assert service.config.residents[0].name == "Karen"
+        await eventually(lambda: any(s.get("configVersion") == "v-m" for s in watcher.of("status")), 10)
+        # A device change still restarts the agent (its links depend on it).
+        cuff = {"id": "cuff2", "address": "00:00:00:00:00:02", "kind": "blood-pressure-cuff"}
+        watcher.push_config(orjson.dumps({"version": "v-d", "devices": [cuff]}))
+        await eventually(lambda: service.agent is not None and service.agent is not agent, 15)
+    finally:
+        stop.set()
+        await running

@@ -239,7 +239,9 @@ def test_settings_follow_the_hubs_voice_config(tmp_path: Path) -> None:
     )
     assert config.speaks and config.voice.engine == "espeak"
     made = ReminderSettings.from_config(config)
-    assert made == ReminderSettings(parse_plan(BP_AT_8), CPH, "en", QuietHours(time(21, 30), time(6, 45)))
+    assert made == ReminderSettings(
+        parse_plan(BP_AT_8), CPH, "en", QuietHours(time(21, 30), time(6, 45)), patient_id="p1"
+    )
     assert not config.model_copy(update={"plan": ()}).speaks
     off = config.model_copy(update={"voice": config.voice.model_copy(update={"enabled": False})})
     assert not off.speaks
@@ -306,3 +308,14 @@ def test_quiet_end_in_the_morning_after_the_clocks_go_forward() -> None:
     second_pass = datetime(2026, 10, 25, 1, 10, tzinfo=UTC)  # 02:10 local, the second time (UTC+1)
     assert twice.is_quiet(second_pass, CPH)
     assert quiet_end(twice, second_pass, CPH) == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+
+
+def test_only_the_plan_patients_readings_confirm_the_plan(tmp_path: Path) -> None:
+    """Two residents on one hub: the second resident's blood pressure is not the plan patient's."""
+    plan = ReminderSettings(parse_plan(BP_AT_8), CPH, "da", NIGHT, patient_id="p1")
+    reminders = Reminders(WavSpeaker(tmp_path), plan, now=lambda: local("08:30"))
+    other = blood_pressure(local("08:10")) | {"subject": {"reference": "Patient/p2"}}
+    reminders.stored([other])
+    assert reminders.readings == frozenset()
+    reminders.stored([blood_pressure(local("08:10"))])
+    assert reminders.readings == {("blood-pressure", local("08:10"))}

@@ -69,14 +69,16 @@ def _record(**changes: Any) -> HubConfigRecord:
 
 
 def test_the_payload_has_exactly_the_keys_the_hub_accepts() -> None:
-    assert set(RemoteConfig.model_fields) == {"version", "patient_id", "devices", "plan", *SETTINGS_KEYS}
+    assert set(RemoteConfig.model_fields) == {
+        "version", "patient_id", "devices", "plan", "residents", "messages", *SETTINGS_KEYS
+    }  # fmt: skip
     settings_ = {
         "timezone": "Europe/Copenhagen",
         "bundle_size": 20,
         "max_connections": 3,
         "status_interval_s": 60,
     }
-    payload = config_payload(_record(settings=settings_, plan=PLAN))
+    payload = config_payload(_record(settings=settings_, plan=PLAN, residents=((PATIENT, "Ane"),)))
     assert set(orjson.loads(payload)) == set(RemoteConfig.model_fields)
     remote = parse_remote(payload)
     assert remote.version == "3" and remote.patient_id == PATIENT
@@ -100,7 +102,7 @@ def test_a_device_without_an_address_and_a_key_the_hub_refuses_are_left_out_not_
     payload = config_payload(record)
     remote = parse_remote(payload)  # the hub would refuse the whole message for any of those
     assert [d.id for d in remote.devices or ()] == ["scale-1"]
-    assert set(orjson.loads(payload)) == {"version", "patient_id", "devices", "plan"}
+    assert set(orjson.loads(payload)) == {"version", "patient_id", "devices", "plan", "messages"}
 
 
 def test_no_devices_is_an_empty_list_so_the_hub_drops_its_local_ones() -> None:
@@ -428,3 +430,23 @@ def test_the_running_job_publishes_a_change_within_its_interval(
     finally:
         subscriber.close()
     assert started_job.runs >= 2
+
+
+def test_each_resident_is_offered_the_daily_check_of_their_condition(enrolled: str) -> None:
+    """The patient view asks what the patient's condition calls for (heart failure first for a patient
+    with both), and nothing of a patient whose conditions have no check; the hub accepts it."""
+    with psycopg.connect(enrolled, autocommit=True) as conn:
+        both = ["heart-failure", "copd"]
+        conn.execute("UPDATE patients SET conditions = %s WHERE id = %s", (both, PATIENT))
+        with conn.transaction():
+            record = lock_hub_config(conn, MUNICIPALITY, HUB)
+        assert record is not None
+        conn.execute("UPDATE patients SET conditions = %s WHERE id = %s", (["diabetes"], PATIENT))
+        with conn.transaction():
+            without = lock_hub_config(conn, MUNICIPALITY, HUB)
+        assert without is not None
+    residents = orjson.loads(config_payload(record))["residents"]
+    assert residents == [{"patient_id": PATIENT, "name": "Config", "questionnaire": "heart-failure-daily"}]
+    remote = parse_remote(config_payload(record))
+    assert remote.residents is not None and remote.residents[0].questionnaire == "heart-failure-daily"
+    assert orjson.loads(config_payload(without))["residents"] == [{"patient_id": PATIENT, "name": "Config"}]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
+from types import MappingProxyType
 
 import joblib
 import numpy as np
@@ -20,6 +22,7 @@ from models.cohort.populations import (
     outside_training,
     training_settings,
 )
+from models.cohort.profiles import Span
 from models.cohort.settings import DEFAULT_SETTINGS
 from models.cohort.synthetic import CohortError
 from models.default_model import (
@@ -64,6 +67,22 @@ def test_training_settings_are_seeded_and_a_smaller_draw_is_the_start_of_a_large
     assert training_settings(4, 1) != training_settings(4, 2)
     curves = {s.episode_curve for s in training_settings(40, 3)}
     assert curves == set(TRAINING_RANGES.episode_curves)
+
+
+def test_symptom_checks_and_plans_are_drawn_from_a_stream_of_their_own() -> None:
+    # Issue 21's shares vary over the training populations, within their ranges...
+    drawn = training_settings(40, 3)
+    for key, span in TRAINING_RANGES.symptom_checks.items():
+        values = [getattr(s, key) for s in drawn]
+        assert all(span.low <= v <= span.high for v in values) and len(set(values)) == len(values), key
+    # ...and other ranges for them move nothing else: every other draw is what it was before them.
+    none = replace(
+        TRAINING_RANGES,
+        symptom_checks=MappingProxyType({key: Span(0.0, 0.0) for key in TRAINING_RANGES.symptom_checks}),
+    )
+    without = training_settings(40, 3, none)
+    assert [replace(s, questionnaire_share=0.0, plan_share=0.0) for s in drawn] == list(without)
+    assert all(s.questionnaire_share == s.plan_share == 0.0 for s in without)
 
 
 def test_settings_are_found_by_name_and_an_unknown_name_is_refused() -> None:

@@ -190,9 +190,14 @@ def test_an_enrolled_hubs_kit_loads_as_the_hubs_configuration(
         conn, SETTINGS, "0101", "hub-1", "p-1", by="ops", accounts=None, outbox_path="outbox.sqlite3"
     )
     assert not kit.new and kit.password is None and kit.ca_certificate is None
+    assert kit.pin is not None and kit.pin.isdigit() and len(kit.pin) == 6
     written = write_kit(kit, tmp_path / "kit")
-    assert [p.name for p in written] == ["hub.toml"]
+    assert [p.name for p in written] == ["hub.toml", "patient-view-pin"]
+    assert stat.S_IMODE((tmp_path / "kit" / "patient-view-pin").stat().st_mode) == 0o600
     config = HubConfig.from_toml(tmp_path / "kit" / "hub.toml")
+    # the hub serves the patient view behind the household's PIN from its own file, never in hub.toml
+    assert config.patient_view.enabled and config.patient_view.secret() == kit.pin
+    assert kit.pin not in kit.hub_toml
     assert (config.municipality, config.hub_id, config.patient_id) == ("0101", "hub-1", "p-1")
     assert [(d.id, d.address, d.kind) for d in config.devices] == [
         ("dev-c47c8d6a120f", CUFF, "blood-pressure-cuff")

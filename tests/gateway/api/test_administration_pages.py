@@ -355,9 +355,14 @@ def test_enrolling_shows_the_password_once_with_a_kit_the_broker_takes(
     assert page.status_code == 200, page.text
     password, kit, name = _kit(page.text)
     assert name == "homewatch-kit-hub-c.zip"
-    assert sorted(kit.namelist()) == ["hub-c/ca.crt", "hub-c/hub.toml", "hub-c/mqtt-password"]
+    names = ["hub-c/ca.crt", "hub-c/hub.toml", "hub-c/mqtt-password", "hub-c/patient-view-pin"]
+    assert sorted(kit.namelist()) == names
     assert kit.read("hub-c/mqtt-password").decode() == password + "\n"
     assert kit.getinfo("hub-c/mqtt-password").external_attr >> 16 & 0o777 == 0o600
+    # the household's PIN: shown once on the page, in a private file of the kit
+    pin = kit.read("hub-c/patient-view-pin").decode().strip()
+    assert f'id="kit-pin">{pin}<' in page.text and len(pin) == 6
+    assert kit.getinfo("hub-c/patient-view-pin").external_attr >> 16 & 0o777 == 0o600
     assert kit.read("hub-c/ca.crt") == mosquitto.ca_file.read_bytes()
     toml = tomllib.loads(kit.read("hub-c/hub.toml").decode())
     assert (toml["hub_id"], toml["patient_id"], toml["municipality"]) == ("hub-c", "pt-c", KBH)
@@ -594,8 +599,9 @@ def test_nurses_may_not_open_the_homes(
 def test_the_kit_zip_unpacks_as_write_kit_writes_the_folder(tmp_path: Path) -> None:
     from gateway.api.administration_pages import kit_zip
 
-    kit = homes.HubKit(KBH, "hub-q", "pt-q", 'hub_id = "hub-q"\n', "secret-password", b"CA")
+    kit = homes.HubKit(KBH, "hub-q", "pt-q", 'hub_id = "hub-q"\n', "secret-password", b"CA", pin="024680")
     written = homes.write_kit(kit, tmp_path / "written")
+    assert sorted(p.name for p in written) == ["ca.crt", "hub.toml", "mqtt-password", "patient-view-pin"]
     with zipfile.ZipFile(io.BytesIO(kit_zip(kit))) as archive:
         archive.extractall(tmp_path / "unzipped")
         for entry in archive.infolist():

@@ -84,6 +84,8 @@ def test_metadata_lists_exactly_the_implemented_interactions_and_parameters(clie
         "Flag": {"read", "search-type"},
         "Task": {"read", "search-type"},
         "Communication": {"read", "search-type"},
+        # What patients send from home (request_fhir.py; contact requests are Tasks).
+        "QuestionnaireResponse": {"read", "search-type"},
     }
     assert [i["code"] for i in rest[0]["interaction"]] == ["batch"]
     params = {

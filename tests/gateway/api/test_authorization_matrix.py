@@ -33,7 +33,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from fhir_contract.contact import build_contact_request, validate_contact_request
 from fhir_contract.observation import build_bundle, build_observation
+from fhir_contract.questionnaire import build_response, current, validate_response
 from fhir_contract.readings import Quantity, Reading
 from gateway.api.auth import (
     LOGIN_COOKIE,
@@ -49,6 +51,8 @@ from gateway.api.auth import (
 from gateway.api.fhir_model import observation_id
 from gateway.settings import GatewaySettings
 from gateway.store.alert_fhir_reads import communication_id
+from gateway.store.contact_requests import DeliveredRequest, insert_requests
+from gateway.store.questionnaires import DeliveredResponse, insert_responses
 from gateway.store.reviews import record_review
 
 # --- who asks --------------------------------------------------------------------------------------
@@ -130,6 +134,9 @@ class MatrixWorld:
     assessments: Mapping[str, str]
     impressions: Mapping[str, str]
     alert_public_ids: Mapping[str, str] = field(default_factory=dict)  # the FHIR id of Flag and Task
+    # A "contact my nurse" request (its row id; issue 21) and an answered questionnaire (its FHIR id).
+    contact_requests: Mapping[str, int] = field(default_factory=dict)
+    responses: Mapping[str, str] = field(default_factory=dict)
 
 
 def _seed(conn: psycopg.Connection[Any], now: datetime) -> MatrixWorld:
@@ -151,6 +158,8 @@ def _seed(conn: psycopg.Connection[Any], now: datetime) -> MatrixWorld:
     reviewers = {OWN_TEAM: "nurse-nord", OTHER_TEAM: "nurse-syd"}
     alerts, observations, devices, assessments, impressions = {}, {}, {}, {}, {}
     alert_public_ids: dict[str, str] = {}
+    contact_requests: dict[str, int] = {}
+    responses: dict[str, str] = {}
     for pid, p in PATIENTS.items():
         seed.patient(conn, p.municipality, pid, p.name, ("copd",))
         conn.execute(
@@ -170,7 +179,30 @@ def _seed(conn: psycopg.Connection[Any], now: datetime) -> MatrixWorld:
         reviewer = User(reviewers.get(pid, "nurse-frb"), p.municipality, NURSE)
         review = record_review(conn, reviewer, pid, "phone-call", "", "yellow", client="seed")
         impressions[pid] = review.public_id
-    return MatrixWorld(alerts, observations, devices, assessments, impressions, alert_public_ids)
+        contact_requests[pid], responses[pid] = _patient_reports(conn, p.municipality, pid, now)
+    return MatrixWorld(
+        alerts, observations, devices, assessments, impressions, alert_public_ids, contact_requests, responses
+    )
+
+
+def _patient_reports(
+    conn: psycopg.Connection[Any], municipality: str, pid: str, now: datetime
+) -> tuple[int, str]:
+    """Store a contact request and a questionnaire response of the patient as ingest would; their ids."""
+    hub = f"hub-{pid}"
+    asked = now - timedelta(minutes=30)
+    task = build_contact_request(patient_id=pid, hub_id=hub, authored=asked, reason="question")
+    insert_requests(conn, [DeliveredRequest(municipality, hub, validate_contact_request(task))])
+    questionnaire = current("copd-daily")
+    answers = {q.link_id: q.options[0].code for q in questionnaire.questions}
+    response = build_response(questionnaire, answers, patient_id=pid, hub_id=hub, authored=asked)
+    insert_responses(conn, [DeliveredResponse(municipality, hub, validate_response(response))])
+    request_row = conn.execute("SELECT id FROM contact_requests WHERE patient_id = %s", (pid,)).fetchone()
+    response_row = conn.execute(
+        "SELECT public_id::text FROM questionnaire_responses WHERE patient_id = %s", (pid,)
+    ).fetchone()
+    assert request_row is not None and response_row is not None
+    return int(request_row[0]), str(response_row[0])
 
 
 @pytest.fixture
@@ -192,6 +224,8 @@ PATH_VALUES: Mapping[str, Callable[[MatrixWorld, str], str]] = {
     "task_id": lambda world, pid: world.alert_public_ids[pid],
     # Every patient but pt-syd and pt-valby has a GP, so a Communication: theirs is a 404 like any other.
     "communication_id": lambda world, pid: communication_id(world.alert_public_ids[pid]),
+    "request_id": lambda world, pid: str(world.contact_requests[pid]),
+    "response_id": lambda world, pid: world.responses[pid],
 }
 
 
@@ -542,9 +576,10 @@ def _total(expected: int) -> Callable[[Response], str | None]:
 @dataclass(frozen=True)
 class FhirSearch(Kind):
     """``GET /fhir/{type}?{param}=...``: only the clinician's own patients' resources match; without
-    criteria, only theirs are listed."""
+    criteria, only theirs are listed. ``per_patient``: how many such resources each patient has."""
 
     param: str = "patient"
+    per_patient: int = 1
 
     def calls(self, ctx: Context, method: str, path: str) -> Iterator[Call]:
         for caller in CALLERS:
@@ -552,7 +587,7 @@ class FhirSearch(Kind):
             forbidden = _forbidden(caller)
             for patient in PATIENTS:
                 may = sees(caller, patient)
-                check = _total(1 if may else 0) if caller in CLINICAL else None
+                check = _total(self.per_patient if may else 0) if caller in CLINICAL else None
                 url = f"{path}?{self.param}={patient}"
                 yield Call(
                     caller,
@@ -564,7 +599,7 @@ class FhirSearch(Kind):
                     check=check,
                     forbidden=forbidden,
                 )
-            everyone = _total(len(VISIBLE[caller])) if caller in CLINICAL else None
+            everyone = _total(self.per_patient * len(VISIBLE[caller])) if caller in CLINICAL else None
             yield Call(
                 caller,
                 None,
@@ -721,6 +756,13 @@ MATRIX: Mapping[tuple[str, str], Kind] = {
         {"weight-on": "yes", "weight-times": "07:30", "weight-day-1": "yes", "weight-grace": "120"},
         nurse_only=True,
     ),
+    # "Contact my nurse" and the nurse's messages (contact_request_pages.py, patient_message_pages.py,
+    # issue 21): a request taken twice is answered as taken already (303); only a nurse writes.
+    ("POST", "/patients/{patient_id}/contact-requests/{request_id:int}/take"): ClinicalForm(),
+    ("POST", "/patients/{patient_id}/contact-requests/{request_id:int}/done"): ClinicalForm(),
+    ("POST", "/patients/{patient_id}/messages"): ClinicalForm(
+        {"text": "Jeg ringer i morgen."}, nurse_only=True
+    ),
     ("POST", "/patients/{patient_id}/reviews"): ClinicalForm(REVIEW_FORM),
     ("POST", "/patients/{patient_id}/notes"): ClinicalForm({"text": "Rang; alt vel."}),
     ("POST", "/patients/{patient_id}/thresholds"): ClinicalForm(),
@@ -796,10 +838,14 @@ MATRIX: Mapping[tuple[str, str], Kind] = {
     # The alerts as FHIR (alert_fhir.py): every patient has an open alert; pt-nord and pt-frb have a GP.
     ("GET", "/fhir/Flag"): FhirSearch(),
     ("GET", "/fhir/Flag/{flag_id}"): FhirRead(),
-    ("GET", "/fhir/Task"): FhirSearch(),
+    # An alert's Task and a "contact my nurse" request per patient.
+    ("GET", "/fhir/Task"): FhirSearch(per_patient=2),
     ("GET", "/fhir/Task/{task_id}"): FhirRead(),
     ("GET", "/fhir/Communication"): FhirSearch(),
     ("GET", "/fhir/Communication/{communication_id}"): FhirRead(),
+    # What patients send from home (request_fhir.py, issue 21); their contact requests are Tasks.
+    ("GET", "/fhir/QuestionnaireResponse"): FhirSearch(),
+    ("GET", "/fhir/QuestionnaireResponse/{response_id}"): FhirRead(),
     ("POST", "/fhir"): HubPost(),
 }
 

@@ -29,7 +29,7 @@ ANNA = User("anna", "0101", "nurse")
 NURSE_SCOPES = (
     "user/Patient.read user/Observation.read user/RiskAssessment.read user/Device.read"
     " user/ClinicalImpression.read user/ClinicalImpression.write"
-    " user/Flag.read user/Task.read user/Communication.read"
+    " user/Flag.read user/Task.read user/Communication.read user/QuestionnaireResponse.read"
 )
 
 

@@ -37,9 +37,15 @@ def test_homes_are_enrolled_with_their_hub_and_devices_in_their_municipality(
 
     found = hub_assignments(conn, [(OWN.id, "hub1"), (OTHER.id, "hub2")])
     assert found == {
-        (OWN.id, "hub1"): HubAssignment(OWN.id, "hub1", "p1", frozenset({"OXI1", "BPC1"})),
-        (OTHER.id, "hub2"): HubAssignment(OTHER.id, "hub2", "p2", frozenset({"OXI2", "BPC2"})),
-    }
+        (OWN.id, "hub1"): HubAssignment(
+            OWN.id, "hub1", "p1", frozenset({"OXI1", "BPC1"}), frozenset({"p1"}),
+            {"OXI1": frozenset({"p1"}), "BPC1": frozenset({"p1"})},
+        ),
+        (OTHER.id, "hub2"): HubAssignment(
+            OTHER.id, "hub2", "p2", frozenset({"OXI2", "BPC2"}), frozenset({"p2"}),
+            {"OXI2": frozenset({"p2"}), "BPC2": frozenset({"p2"})},
+        ),
+    }  # fmt: skip
     address = conn.execute("SELECT address FROM devices WHERE id = 'BPC1'").fetchone()
     assert address == ("C4:7C:8D:6A:12:0F",)
 
