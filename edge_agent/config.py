@@ -88,6 +88,15 @@ class DeviceConfig(BaseModel):
         return self.users is not None
 
 
+def _readable_plan(plan: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    """``plan`` when ``fhir_contract.plan.parse_plan`` (the rule the gateway writes by) reads it."""
+    try:
+        parse_plan(list(plan))
+    except PlanError as exc:
+        raise ValueError(str(exc)) from None
+    return plan
+
+
 class ResidentConfig(BaseModel):
     """One monitored person in the home. ``name`` is what the patient view and the voice call them
     (a first name); it never leaves the hub."""
@@ -99,6 +108,14 @@ class ResidentConfig(BaseModel):
     # The daily symptom check this resident answers on the patient view: a Questionnaire id of the
     # contract ("heart-failure-daily", "copd-daily"); None: none is offered.
     questionnaire: str | None = None
+    # This resident's measurement plan (fhir_contract.plan's JSON form), for a resident other than the
+    # hub's enrolled patient, whose plan is HubConfig.plan. Empty: no plan, no reminders.
+    plan: tuple[dict[str, Any], ...] = ()
+
+    @field_validator("plan", mode="after")
+    @classmethod
+    def _a_plan_both_sides_read(cls, plan: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        return _readable_plan(plan)
 
     @field_validator("questionnaire", mode="after")
     @classmethod
@@ -198,7 +215,8 @@ class VoiceConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # None (the default): speak when the hub has a measurement plan; false: never.
+    # None (the default): the reminders when the hub has a measurement plan, and the care team's messages
+    # and the "contact my nurse" confirmation always (edge_agent.announcements); false: never a word.
     enabled: bool | None = None
     language: Literal["da", "en"] = "da"
     # Nothing is said from start (included) to end (excluded), on the home's wall clock; equal: never quiet.
@@ -312,11 +330,7 @@ class HubConfig(BaseModel):
     @field_validator("plan", mode="after")
     @classmethod
     def _a_plan_both_sides_read(cls, plan: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
-        try:
-            parse_plan(list(plan))
-        except PlanError as exc:
-            raise ValueError(str(exc)) from None
-        return plan
+        return _readable_plan(plan)
 
     @model_validator(mode="after")
     def _devices_measure_residents(self) -> Self:
@@ -325,6 +339,9 @@ class HubConfig(BaseModel):
             raise ValueError("residents: each patient once")
         if self.residents and self.patient_id not in residents:
             raise ValueError(f"residents must include the hub's patient_id {self.patient_id!r}")
+        if any(r.plan for r in self.residents if r.patient_id == self.patient_id):
+            # One place for one plan: a second copy that is ignored would pass a mistake silently.
+            raise ValueError("the hub's patient_id has their plan in the top-level plan, not in residents")
         for device in self.devices:
             measured = set(device.users.values()) if device.users else {device.patient_id or self.patient_id}
             strangers = sorted(measured - residents)
@@ -342,10 +359,22 @@ class HubConfig(BaseModel):
         """The plan as ``fhir_contract.plan`` items (validated when the configuration was made)."""
         return parse_plan(list(self.plan))
 
+    def plan_of(self, patient_id: str) -> tuple[PlanItem, ...]:
+        """A resident's plan: the enrolled patient's is ``plan``, another resident's is their
+        ``ResidentConfig.plan``; empty for anyone else (validated when the configuration was made)."""
+        if patient_id == self.patient_id:
+            return self.plan_items
+        resident = next((r for r in self.residents if r.patient_id == patient_id), None)
+        return () if resident is None else parse_plan(list(resident.plan))
+
+    def speaks_for(self, patient_id: str) -> bool:
+        """Whether the hub says ``patient_id``'s prompts: they have a plan and the voice is not off."""
+        return self.voice.enabled is not False and bool(self.plan_of(patient_id))
+
     @property
     def speaks(self) -> bool:
-        """Whether the hub says the plan's prompts: there is a plan and the voice is not switched off."""
-        return bool(self.plan) and self.voice.enabled is not False
+        """Whether the hub says any plan's prompts: a resident has a plan and the voice is not off."""
+        return any(self.speaks_for(patient_id) for patient_id in self.resident_ids)
 
     @classmethod
     def from_toml(cls, path: Path) -> HubConfig:

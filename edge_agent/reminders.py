@@ -16,7 +16,8 @@ no I/O) what to say:
   while this plan ran (a plan arriving at noon says nothing about its 08:00 measurement). A deadline that
   passes in the quiet hours is not announced.
 
-The texts are :func:`edge_agent.voice.prompt`'s in the configured language; speaking is the
+The texts are :func:`edge_agent.voice.prompt`'s in the configured language, begun with the resident's
+name on a hub of more than one resident (:func:`addressed`); speaking is the
 :class:`~edge_agent.voice.Speaker`'s (it runs its engine as a subprocess and never raises), so the event
 loop never waits for speech. The clock is injected (``now`` and ``sleep``), so tests run on a simulated
 clock. The loop sleeps until the next change of the plan's state (or the end of the quiet hours) and at
@@ -74,20 +75,35 @@ class ReminderSettings:
     zone: ZoneInfo
     language: str
     quiet: QuietHours
-    # Whose plan it is (the hub's enrolled patient): another resident's readings never confirm it.
-    # None: anyone's (a hub of one).
+    # Whose plan it is: another resident's readings never confirm it. None: anyone's (a hub of one).
     patient_id: str | None = None
+    # What the voice calls them, on a hub of more than one resident (each prompt says whom it is for);
+    # empty on a hub of one, where a name would only make the prompt longer.
+    name: str = ""
 
     @classmethod
-    def from_config(cls, config: HubConfig) -> ReminderSettings:
+    def from_config(cls, config: HubConfig, patient_id: str | None = None) -> ReminderSettings:
+        """The settings of ``patient_id``'s plan (by default the hub's enrolled patient's)."""
         voice = config.voice
+        patient = patient_id or config.patient_id
+        named = len(config.resident_ids) > 1
+        name = next((r.name for r in config.residents if r.patient_id == patient), "") if named else ""
         return cls(
-            config.plan_items,
+            config.plan_of(patient),
             ZoneInfo(config.timezone),
             voice.language,
             QuietHours(voice.quiet_hours_start, voice.quiet_hours_end),
-            config.patient_id,
+            patient,
+            name,
         )
+
+
+def addressed(text: str, name: str) -> str:
+    """``text`` said to ``name`` ("Bent, det er tid til at måle blodtryk."); ``text`` without a name.
+    On a hub of two, the name tells the residents whose measurement is meant."""
+    if not name:
+        return text
+    return f"{name}, {text[:1].lower()}{text[1:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +149,7 @@ def speaker_for(voice: VoiceConfig) -> Speaker:
 
 
 class Reminders:
-    """Follows one hub's plan; :meth:`run` until cancelled. Feed it readings with :meth:`stored`."""
+    """Follows one resident's plan; :meth:`run` until cancelled. Feed it readings with :meth:`stored`."""
 
     def __init__(
         self,
@@ -240,7 +256,8 @@ class Reminders:
         self._forget(at)
         said: list[Said] = []
         for event, occurrence in self.decide(at):
-            text = prompt(event, occurrence.measurement, self.settings.language)
+            plain = prompt(event, occurrence.measurement, self.settings.language)
+            text = addressed(plain, self.settings.name)
             log.info(
                 "reminder: %s %s (due %s): %r",
                 event,

@@ -4,8 +4,10 @@ The payload is a JSON object with any of these keys (nothing else):
 
 - ``patient_id`` (string), ``devices`` (list of ``{"id", "address", "kind"}``), ``timezone``,
   ``bundle_size``, ``max_connections``, ``status_interval_s``, ``plan`` (the measurement plan,
-  ``fhir_contract.plan``'s JSON form), ``residents`` (list of ``{"patient_id", "name"}``, optionally
-  ``"questionnaire"``, the daily symptom check the patient view offers: everyone the hub measures),
+  ``fhir_contract.plan``'s JSON form: the enrolled ``patient_id``'s), ``residents`` (list of
+  ``{"patient_id", "name"}``, optionally ``"questionnaire"``, the daily symptom check the patient view
+  offers, and ``"plan"``, the measurement plan of a resident other than the enrolled patient, in the same
+  JSON form: everyone the hub measures),
   ``messages`` (list of ``{"id", "patient_id", "sent_at", "text"}``: the care team's messages to the
   residents, newest last); a device may carry ``patient_id`` (whose it is) or
   ``users`` (User Index -> patient id, for a device residents share); optionally ``version`` (any string, only

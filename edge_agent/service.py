@@ -6,13 +6,16 @@ one (cached next to the outbox), applies each new retained ``config`` message (a
 configuration restarts the agent in place: devices closed, publisher drained, outbox closed, then the new
 agent; a bad message is logged and reported in the status and changes nothing), and republishes the
 retained ``status`` every ``status_interval_s`` and when a device's state changes or the outbox's disk
-fills or has room again (at most every :data:`MIN_STATUS_GAP_S`). While the configuration has a
-measurement plan (and the voice is on) it runs the :class:`~edge_agent.reminders.Reminders`, fed every
-Observation the agent stores; a config message that changes only the plan, the care team's messages or the
-residents (:data:`LIVE_KEYS`) is applied without restarting the agent. With ``[patient_view] enabled`` it
-serves the patient view (:mod:`edge_agent.patient_view`) on the home network as one more task, keeps the
-residents' recent readings for it (fed by the same hook as the reminders) and puts what a resident sends
-there (answers, "contact my nurse", a claimed reading) into the current agent's outbox.
+fills or has room again (at most every :data:`MIN_STATUS_GAP_S`). It keeps one
+:class:`~edge_agent.reminders.Reminders` per resident (``reminders``: the enrolled patient's;
+``resident_reminders``: the others'), each fed every Observation the agent stores and counting only its
+resident's, all speaking through one speaker; each runs while its resident has a measurement plan
+(``HubConfig.plan_of``) and the voice is on. A config message that changes only the plans, the care
+team's messages or the residents (:data:`LIVE_KEYS`) is applied without restarting the agent. With
+``[patient_view] enabled`` it serves the patient view (:mod:`edge_agent.patient_view`) on the home
+network as one more task, keeps the residents' recent readings for it (fed by the same hook as the
+reminders) and puts what a resident sends there (answers, "contact my nurse", a claimed reading) into
+the current agent's outbox.
 :meth:`HubService.run` returns when its stop event is set; signals are the caller's business (``homewatch
 edge run`` sets the event on SIGTERM/SIGINT).
 
@@ -35,6 +38,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from edge_agent.agent import HubAgent
+from edge_agent.announcements import Announcements
 from edge_agent.ble.backend import BleBackend
 from edge_agent.ble.connection import DeviceState, LinkPolicy
 from edge_agent.config import DeviceConfig, EmulationConfig, HubConfig, HubConfigError
@@ -123,11 +127,20 @@ class HubService:
         self.agent: HubAgent | None = None
         self.config = local
         # Fed every stored reading from the start, so a plan that arrives later knows what was measured.
-        self.reminders = Reminders(
-            speaker_for(local.voice), ReminderSettings.from_config(local), now=now, sleep=sleep
-        )
-        self._reminding: asyncio.Task[None] | None = None
+        # One speaker for every resident's reminders: it says one prompt at a time.
+        self._speaker = speaker_for(local.voice)
+        self.reminders = Reminders(self._speaker, ReminderSettings.from_config(local), now=now, sleep=sleep)
+        # The other residents' reminders, by patient id (made when a resident appears in the config).
+        self.resident_reminders: dict[str, Reminders] = {}
+        # The running loops: patient id -> (the Reminders it runs, its task).
+        self._reminding: dict[str, tuple[Reminders, asyncio.Task[None]]] = {}
         self._now = now
+        self._sleep = sleep
+        self._sync_residents()
+        # The care team's messages, read aloud once each (the same speaker, the same clock).
+        self.announcements = Announcements(
+            self._speaker, Announcements.path_next_to(local.outbox_path), now=now, sleep=sleep
+        )
         # The patient view (local only: the server's config cannot switch it on) and its memory.
         self.history: LocalHistory | None = None
         self.patient_view: PatientViewServer | None = None
@@ -150,8 +163,10 @@ class HubService:
         try:
             await self._start_agent()
             await self._start_patient_view()
+            self.announcements.follow(self.config)
             await self._serve(stop)
         finally:
+            await self.announcements.close()
             await self._stop_patient_view()
             await self._stop_reminders()
             await self._stop_agent()
@@ -197,6 +212,7 @@ class HubService:
         self.agent = agent
         self._last_key = None
         self._refresh_status_fields()
+        self._sync_residents()  # before the devices: a resident's first readings count for their plan
         await agent.start()
         await self._follow_plan()
         log.info(
@@ -246,10 +262,9 @@ class HubService:
         if merged.model_copy(update=unchanged) == self.config:
             changed = [key for key in LIVE_KEYS if getattr(merged, key) != getattr(self.config, key)]
             log.info("hub %s: applying new %s without a restart", hub, ", ".join(changed))
-            new_plan = merged.plan != self.config.plan
             self.config = merged
-            if new_plan:
-                await self._follow_plan()
+            await self._follow_plan()  # a resident's plan or name may have changed; the same is a no-op
+            self.announcements.follow(merged)
             self._publish_status(force=True)
             return
         log.info(
@@ -258,12 +273,14 @@ class HubService:
         self.config = merged
         await self._stop_agent()
         await self._start_agent()
+        self.announcements.follow(merged)
 
     # -- what was stored; the patient view ---------------------------------------------------------
 
     def _stored(self, observations: list[dict[str, Any]]) -> None:
         """A device session stored these (on the loop): the reminders count them, the view keeps them."""
-        self.reminders.stored(observations)
+        for reminders in self._every_reminders().values():
+            reminders.stored(observations)
         if self.history is not None and observations:
             # The view's SQLite off the loop; the future is kept so stopping waits for the write.
             future = asyncio.get_running_loop().run_in_executor(None, self.history.add, observations)
@@ -281,7 +298,12 @@ class HubService:
         if agent is None:
             raise HubUnavailable("the hub's agent is restarting")
         added = await asyncio.to_thread(agent.outbox.put, resources)
-        self.reminders.stored([r for r in resources if r.get("resourceType") == "Observation"])
+        for task in (r for r in resources if r.get("resourceType") == "Task"):
+            patient = str(task.get("for", {}).get("reference", "")).removeprefix("Patient/")
+            self.announcements.contact_requested(self.config, patient)
+        observations = [r for r in resources if r.get("resourceType") == "Observation"]
+        for reminders in self._every_reminders().values():
+            reminders.stored(observations)
         return added
 
     async def _start_patient_view(self) -> None:
@@ -315,24 +337,55 @@ class HubService:
 
     # -- reminders ---------------------------------------------------------------------------------
 
-    async def _follow_plan(self) -> None:
-        """Run the reminders while the configuration has a plan and the voice is on, with its settings."""
-        if not self.config.speaks:
-            await self._stop_reminders()
-            return
-        self.reminders.update(ReminderSettings.from_config(self.config))
-        if self._reminding is None or self._reminding.done():
-            self._reminding = asyncio.create_task(self.reminders.run(), name="reminders")
-            log.info(
-                "hub %s: reminders on for %d planned measurement(s)", self.local.hub_id, len(self.config.plan)
-            )
+    def _every_reminders(self) -> dict[str, Reminders]:
+        """Each resident's reminders by patient id, the enrolled patient's first."""
+        return {self.config.patient_id: self.reminders} | self.resident_reminders
 
-    async def _stop_reminders(self) -> None:
-        task, self._reminding = self._reminding, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    def _sync_residents(self) -> None:
+        """One Reminders for each resident other than the enrolled patient: made when they appear in
+        the configuration (fed from then on), dropped when they leave it."""
+        config = self.config
+        others = [p for p in config.resident_ids if p != config.patient_id]
+        for gone in set(self.resident_reminders) - set(others):
+            del self.resident_reminders[gone]
+        for patient in others:
+            if patient not in self.resident_reminders:
+                settings = ReminderSettings.from_config(config, patient)
+                self.resident_reminders[patient] = Reminders(
+                    self._speaker, settings, now=self._now, sleep=self._sleep
+                )
+
+    async def _follow_plan(self) -> None:
+        """Run each resident's reminders while they have a plan and the voice is on, with their settings;
+        stop those of a resident without a plan any more or who left."""
+        self._sync_residents()
+        following = self._every_reminders()
+        for patient, (reminders, _) in list(self._reminding.items()):
+            if following.get(patient) is not reminders or not self.config.speaks_for(patient):
+                await self._stop_reminders(patient)
+        for patient, reminders in following.items():
+            if not self.config.speaks_for(patient):
+                continue
+            reminders.update(ReminderSettings.from_config(self.config, patient))
+            running = self._reminding.get(patient)
+            if running is None or running[1].done():
+                task = asyncio.create_task(reminders.run(), name=f"reminders-{patient}")
+                self._reminding[patient] = (reminders, task)
+                log.info(
+                    "hub %s: reminders on for %d planned measurement(s) of patient %s",
+                    self.local.hub_id,
+                    len(reminders.settings.items),
+                    patient,
+                )
+
+    async def _stop_reminders(self, patient: str | None = None) -> None:
+        """Stop the reminders of ``patient`` (None: everyone's)."""
+        for key in [patient] if patient is not None else list(self._reminding):
+            running = self._reminding.pop(key, None)
+            if running is not None:
+                running[1].cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running[1]
 
     # -- status ------------------------------------------------------------------------------------
 

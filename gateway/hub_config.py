@@ -9,9 +9,12 @@ payload with the hub's own parser): ``version`` (``str(config_version)``, which 
 a personal device of a resident other than the hub's enrolled patient; the hub replaces its list with this
 one as a whole), ``residents`` (everyone the hub measures, ``{"patient_id", "name"}`` with the first name
 only, and ``questionnaire``, the daily symptom check of the resident's condition when it has one
-(``fhir_contract.questionnaire.for_conditions``); the enrolled patient first; always sent, so a resident
-who moved out is dropped on the hub too: migration 0022), ``plan`` (the patient's measurement plan in
-force, ``fhir_contract.plan.plan_json``, set by a nurse: ``gateway.administration.plans``) and the hub's
+(``fhir_contract.questionnaire.for_conditions``), and, for each resident other than the enrolled
+patient, ``plan``: their measurement plan in force (an empty list when none; left out, so the hub has
+none for them, only when their stored plan cannot be read); the enrolled patient first; always sent, so
+a resident who moved out is dropped on the hub too: migration 0022), ``plan`` (the enrolled patient's
+measurement plan in force, ``fhir_contract.plan.plan_json``, set by a nurse:
+``gateway.administration.plans``) and the hub's
 settings that an administrator set (``timezone``, ``bundle_size``, ``max_connections``,
 ``status_interval_s``). A device without a Bluetooth address is left out (the hub could not find it, and
 one bad entry would make the hub refuse the whole message); any other settings key is left out too. Keys
@@ -108,11 +111,7 @@ def config_payload(record: HubConfigRecord) -> bytes:
         "devices": devices,
     }
     if record.residents:
-        checks = dict(record.questionnaires)
-        body["residents"] = [
-            {"patient_id": p, "name": name} | ({"questionnaire": checks[p]} if p in checks else {})
-            for p, name in record.residents
-        ]
+        body["residents"] = [_resident(record, p, name) for p, name in record.residents]
     # Always sent (empty too): the hub replaces its messages with these (gateway.store.patient_messages).
     body["messages"] = [
         {"id": m.id, "patient_id": m.patient_id, "sent_at": m.sent_at.isoformat(), "text": m.text}
@@ -130,6 +129,22 @@ def config_payload(record: HubConfigRecord) -> bytes:
                 "hub %s: settings key %r is not one a hub takes; left out of its config", record.hub_id, key
             )
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+def _resident(record: HubConfigRecord, patient_id: str, name: str) -> dict[str, Any]:
+    """One entry of ``residents``: a resident other than the enrolled patient carries their own plan
+    (the enrolled patient's is the top-level ``plan``)."""
+    entry: dict[str, Any] = {"patient_id": patient_id, "name": name}
+    check = dict(record.questionnaires).get(patient_id)
+    if check is not None:
+        entry["questionnaire"] = check
+    if patient_id != record.patient_id:
+        plan = dict(record.resident_plans).get(patient_id, ())
+        if plan is not None:
+            entry["plan"] = plan_json(plan)
+        else:
+            log.warning("hub %s: the stored plan of %s is unreadable and left out", record.hub_id, patient_id)
+    return entry
 
 
 class MqttConfigPublisher:

@@ -272,8 +272,8 @@ def create_app(
         config, now = port.config(), port.now()
         zone = ZoneInfo(config.timezone)
         readings = await asyncio.to_thread(port.history.readings, resident, now - READ_BEFORE)
-        # The plan in the hub's configuration is its enrolled patient's.
-        plan = today_plan(config.plan_items, zone, readings, now) if resident == config.patient_id else []
+        items = config.plan_of(resident)  # the resident's own: the enrolled patient's or a resident's
+        plan = today_plan(items, zone, readings, now)
         questionnaire = resident_questionnaire(config, resident)
         answered = None
         if questionnaire is not None:
@@ -287,7 +287,7 @@ def create_app(
             "today.html",
             now=now,
             plan=plan,
-            has_plan=resident == config.patient_id and bool(config.plan),
+            has_plan=bool(items),
             arrived=arrived_today(readings, zone, now),
             questionnaire=questionnaire,
             answered=answered,

@@ -4,7 +4,8 @@
 command line (``homewatch.plan_cli``). It checks the plan with the contract's own rule
 (``fhir_contract.plan.parse_plan``, which the hub runs on what it is sent), and, in one transaction,
 stores it as the plan in force (``gateway.store.plans``: a new row, the older ones kept as history),
-counts one change of the configuration of each of the patient's hubs in service (``config_version``, as a
+counts one change of the configuration of each hub in service that measures the patient (enrolled for
+them, or the one they live with as a resident: ``plans.patient_hubs_in_service``; ``config_version``, as a
 device change does: ``gateway.administration.homes``) and writes the audit row (``set-plan``, the plan's
 JSON as detail). After the commit it publishes each hub's retained config
 (``gateway.hub_config.publish_hub_config``); when the broker is away, or no publisher is given, the

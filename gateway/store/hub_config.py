@@ -8,8 +8,9 @@ later one reads the later version, and an older payload can never be published o
 ``mark_published`` then records the version that went out (never lowering it). ``lagging_hubs`` lists
 the hubs to publish again; a revoked hub gets no configuration and is never listed. The hub's patient's
 measurement plan in force comes with it (``gateway.store.plans``; migration 0019), and so do the hub's
-residents and its shared devices' user slots (``gateway.store.household``; migration 0022), and the
-care team's recent messages to the residents (``gateway.store.patient_messages``; migration 0021).
+residents (each resident other than the enrolled patient with their own plan in force) and its shared
+devices' user slots (``gateway.store.household``; migration 0022), and the care team's recent messages
+to the residents (``gateway.store.patient_messages``; migration 0021).
 Building and publishing the payload is ``gateway.hub_config``'s.
 """
 
@@ -64,6 +65,21 @@ class HubConfigRecord:
     # (patient id, key of the daily symptom check the patient view offers them), for the residents with
     # a condition that has one (fhir_contract.questionnaire.for_conditions).
     questionnaires: tuple[tuple[str, str], ...] = ()
+    # (patient id, plan in force) of each resident other than the enrolled patient, as ``plan`` is:
+    # empty when none was set or it was removed, None when the stored plan cannot be read.
+    resident_plans: tuple[tuple[str, tuple[PlanItem, ...] | None], ...] = ()
+
+
+def _plan_in_force(
+    conn: psycopg.Connection[Any], municipality_id: str, patient_id: str, hub_id: str
+) -> tuple[PlanItem, ...] | None:
+    """The patient's plan in force for the hub's config: empty when none; None when unreadable."""
+    try:
+        stored = current_plan(conn, municipality_id, patient_id)
+    except PlanUnreadable as exc:
+        log.warning("hub %s: %s; the plan is left out of its config", hub_id, exc)
+        return None
+    return () if stored is None else stored.items
 
 
 def lock_hub_config(
@@ -84,14 +100,13 @@ def lock_hub_config(
         " WHERE municipality_id = %s AND hub_id = %s AND removed_at IS NULL ORDER BY id",
         (municipality_id, hub_id),
     ).fetchall()
-    plan: tuple[PlanItem, ...] | None
-    try:
-        stored = current_plan(conn, municipality_id, str(patient_id))
-        plan = () if stored is None else stored.items
-    except PlanUnreadable as exc:
-        log.warning("hub %s: %s; its plan is left out of its config", hub_id, exc)
-        plan = None
+    plan = _plan_in_force(conn, municipality_id, str(patient_id), hub_id)
     living_rows = hub_residents(conn, hub_id)
+    resident_plans = tuple(
+        (r.patient_id, _plan_in_force(conn, municipality_id, r.patient_id, hub_id))
+        for r in living_rows
+        if r.patient_id != str(patient_id)
+    )
     residents = tuple((r.patient_id, first_name(r.name)) for r in living_rows)
     questionnaires = tuple(
         (r.patient_id, check.key) for r in living_rows if (check := for_conditions(r.conditions)) is not None
@@ -121,6 +136,7 @@ def lock_hub_config(
         residents,
         hub_messages(conn, municipality_id, [p for p, _ in residents] or [str(patient_id)]),
         questionnaires,
+        resident_plans,
     )
 
 

@@ -156,24 +156,29 @@ def insert_plan(
 def patient_hubs_in_service(
     conn: psycopg.Connection[Any], municipality_id: str, patient_id: str
 ) -> list[str]:
-    """The ids of the patient's hubs that are not revoked (the ones a plan is sent to)."""
+    """The ids of the hubs not revoked that measure the patient (the ones a plan is sent to): those
+    enrolled for them and the one they live with as a resident (``hub_residents``, migration 0022)."""
     rows = conn.execute(
-        "SELECT id FROM hubs WHERE municipality_id = %s AND patient_id = %s AND revoked_at IS NULL"
+        "SELECT id FROM hubs WHERE municipality_id = %s AND revoked_at IS NULL AND (patient_id = %s"
+        " OR id IN (SELECT hub_id FROM hub_residents WHERE patient_id = %s AND removed_at IS NULL))"
         " ORDER BY id",
-        (municipality_id, patient_id),
+        (municipality_id, patient_id, patient_id),
     ).fetchall()
     return [str(row[0]) for row in rows]
 
 
 def plans_in_force(conn: psycopg.Connection[Any]) -> list[PlanInForce]:
-    """Every patient of every municipality whose plan in force is not empty, with their hub's time zone;
+    """Every patient of every municipality whose plan in force is not empty, with the time zone of the hub
+    they live with (enrolled for them, else as a resident: migration 0022);
     ordered by municipality and patient. An unreadable plan is left out (and logged): one bad row must not
     stop the missing-measurement job for everyone."""
     rows = conn.execute(
         "SELECT DISTINCT ON (mp.municipality_id, mp.patient_id) mp.id, mp.municipality_id, mp.patient_id,"
         " mp.plan, mp.set_at, (SELECT h.settings ->> 'timezone' FROM hubs h"
-        "  WHERE h.municipality_id = mp.municipality_id AND h.patient_id = mp.patient_id"
-        "  AND h.revoked_at IS NULL ORDER BY h.enrolled_at DESC, h.id LIMIT 1)"
+        "  WHERE h.municipality_id = mp.municipality_id AND h.revoked_at IS NULL"
+        "  AND (h.patient_id = mp.patient_id OR EXISTS (SELECT 1 FROM hub_residents r"
+        "   WHERE r.hub_id = h.id AND r.patient_id = mp.patient_id AND r.removed_at IS NULL))"
+        "  ORDER BY h.patient_id = mp.patient_id DESC, h.enrolled_at DESC, h.id LIMIT 1)"
         " FROM measurement_plans mp ORDER BY mp.municipality_id, mp.patient_id, mp.id DESC"
     ).fetchall()
     found = []

@@ -91,7 +91,7 @@ def test_a_resident_is_served_by_the_hub_and_sent_in_its_config(home: psycopg.Co
     assert after is not None and after.serves("p-2") and after.serves("p-1")
     assert _payload(home)["residents"] == [
         {"patient_id": "p-1", "name": "Ane"},
-        {"patient_id": "p-2", "name": "Bent"},
+        {"patient_id": "p-2", "name": "Bent", "plan": []},  # no plan of his yet
     ]
     assert ("ops", "hub-resident-add", "p-2") in _audit(home)
     # adding again changes nothing
