@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: demo test faults lint install chromium espeak messages clean
+.PHONY: demo test faults lint install chromium espeak nats messages clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "homewatch needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -43,6 +43,17 @@ espeak:
 			|| echo "make: apt-get could not install espeak-ng; the voice tests will skip (and fail under CI)"; \
 	else echo "make: no espeak-ng, so the voice tests will skip; install it: sudo apt-get install -y espeak-ng"; fi
 
+# The broker tier beyond one machine (issue 22, docs/scaling.md) is tested on a real three-node NATS JetStream
+# cluster (tests/nats_cluster.py): Debian's nats-server, installed like espeak-ng above; without it those
+# tests skip, except under CI (CI set), where they fail.
+nats:
+	@if command -v nats-server >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make: installing nats-server for the broker-cluster tests (apt-get install nats-server)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null) \
+			|| echo "make: apt-get could not install nats-server; the cluster tests will skip (and fail under CI)"; \
+	else echo "make: no nats-server, so the cluster tests will skip; install it: sudo apt-get install -y nats-server"; fi
+
 # The staff's text in Danish and English (docs/web-ui.md): extract every marked string into
 # gateway/locale/messages.pot and merge it into both catalogues; then write the Danish of each new or fuzzy
 # entry in gateway/locale/da/LC_MESSAGES/messages.po (tests/gateway/api/test_i18n.py fails until then).
@@ -60,7 +71,7 @@ demo: install espeak
 # first (tests/conftest.py), not xdist's default of the most tests first, which left the 2-minute
 # one-test schemathesis file to the end. TEST_WORKERS=0 runs everything in this one process.
 TEST_WORKERS ?= 2
-test: install chromium espeak
+test: install chromium espeak nats
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
 # The fault tests (each ends with a reconciliation from PostgreSQL, printed as one table at the end) and
