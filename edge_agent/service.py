@@ -43,6 +43,7 @@ from edge_agent.ble.backend import BleBackend
 from edge_agent.ble.connection import DeviceState, LinkPolicy
 from edge_agent.config import DeviceConfig, EmulationConfig, HubConfig, HubConfigError
 from edge_agent.patient_view import HubPort, HubUnavailable, LocalHistory, PatientViewServer, create_app
+from edge_agent.patient_view.history import HistoryFeed
 from edge_agent.reminders import Reminders, ReminderSettings, speaker_for
 from edge_agent.remote_config import (
     RemoteConfig,
@@ -144,7 +145,7 @@ class HubService:
         # The patient view (local only: the server's config cannot switch it on) and its memory.
         self.history: LocalHistory | None = None
         self.patient_view: PatientViewServer | None = None
-        self._remembering: set[asyncio.Future[int]] = set()
+        self._feed: HistoryFeed | None = None
 
     # -- life --------------------------------------------------------------------------------------
 
@@ -281,16 +282,8 @@ class HubService:
         """A device session stored these (on the loop): the reminders count them, the view keeps them."""
         for reminders in self._every_reminders().values():
             reminders.stored(observations)
-        if self.history is not None and observations:
-            # The view's SQLite off the loop; the future is kept so stopping waits for the write.
-            future = asyncio.get_running_loop().run_in_executor(None, self.history.add, observations)
-            self._remembering.add(future)
-            future.add_done_callback(self._remembered)
-
-    def _remembered(self, future: asyncio.Future[int]) -> None:
-        self._remembering.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            log.error("hub %s: the patient view's history failed: %s", self.local.hub_id, future.exception())
+        if self._feed is not None:
+            self._feed.add(observations)  # the view's SQLite, off the loop
 
     async def _send(self, resources: list[dict[str, Any]]) -> int:
         """A resident's entries into the current agent's outbox (HubUnavailable while it restarts)."""
@@ -311,6 +304,7 @@ class HubService:
         if not view.enabled:
             return
         self.history = LocalHistory(LocalHistory.path_next_to(self.local.outbox_path))
+        self._feed = HistoryFeed(self.history)
         port = HubPort(
             config=lambda: self.config,
             send=self._send,
@@ -329,11 +323,9 @@ class HubService:
             await server.stop()
 
     async def _close_history(self) -> None:
-        if self._remembering:
-            await asyncio.gather(*self._remembering, return_exceptions=True)
-        if self.history is not None:
-            self.history.close()
-            self.history = None
+        feed, self._feed, self.history = self._feed, None, None
+        if feed is not None:
+            await feed.close()
 
     # -- reminders ---------------------------------------------------------------------------------
 

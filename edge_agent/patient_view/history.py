@@ -16,9 +16,11 @@ readings themselves are in the outbox or at the gateway.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +31,8 @@ import orjson
 from edge_agent.outbox.priority import observation_kind
 from edge_agent.patient_view.texts import number
 from edge_agent.plan_schedule import measurement_of
+
+log = logging.getLogger(__name__)
 
 #: How long a reading is kept: the trends show 30 days; a quarter lets a resident look back a little.
 KEEP: Final = timedelta(days=90)
@@ -264,3 +268,35 @@ class LocalHistory:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+class HistoryFeed:
+    """Feeds a :class:`LocalHistory` from the event loop: each batch written off the loop (SQLite waits
+    for the disk), every write awaited by :meth:`close` before the file is closed. ``now`` is the clock
+    the history forgets by (the hub's, or a demo's simulated one)."""
+
+    def __init__(self, history: LocalHistory, now: Callable[[], datetime] | None = None) -> None:
+        self.history = history
+        self._now = now
+        self._writes: set[asyncio.Future[int]] = set()
+
+    def add(self, observations: list[dict[str, Any]]) -> None:
+        """Keep ``observations`` (called on the loop, returns at once)."""
+        if not observations:
+            return
+        at = self._now() if self._now is not None else None
+        write = asyncio.get_running_loop().run_in_executor(
+            None, lambda: self.history.add(observations, now=at)
+        )
+        self._writes.add(write)
+        write.add_done_callback(self._written)
+
+    def _written(self, write: asyncio.Future[int]) -> None:
+        self._writes.discard(write)
+        if not write.cancelled() and write.exception() is not None:
+            log.error("the patient view's history failed: %s", write.exception())
+
+    async def close(self) -> None:
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        self.history.close()

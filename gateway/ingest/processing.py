@@ -47,7 +47,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fhir_contract.contact import (
     CONTACT_IDENTIFIER_SYSTEM,
@@ -118,6 +118,7 @@ REJECTION_CODE_SYSTEM = "urn:homewatch:ingest-rejection"
 IDENTIFIER_EXTENSION = "urn:homewatch:observation-identifier"
 
 AssignmentLookup = Callable[[str, str], HubAssignment | None]
+Checked = TypeVar("Checked")
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,14 +243,9 @@ def _decide_response(
         identifier = _response_identifier_of(resource)
         return Rejection(index, identifier, code, reason, resource, RESPONSE_IDENTIFIER_SYSTEM)
 
-    try:
-        response = validate_response(resource, now=now)
-    except ContractViolation as exc:
-        return rejected(exc.code, exc.reason)
-    except Exception as exc:
-        # As for Observations: odd input is a rejection, never a crash that is redelivered for ever.
-        log.warning("validator failed on entry %d with %r; rejecting it as invalid-fhir", index, exc)
-        return rejected("invalid-fhir", f"entry could not be checked: {exc}")
+    response = _checked(index, lambda: validate_response(resource, now=now), rejected)
+    if isinstance(response, Rejection):
+        return response
     if not assignment.serves(response.patient_id):
         return rejected(
             NOT_AUTHORISED, f"hub {assignment.hub_id} does not serve patient {response.patient_id}"
@@ -271,14 +267,9 @@ def _decide_request(
         identifier = contact_identifier_of(resource)
         return Rejection(index, identifier, code, reason, resource, CONTACT_IDENTIFIER_SYSTEM)
 
-    try:
-        request = validate_contact_request(resource, now=now)
-    except ContractViolation as exc:
-        return rejected(exc.code, exc.reason)
-    except Exception as exc:
-        # As for Observations: odd input is a rejection, never a crash that is redelivered for ever.
-        log.warning("validator failed on entry %d with %r; rejecting it as invalid-fhir", index, exc)
-        return rejected("invalid-fhir", f"entry could not be checked: {exc}")
+    request = _checked(index, lambda: validate_contact_request(resource, now=now), rejected)
+    if isinstance(request, Rejection):
+        return request
     if not assignment.serves(request.patient_id):
         return rejected(
             NOT_AUTHORISED, f"hub {assignment.hub_id} does not serve patient {request.patient_id}"
@@ -292,18 +283,26 @@ def _decide_request(
     return request
 
 
-def _validate(index: int, resource: Any, now: datetime | None) -> ValidObservation | Rejection:
+def _checked(
+    index: int, validate: Callable[[], Checked], rejected: Callable[[str, str], Rejection]
+) -> Checked | Rejection:
+    """What ``validate()`` returns, or the rejection of what the contract refused. Any other exception is
+    a rejection too: odd input must never crash the worker (a message that did would be redelivered for
+    ever)."""
     try:
-        return validate_observation(resource, now=now)
+        return validate()
     except ContractViolation as exc:
-        return Rejection(index, _identifier_of(resource), exc.code, exc.reason, resource)
+        return rejected(exc.code, exc.reason)
     except Exception as exc:
-        # The validator must not let odd input escape as anything but a rejection: a message that
-        # crashed the worker would be redelivered forever.
         log.warning("validator failed on entry %d with %r; rejecting it as invalid-fhir", index, exc)
-        return Rejection(
-            index, _identifier_of(resource), "invalid-fhir", f"entry could not be checked: {exc}", resource
-        )
+        return rejected("invalid-fhir", f"entry could not be checked: {exc}")
+
+
+def _validate(index: int, resource: Any, now: datetime | None) -> ValidObservation | Rejection:
+    def rejected(code: str, reason: str) -> Rejection:
+        return Rejection(index, _identifier_of(resource), code, reason, resource)
+
+    return _checked(index, lambda: validate_observation(resource, now=now), rejected)
 
 
 def process_message(

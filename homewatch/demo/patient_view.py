@@ -20,6 +20,7 @@ from typing import Any
 from edge_agent.agent import HubAgent
 from edge_agent.config import HubConfig
 from edge_agent.patient_view import HubPort, LocalHistory, PatientViewServer, create_app
+from edge_agent.patient_view.history import HistoryFeed
 
 HOST = "127.0.0.1"
 
@@ -40,7 +41,7 @@ class DemoPatientView:
     pin: str = field(default_factory=new_pin)
     history: LocalHistory | None = None
     server: PatientViewServer | None = None
-    _writes: set[asyncio.Future[int]] = field(default_factory=set)
+    _feed: HistoryFeed | None = None
 
     @property
     def url(self) -> str | None:
@@ -50,16 +51,9 @@ class DemoPatientView:
 
     async def start(self) -> None:
         history = self.history = LocalHistory(LocalHistory.path_next_to(self.config.outbox_path))
-        loop = asyncio.get_running_loop()
-
-        def stored(observations: list[dict[str, Any]]) -> None:
-            # SQLite off the loop, as the hub's service does it; the futures are kept until done.
-            write = loop.run_in_executor(None, lambda: history.add(observations, now=self.clock()))
-            self._writes.add(write)
-            write.add_done_callback(self._writes.discard)
-
+        feed = self._feed = HistoryFeed(history, self.clock)  # forgets by the demo's clock
         for session in self.agent.sessions.values():
-            session.on_stored = stored
+            session.on_stored = feed.add
         port = HubPort(
             config=lambda: self.config,
             send=self._send,
@@ -77,8 +71,6 @@ class DemoPatientView:
         if self.server is not None:
             await self.server.stop()
             self.server = None
-        if self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
-        if self.history is not None:
-            self.history.close()
-            self.history = None
+        feed, self._feed, self.history = self._feed, None, None
+        if feed is not None:
+            await feed.close()
